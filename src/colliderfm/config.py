@@ -1,0 +1,282 @@
+"""Typed configuration: dataclasses for every section, YAML load/merge, ``--set a.b=c`` overrides.
+
+Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming the key and,
+where there is a fixed set, the valid choices -- before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from colliderfm.errors import ConfigError
+
+
+def _choices(*values: str) -> dict[str, Any]:
+    return {"choices": values}
+
+
+def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+    return {"range": (lo, hi)}
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how it is turned into model inputs."""
+
+    train: str | None = None
+    val: str | None = None
+    test: str | None = None
+    max_particles: int = field(default=128, metadata=_range(1, 4096))
+    features: str = field(default="part", metadata=_choices("part", "kinematic"))
+    shuffle_buffer: int = field(default=20_000, metadata=_range(1, None))
+    trim_padding: bool = True
+
+
+@dataclass
+class ModelConfig:
+    """Backbone choice: a registered name, a size preset, optional size overrides."""
+
+    name: str = "part"
+    preset: str = field(default="small", metadata=_choices("tiny", "small", "base"))
+    embed_dim: int | None = field(default=None, metadata=_range(1, None))
+    depth: int | None = field(default=None, metadata=_range(0, None))
+    num_heads: int | None = field(default=None, metadata=_range(1, None))
+    pair_features: bool | None = None
+    pooling: str | None = field(default=None, metadata=_choices("cls", "mean"))
+    dropout: float | None = field(default=None, metadata=_range(0.0, 1.0))
+
+
+@dataclass
+class ObjectiveConfig:
+    """Pretraining recipe (``none`` for supervised) and its settings (validated by the recipe)."""
+
+    name: str = "none"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FinetuneConfig:
+    """How a (possibly pretrained) backbone is adapted to a labelled task."""
+
+    init: str = "none"
+    mode: str = field(default="full", metadata=_choices("full", "frozen", "linear", "lp-ft"))
+    n_train: int | None = field(default=None, metadata=_range(1, None))
+    backbone_lr_mult: float = field(default=1.0, metadata=_range(0.0, None))
+    head_lr_mult: float = field(default=1.0, metadata=_range(0.0, None))
+    signal_class: int = field(default=1, metadata=_range(0, None))
+
+
+@dataclass
+class TrainConfig:
+    """The training loop's settings (shared by every recipe)."""
+
+    epochs: int = field(default=10, metadata=_range(1, None))
+    max_steps: int | None = field(default=None, metadata=_range(1, None))
+    steps_per_epoch: int | None = field(default=None, metadata=_range(1, None))
+    batch_size: int = field(default=256, metadata=_range(1, None))
+    lr: float = field(default=1e-3, metadata=_range(0.0, None))
+    weight_decay: float = field(default=0.01, metadata=_range(0.0, None))
+    warmup: float = field(default=0.05, metadata=_range(0.0, None))
+    grad_clip: float | None = field(default=1.0, metadata=_range(0.0, None))
+    seed: int = 0
+    precision: str = field(default="fp32", metadata=_choices("fp32", "bf16"))
+    workers: int = field(default=0, metadata=_range(0, 64))
+    early_stopping: str | None = field(default=None, metadata=_choices("val_auc", "val_loss"))
+    patience: int = field(default=3, metadata=_range(1, None))
+    val_max: int | None = field(default=20_000, metadata=_range(1, None))
+    log_every: int = field(default=20, metadata=_range(1, None))
+    checkpoint_every: int | None = field(default=None, metadata=_range(1, None))
+    threads: int | None = field(default=None, metadata=_range(1, 1024))
+
+
+@dataclass
+class Config:
+    """The full, resolved configuration of a run (saved inside every checkpoint)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML-serialisable).
+
+        Returns:
+            The config as a dict.
+        """
+        return dataclasses.asdict(self)
+
+
+def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Check (and lightly coerce) ``value`` against a type hint."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return True, None
+        for a in args:
+            if a is type(None):
+                continue
+            ok, v = _type_ok(value, a)
+            if ok:
+                return True, v
+        return False, value
+    if tp is Any:
+        return True, value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        if isinstance(value, str):  # YAML 1.1 reads '3e-4' as a string
+            try:
+                return True, float(value)
+            except ValueError:
+                return False, value
+        return False, value
+    if tp is str:
+        return isinstance(value, str), value
+    if origin is dict or tp is dict:
+        return isinstance(value, dict), value
+    if origin is list or tp is list:
+        return isinstance(value, list), value
+    return isinstance(value, tp), value
+
+
+def _type_name(tp: Any) -> str:
+    return str(tp).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fmap = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fmap:
+            valid = ", ".join(sorted(fmap))
+            raise ConfigError(f"unknown config key '{name}' (valid keys: {valid})")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value or {}, name)  # type: ignore[arg-type]
+            continue
+        ok, value = _type_ok(value, tp)
+        if not ok:
+            raise ConfigError(f"config key '{name}' must be {_type_name(tp)}, got {value!r}")
+        meta = fmap[key].metadata
+        if value is not None and "choices" in meta and value not in meta["choices"]:
+            raise ConfigError(f"config key '{name}' = {value!r} is not one of "
+                              f"{', '.join(map(str, meta['choices']))}")
+        if value is not None and "range" in meta:
+            lo, hi = meta["range"]
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise ConfigError(f"config key '{name}' = {value!r} is out of range "
+                                  f"[{lo if lo is not None else '-inf'}, "
+                                  f"{hi if hi is not None else 'inf'}]")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "params":
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse one ``section.key=value`` override; the value is read as YAML.
+
+    Args:
+        item: the override text.
+
+    Returns:
+        (key path, value).
+    """
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like section.key=value")
+    key, raw = item.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if len(parts) < 2:
+        raise ConfigError(f"override '{item}' must name a section and a key (e.g. train.lr=1e-3)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                base: dict[str, Any] | None = None) -> Config:
+    """Load a YAML config, apply ``--set`` overrides, and validate everything.
+
+    Args:
+        path: YAML file (None: defaults only).
+        overrides: ``section.key=value`` strings, applied in order.
+        base: dict merged under the file (e.g. a checkpoint's saved config).
+
+    Returns:
+        The validated :class:`Config`.
+    """
+    data: dict[str, Any] = dict(base or {})
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            where = f" (line {line + 1})" if line is not None else ""
+            raise ConfigError(f"{p}: not valid YAML{where}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: a config must be a mapping of sections")
+        data = _merge(data, loaded)
+    for item in overrides or []:
+        parts, value = parse_override(item)
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{part}' is not a section")
+        node[parts[-1]] = value
+    return _build(Config, data, "")
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Validate a nested dict (e.g. from a checkpoint's ``config.yaml``).
+
+    Args:
+        data: nested mapping.
+
+    Returns:
+        The validated :class:`Config`.
+    """
+    return _build(Config, data, "")
+
+
+def dump_config(cfg: Config) -> str:
+    """Serialise a config to YAML text.
+
+    Args:
+        cfg: the config.
+
+    Returns:
+        YAML text.
+    """
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

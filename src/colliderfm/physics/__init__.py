@@ -1,0 +1,1 @@
+"""Pure, batched physics functions (torch) with no state."""
