@@ -1,0 +1,1 @@
+"""Data: generation, readers for foreign formats, canonical shards, features and streaming."""

@@ -1,0 +1,121 @@
+"""Per-particle model inputs built in torch from padded four-vectors (ParT-style).
+
+Feature set ``part`` (13 features, in this order, following ParticleTransformer's normalisation):
+
+====  ================  =========================================
+  0   ``log_pt``        ``(ln pT - 1.7) * 0.7``   (pT in GeV)
+  1   ``log_e``         ``(ln E - 2.0) * 0.7``
+  2   ``log_ptrel``     ``(ln(pT / pT_jet) + 4.7) * 0.7``
+  3   ``log_erel``      ``(ln(E / E_jet) + 4.7) * 0.7``
+  4   ``deta``          ``eta - eta_jet``
+  5   ``dphi``          ``phi - phi_jet`` wrapped to [-pi, pi)
+  6   ``dr``            ``(sqrt(deta^2 + dphi^2) - 0.2) * 4.0``
+  7   ``charge``        electric charge
+  8   ``is_charged_hadron``  one-hot particle type from PDG id and charge
+  9   ``is_neutral_hadron``
+ 10   ``is_photon``
+ 11   ``is_electron``
+ 12   ``is_muon``
+====  ================  =========================================
+
+Feature set ``kinematic`` is features 0-6 only (for inputs without charge/type, e.g. Top Tagging).
+Padding positions are exactly zero. Everything is batched; there is no Python loop over jets.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from colliderfm.physics import kinematics as K
+
+PART_FEATURES: tuple[str, ...] = (
+    "log_pt", "log_e", "log_ptrel", "log_erel", "deta", "dphi", "dr", "charge",
+    "is_charged_hadron", "is_neutral_hadron", "is_photon", "is_electron", "is_muon",
+)
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "part": PART_FEATURES,
+    "kinematic": PART_FEATURES[:7],
+}
+
+# (shift, scale) applied as (x + shift) * scale; recorded in checkpoints and the ONNX sidecar.
+NORMALISATION: dict[str, tuple[float, float]] = {
+    "log_pt": (-1.7, 0.7), "log_e": (-2.0, 0.7), "log_ptrel": (4.7, 0.7),
+    "log_erel": (4.7, 0.7), "dr": (-0.2, 4.0),
+}
+
+
+def n_features(feature_set: str) -> int:
+    """Number of per-particle features of a feature set.
+
+    Args:
+        feature_set: ``"part"`` or ``"kinematic"``.
+
+    Returns:
+        Feature count.
+    """
+    return len(FEATURE_SETS[feature_set])
+
+
+def particle_type_onehot(pid: torch.Tensor, charge: torch.Tensor) -> torch.Tensor:
+    """One-hot particle type (charged hadron, neutral hadron, photon, electron, muon).
+
+    PDG id 0 means unknown and gives all zeros.
+
+    Args:
+        pid: ``[B, P]`` PDG ids.
+        charge: ``[B, P]`` charges.
+
+    Returns:
+        ``[B, P, 5]`` float one-hot.
+    """
+    apid = pid.abs()
+    known = apid > 0
+    is_e = apid == 11
+    is_mu = apid == 13
+    is_photon = apid == 22
+    charged = charge != 0
+    is_ch = known & charged & ~is_e & ~is_mu
+    is_nh = known & ~charged & ~is_photon & ~is_e & ~is_mu
+    return torch.stack((is_ch, is_nh, is_photon, is_e, is_mu), dim=-1).float()
+
+
+def particle_features(vectors: torch.Tensor, mask: torch.Tensor, charge: torch.Tensor | None,
+                      pid: torch.Tensor | None, feature_set: str = "part") -> torch.Tensor:
+    """Build the per-particle feature tensor from four-vectors.
+
+    Args:
+        vectors: ``[B, P, 4]`` (px, py, pz, E) in GeV (padding may hold anything).
+        mask: ``[B, P]`` bool, True for real particles.
+        charge: ``[B, P]`` charges, or None (zeros).
+        pid: ``[B, P]`` PDG ids, or None (unknown).
+        feature_set: ``"part"`` (13 features) or ``"kinematic"`` (7).
+
+    Returns:
+        ``[B, P, F]`` float32 features, zero at padding.
+    """
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {feature_set!r}; choose from {list(FEATURE_SETS)}")
+    v = vectors.float() * mask.unsqueeze(-1)  # [B, P, 4]
+    jet = v.sum(1, keepdim=True)  # [B, 1, 4]
+    pt = K.pt(v)  # [B, P]
+    e = v[..., 3]  # [B, P]
+    tiny = 1e-8
+    log_pt = torch.log(pt.clamp_min(tiny))
+    log_e = torch.log(e.clamp_min(tiny))
+    log_ptrel = log_pt - torch.log(K.pt(jet).clamp_min(tiny))  # [B, P]
+    log_erel = log_e - torch.log(jet[..., 3].clamp_min(tiny))  # [B, P]
+    deta = K.eta(v) - K.eta(jet)  # [B, P]
+    dphi = K.delta_phi(K.phi(v), K.phi(jet))  # [B, P]
+    dr = torch.hypot(deta, dphi)  # [B, P]
+    cols = [
+        (log_pt - 1.7) * 0.7, (log_e - 2.0) * 0.7, (log_ptrel + 4.7) * 0.7,
+        (log_erel + 4.7) * 0.7, deta, dphi, (dr - 0.2) * 4.0,
+    ]
+    if feature_set == "part":
+        q = charge.float() if charge is not None else torch.zeros_like(pt)
+        p = pid if pid is not None else torch.zeros_like(pt, dtype=torch.long)
+        cols.append(q)
+        feats = torch.cat((torch.stack(cols, -1), particle_type_onehot(p, q)), dim=-1)
+    else:
+        feats = torch.stack(cols, -1)  # [B, P, 7]
+    return feats * mask.unsqueeze(-1)  # [B, P, F]

@@ -1,0 +1,320 @@
+"""The canonical on-disk format: a directory of Parquet shards plus ``manifest.json``.
+
+Writing is atomic: shards go into a hidden temporary directory next to the target, which is
+renamed into place only after the manifest is written. A crash never leaves a directory that
+looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from colliderfm import __version__
+from colliderfm.data.schema import JET_SCALARS, SCHEMA_VERSION, JetChunk
+from colliderfm.errors import DataError
+
+MANIFEST = "manifest.json"
+ROW_GROUP = 1024
+
+
+def chunk_to_table(chunk: JetChunk) -> pa.Table:
+    """Convert a jet chunk to an Arrow table in the canonical column layout.
+
+    Args:
+        chunk: jets to convert.
+
+    Returns:
+        Table with list columns ``part_*`` and scalar ``jet_*``, ``label``.
+    """
+    offsets = pa.array(chunk.offsets.astype(np.int32))
+
+    def lst(a: np.ndarray) -> pa.Array:
+        return pa.ListArray.from_arrays(offsets, pa.array(a))
+
+    cols: dict[str, pa.Array] = {
+        "part_px": lst(chunk.px.astype(np.float32)),
+        "part_py": lst(chunk.py.astype(np.float32)),
+        "part_pz": lst(chunk.pz.astype(np.float32)),
+        "part_energy": lst(chunk.energy.astype(np.float32)),
+        "part_charge": lst(chunk.charge.astype(np.int8)),
+        "part_pid": lst(chunk.pid.astype(np.int32)),
+    }
+    for k in JET_SCALARS:
+        if k in chunk.jet:
+            cols[k] = pa.array(chunk.jet[k].astype(np.float32))
+    cols["label"] = pa.array(chunk.label.astype(np.int64))
+    return pa.table(cols)
+
+
+def table_to_chunk(table: pa.Table | pa.RecordBatch) -> JetChunk:
+    """Convert a canonical Arrow table (or record batch) to a jet chunk, without Python loops.
+
+    Args:
+        table: table with the canonical jet columns.
+
+    Returns:
+        The jets as a :class:`JetChunk`.
+    """
+    def flat(name: str) -> tuple[np.ndarray, np.ndarray]:
+        col = table.column(name)
+        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        offs = arr.offsets.to_numpy()
+        values = arr.values.to_numpy(zero_copy_only=False)
+        return values[offs[0]: offs[-1]], np.diff(offs)
+
+    px, counts = flat("part_px")
+    jet = {
+        k: np.asarray(table.column(k).to_numpy(), dtype=np.float32)
+        for k in JET_SCALARS if k in table.column_names
+    }
+    return JetChunk(
+        counts=counts.astype(np.int64),
+        px=px, py=flat("part_py")[0], pz=flat("part_pz")[0], energy=flat("part_energy")[0],
+        charge=flat("part_charge")[0], pid=flat("part_pid")[0],
+        label=np.asarray(table.column("label").to_numpy(), dtype=np.int64),
+        jet=jet,
+    )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ShardWriter:
+    """Write tables into ``part-NNNNN.parquet`` shards and a manifest, atomically.
+
+    Use as a context manager; the output directory appears only when the block exits cleanly.
+
+    Args:
+        out: target directory (must not exist, or be empty, unless ``overwrite``).
+        kind: ``"jets"`` or ``"events"``.
+        classes: class names; label ``i`` means ``classes[i]``.
+        source: generator or conversion settings recorded in the manifest.
+        rows_per_shard: rows before a new shard is started.
+        overwrite: replace an existing directory.
+    """
+
+    def __init__(self, out: str | Path, kind: str, classes: list[str], source: dict[str, Any],
+                 rows_per_shard: int = 100_000, overwrite: bool = False) -> None:
+        self.out = Path(out)
+        if self.out.exists() and any(self.out.iterdir()) and not overwrite:
+            raise DataError(self.out, "output directory exists and is not empty (use --overwrite)")
+        parent = self.out.resolve().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=parent))
+        except OSError as exc:
+            raise DataError(parent, f"cannot write output: {exc.strerror or exc}") from exc
+        self.kind, self.classes, self.source = kind, list(classes), dict(source)
+        self.overwrite = overwrite
+        self.rows_per_shard = rows_per_shard
+        self.shards: list[dict[str, Any]] = []
+        self.counts: Counter[int] = Counter()
+        self.skipped: Counter[str] = Counter()
+        self._writer: pq.ParquetWriter | None = None
+        self._rows_in_shard = 0
+        self._path: Path | None = None
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        """Append rows, splitting across shards at ``rows_per_shard``.
+
+        Args:
+            table: rows in the canonical layout (must contain ``label``).
+        """
+        start = 0
+        while start < table.num_rows:
+            if self._writer is None:
+                self._open()
+            assert self._writer is not None
+            take = min(table.num_rows - start, self.rows_per_shard - self._rows_in_shard)
+            part = table.slice(start, take)
+            try:
+                self._writer.write_table(part, row_group_size=ROW_GROUP)
+            except OSError as exc:
+                raise DataError(self.out, f"cannot write shard: {exc.strerror or exc}") from exc
+            labels, n = np.unique(part.column("label").to_numpy(), return_counts=True)
+            self.counts.update(dict(zip(labels.tolist(), n.tolist(), strict=True)))
+            self._rows_in_shard += take
+            start += take
+            if self._rows_in_shard >= self.rows_per_shard:
+                self._close_shard()
+
+    def write_chunk(self, chunk: JetChunk) -> None:
+        """Append a jet chunk.
+
+        Args:
+            chunk: jets to write.
+        """
+        if len(chunk):
+            self.write(chunk_to_table(chunk))
+
+    def _open(self) -> None:
+        self._path = self.tmp / f"part-{len(self.shards):05d}.parquet"
+        self._rows_in_shard = 0
+        self._writer = _LazyWriter(self._path)  # type: ignore[assignment]
+
+    def _close_shard(self) -> None:
+        if self._writer is None or self._path is None:
+            return
+        self._writer.close()
+        self.shards.append({"file": self._path.name, "n": self._rows_in_shard,
+                            "sha256": _sha256(self._path)})
+        self._writer = None
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            if self._writer is not None:
+                self._writer.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        self._close_shard()
+        self.finish()
+
+    def finish(self) -> None:
+        """Write the manifest and move the directory into place."""
+        names = self.classes
+        counts = {
+            (names[k] if 0 <= k < len(names) else ("unlabelled" if k == -1 else str(k))): int(v)
+            for k, v in sorted(self.counts.items())
+        }
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": self.kind,
+            "classes": names,
+            "n": int(sum(self.counts.values())),
+            "counts": counts,
+            "skipped": dict(self.skipped),
+            "shards": self.shards,
+            "source": self.source,
+            "created_by": f"colliderfm {__version__}",
+        }
+        try:
+            with open(self.tmp / MANIFEST, "w") as f:
+                json.dump(manifest, f, indent=2)
+            if self.out.exists():
+                if not self.overwrite and any(self.out.iterdir()):
+                    raise DataError(self.out, "output directory appeared while writing")
+                shutil.rmtree(self.out)
+            os.replace(self.tmp, self.out)
+        except OSError as exc:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise DataError(self.out, f"cannot finish output: {exc.strerror or exc}") from exc
+
+
+class _LazyWriter:
+    """A ParquetWriter that takes its schema from the first table written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._w: pq.ParquetWriter | None = None
+
+    def write_table(self, table: pa.Table, row_group_size: int) -> None:
+        if self._w is None:
+            self._w = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self._w.write_table(table, row_group_size=row_group_size)
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Read and check a shard directory's manifest.
+
+    Args:
+        path: shard directory.
+
+    Returns:
+        The manifest dict.
+    """
+    path = Path(path)
+    mf = path / MANIFEST
+    if not mf.is_file():
+        raise DataError(path, f"not a colliderfm shard directory (no {MANIFEST})")
+    try:
+        manifest = json.loads(mf.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(mf, f"manifest is not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or "shards" not in manifest:
+        raise DataError(mf, "manifest has no 'shards' list")
+    version = manifest.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise DataError(mf, f"schema_version {version!r} is not supported "
+                            f"(this colliderfm reads <= {SCHEMA_VERSION})")
+    for s in manifest["shards"]:
+        if not (path / s["file"]).is_file():
+            raise DataError(path / s["file"], "shard listed in manifest is missing")
+    return manifest
+
+
+def shard_paths(path: str | Path) -> list[Path]:
+    """List the shard files of a directory (via its manifest).
+
+    Args:
+        path: shard directory.
+
+    Returns:
+        Paths of the shards in manifest order.
+    """
+    manifest = read_manifest(path)
+    return [Path(path) / s["file"] for s in manifest["shards"]]
+
+
+def iter_shard(path: str | Path, rows: int = ROW_GROUP,
+               row_groups: Iterable[int] | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream record batches from one Parquet shard with bounded memory.
+
+    Args:
+        path: shard file.
+        rows: rows per record batch.
+        row_groups: subset of row groups to read (all by default).
+
+    Returns:
+        Iterator over record batches.
+    """
+    try:
+        pf = pq.ParquetFile(path)
+        groups = list(range(pf.num_row_groups)) if row_groups is None else list(row_groups)
+        yield from pf.iter_batches(batch_size=rows, row_groups=groups)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(path, f"not a readable Parquet shard ({exc})") from exc
+
+
+def iter_parquet_jets(path: str | Path, rows: int = 8192) -> Iterator[JetChunk]:
+    """Stream a shard directory (or a single shard file) as jet chunks.
+
+    Args:
+        path: shard directory or ``.parquet`` file.
+        rows: jets per chunk.
+
+    Returns:
+        Iterator over :class:`JetChunk`.
+    """
+    path = Path(path)
+    files = shard_paths(path) if path.is_dir() else [path]
+    for f in files:
+        for rb in iter_shard(f, rows=rows):
+            missing = [c for c in ("part_px", "part_py", "part_pz", "part_energy", "label")
+                       if c not in rb.schema.names]
+            if missing:
+                raise DataError(f, f"missing column(s) {', '.join(missing)}")
+            yield table_to_chunk(rb)

@@ -1,0 +1,297 @@
+"""Streaming jets into padded, masked batches with bounded memory.
+
+:class:`JetStream` is an ``IterableDataset`` that
+
+* splits its work units (Parquet row groups, in-memory blocks, or whole foreign files) across
+  (DDP rank, DataLoader worker) so every jet is seen once per pass by exactly one consumer;
+* reshuffles the unit order every pass and shuffles jets through a bounded buffer;
+* is deterministic for a seed (same seed, same world size and workers -> same batches);
+* pads each jet to ``max_particles`` (keeping the highest-pT particles) and trims each batch to
+  its longest jet, then builds the model features in torch.
+
+Memory is bounded by ``buffer_size`` jets plus one work unit, whatever the data size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from colliderfm.data.features import particle_features
+from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks
+from colliderfm.data.schema import Batch, JetChunk
+
+Unit = Callable[[], Iterator[JetChunk]]
+
+
+@dataclass
+class Padded:
+    """Jets padded to a fixed particle count (NumPy, one row per jet)."""
+
+    vectors: np.ndarray  # [N, P, 4] float32
+    charge: np.ndarray  # [N, P] int8
+    pid: np.ndarray  # [N, P] int32
+    counts: np.ndarray  # [N] int64, real particles kept (<= P)
+    labels: np.ndarray  # [N] int64
+
+    def __len__(self) -> int:
+        return int(self.counts.shape[0])
+
+    def take(self, idx: np.ndarray | slice) -> Padded:
+        """Rows at ``idx``.
+
+        Args:
+            idx: index array or slice.
+
+        Returns:
+            The selected rows.
+        """
+        return Padded(self.vectors[idx], self.charge[idx], self.pid[idx], self.counts[idx],
+                      self.labels[idx])
+
+    @staticmethod
+    def concat(parts: list[Padded]) -> Padded:
+        """Concatenate padded blocks.
+
+        Args:
+            parts: blocks with equal ``P``.
+
+        Returns:
+            One block.
+        """
+        cat = np.concatenate
+        return Padded(cat([p.vectors for p in parts]), cat([p.charge for p in parts]),
+                      cat([p.pid for p in parts]), cat([p.counts for p in parts]),
+                      cat([p.labels for p in parts]))
+
+
+def pad_chunk(chunk: JetChunk, max_particles: int) -> Padded:
+    """Pad jagged jets to ``max_particles``, keeping each jet's highest-pT particles (vectorised).
+
+    Args:
+        chunk: jets in jagged form.
+        max_particles: particle slots per jet.
+
+    Returns:
+        Padded arrays; particles sorted by pT (descending) within each jet.
+    """
+    n, p = len(chunk), max_particles
+    jet_idx = np.repeat(np.arange(n, dtype=np.int64), chunk.counts)
+    pt = np.hypot(chunk.px, chunk.py)
+    order = np.lexsort((-pt, jet_idx))  # by jet, then pT descending
+    pos = np.arange(order.size, dtype=np.int64) - np.repeat(chunk.offsets[:-1], chunk.counts)
+    keep = pos < p
+    src, row, col = order[keep], jet_idx[order][keep], pos[keep]
+    vectors = np.zeros((n, p, 4), dtype=np.float32)
+    vectors[row, col, 0] = chunk.px[src]
+    vectors[row, col, 1] = chunk.py[src]
+    vectors[row, col, 2] = chunk.pz[src]
+    vectors[row, col, 3] = chunk.energy[src]
+    charge = np.zeros((n, p), dtype=np.int8)
+    charge[row, col] = chunk.charge[src]
+    pid = np.zeros((n, p), dtype=np.int32)
+    pid[row, col] = chunk.pid[src]
+    return Padded(vectors, charge, pid, np.minimum(chunk.counts, p), chunk.label.astype(np.int64))
+
+
+def to_batch(block: Padded, feature_set: str = "part", trim: bool = True) -> Batch:
+    """Turn padded NumPy rows into a model-ready :class:`Batch`.
+
+    Args:
+        block: padded jets.
+        feature_set: feature set name (see :mod:`colliderfm.data.features`).
+        trim: cut the particle axis to the longest jet in the block.
+
+    Returns:
+        The batch (features built in torch).
+    """
+    p = max(int(block.counts.max(initial=1)), 1) if trim else block.vectors.shape[1]
+    vectors = torch.from_numpy(np.ascontiguousarray(block.vectors[:, :p]))  # [B, P, 4]
+    counts = torch.from_numpy(block.counts)
+    mask = torch.arange(p).unsqueeze(0) < counts.unsqueeze(1)  # [B, P]
+    charge = torch.from_numpy(block.charge[:, :p].astype(np.float32))  # [B, P]
+    pid = torch.from_numpy(block.pid[:, :p].astype(np.int64))  # [B, P]
+    feats = particle_features(vectors, mask, charge, pid, feature_set)
+    labels = torch.from_numpy(block.labels)
+    return Batch(features=feats, mask=mask, labels=labels,
+                 weights=torch.ones(len(block), dtype=torch.float32),
+                 vectors=vectors, charge=charge, pid=pid)
+
+
+def _parquet_units(path: Path) -> list[Unit]:
+    import pyarrow.parquet as pq
+
+    from colliderfm.data.readers.parquet import iter_shard, shard_paths, table_to_chunk
+
+    files = shard_paths(path) if path.is_dir() else [path]
+    units: list[Unit] = []
+    for f in files:
+        for rg in range(pq.ParquetFile(f).num_row_groups):
+            def unit(f: Path = f, rg: int = rg) -> Iterator[JetChunk]:
+                for rb in iter_shard(f, rows=1 << 20, row_groups=[rg]):
+                    yield table_to_chunk(rb)
+            units.append(unit)
+    return units
+
+
+def units_for(source: str | Path | JetChunk, block: int = 1024) -> list[Unit]:
+    """Split a data source into independent work units.
+
+    Args:
+        source: shard directory / ``.parquet`` (one unit per row group), a foreign file (one
+            unit), or an in-memory :class:`JetChunk` (blocks of ``block`` jets).
+        block: jets per unit for in-memory sources.
+
+    Returns:
+        Work units; each is a callable returning an iterator of chunks.
+    """
+    if isinstance(source, JetChunk):
+        n = len(source)
+        starts = range(0, n, block)
+        return [
+            (lambda s=s: iter([source.take(np.arange(s, min(s + block, n)))])) for s in starts
+        ]
+    path = Path(source)
+    fmt = detect_format(path)
+    if fmt == "parquet":
+        return _parquet_units(path)
+    return [lambda: iter_jet_chunks(path, fmt)]
+
+
+def _rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class JetStream(IterableDataset):
+    """Iterable dataset of :class:`Batch` objects over one or more jet sources.
+
+    Args:
+        sources: paths (shards, ROOT, HDF5) or in-memory chunks.
+        batch_size: jets per batch (per rank).
+        max_particles: particle slots per jet before trimming.
+        shuffle: shuffle unit order (per pass) and jets (through the buffer).
+        buffer_size: shuffle-buffer size in jets (bounds memory).
+        seed: base seed; pass ``p`` uses ``(seed, p)``.
+        infinite: cycle forever (training); otherwise one pass (evaluation).
+        feature_set: see :mod:`colliderfm.data.features`.
+        trim_padding: trim each batch to its longest jet.
+        drop_last: drop a final incomplete batch.
+        rank, world_size: DDP position (detected from torch.distributed when None).
+    """
+
+    def __init__(self, sources: list[str | Path | JetChunk] | str | Path | JetChunk,
+                 batch_size: int, max_particles: int = 128, shuffle: bool = True,
+                 buffer_size: int = 20_000, seed: int = 0, infinite: bool = False,
+                 feature_set: str = "part", trim_padding: bool = True, drop_last: bool = False,
+                 rank: int | None = None, world_size: int | None = None) -> None:
+        super().__init__()
+        if not isinstance(sources, list):
+            sources = [sources]
+        self.units: list[Unit] = [u for s in sources for u in units_for(s)]
+        self.batch_size, self.max_particles = batch_size, max_particles
+        self.shuffle, self.buffer_size, self.seed = shuffle, max(buffer_size, batch_size), seed
+        self.infinite, self.feature_set, self.trim = infinite, feature_set, trim_padding
+        self.drop_last = drop_last
+        r, w = _rank_world()
+        self.rank = r if rank is None else rank
+        self.world_size = w if world_size is None else world_size
+        self.start_pass = 0
+
+    def _consumer(self) -> tuple[int, int]:
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        return self.rank * nw + wid, self.world_size * nw
+
+    def _pass_units(self, pass_idx: int, consumer: int, n_consumers: int) -> list[Unit]:
+        order = np.arange(len(self.units))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, pass_idx]).permutation(order)
+        mine = order[consumer::n_consumers]
+        if len(mine) == 0 and len(order) > 0:
+            # fewer units than consumers: share units round-robin so nobody starves
+            mine = order[consumer % len(order)::max(len(order), 1)][:1]
+        return [self.units[i] for i in mine]
+
+    def _jets(self, units: list[Unit]) -> Iterator[Padded]:
+        for unit in units:
+            for chunk in unit():
+                if len(chunk):
+                    yield pad_chunk(chunk, self.max_particles)
+
+    def __iter__(self) -> Iterator[Batch]:
+        consumer, n_consumers = self._consumer()
+        pass_idx = self.start_pass
+        while True:
+            rng = np.random.default_rng([self.seed, pass_idx, consumer, 1])
+            buf: list[Padded] = []
+            size = 0
+            emitted = False
+            for block in self._jets(self._pass_units(pass_idx, consumer, n_consumers)):
+                buf.append(block)
+                size += len(block)
+                if size >= self.buffer_size + self.batch_size:
+                    pool = Padded.concat(buf)
+                    if self.shuffle:
+                        pool = pool.take(rng.permutation(len(pool)))
+                    n_out = (len(pool) - self.buffer_size) // self.batch_size * self.batch_size
+                    for s in range(0, n_out, self.batch_size):
+                        emitted = True
+                        yield to_batch(pool.take(slice(s, s + self.batch_size)),
+                                       self.feature_set, self.trim)
+                    buf, size = [pool.take(slice(n_out, None))], len(pool) - n_out
+            if buf:
+                pool = Padded.concat(buf)
+                if self.shuffle:
+                    pool = pool.take(rng.permutation(len(pool)))
+                for s in range(0, len(pool), self.batch_size):
+                    part = pool.take(slice(s, s + self.batch_size))
+                    if self.drop_last and len(part) < self.batch_size:
+                        break
+                    emitted = True
+                    yield to_batch(part, self.feature_set, self.trim)
+            pass_idx += 1
+            if not self.infinite or not emitted:
+                return
+
+
+def count_jets(source: str | Path) -> int | None:
+    """Number of jets in a source without reading particles (None when unknown).
+
+    Args:
+        source: shard directory or ``.parquet`` file.
+
+    Returns:
+        Jet count or None for foreign formats.
+    """
+    path = Path(source)
+    if path.is_dir():
+        from colliderfm.data.readers.parquet import read_manifest
+
+        return int(read_manifest(path)["n"])
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    return None
+
+
+def steps_per_pass(n_jets: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimizer steps in one pass over ``n_jets`` with a global batch of ``batch_size*world``.
+
+    Args:
+        n_jets: jets per pass.
+        batch_size: per-rank batch.
+        world_size: number of ranks.
+
+    Returns:
+        Steps (at least 1).
+    """
+    return max(1, math.ceil(n_jets / (batch_size * world_size)))

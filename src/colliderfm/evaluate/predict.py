@@ -1,0 +1,58 @@
+"""Run a classifier over any readable jet input and collect labels and class probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from colliderfm.data.schema import JetChunk
+from colliderfm.data.stream import JetStream
+
+
+@torch.no_grad()
+def predict(module: nn.Module, source: str | Path | JetChunk, batch_size: int = 512,
+            max_particles: int = 128, feature_set: str = "part", max_jets: int | None = None,
+            label_map: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax outputs of a classifier on a data source, in file order.
+
+    Args:
+        module: classifier with ``forward(x, mask, vectors) -> logits``.
+        source: shard directory, ``.parquet``, JetClass ROOT, Top Tagging HDF5, or a chunk.
+        batch_size: jets per forward pass.
+        max_particles: particle slots per jet.
+        feature_set: feature set the model was trained with.
+        max_jets: stop after this many jets (None: all).
+        label_map: ``[n_source_classes]`` mapping source labels to model labels (-1 = drop).
+
+    Returns:
+        (labels ``[N]``, probabilities ``[N, C]``).
+    """
+    was_training = module.training
+    module.eval()
+    labels, probs = [], []
+    n = 0
+    stream = JetStream(source, batch_size=batch_size, max_particles=max_particles, shuffle=False,
+                       feature_set=feature_set, rank=0, world_size=1)
+    for batch in stream:
+        y = batch.labels.numpy()
+        logits = module(batch.features, batch.mask, batch.vectors)  # [B, C]
+        p = torch.softmax(logits.float(), dim=-1).numpy()
+        if label_map is not None:
+            y = np.where(y >= 0, label_map[np.clip(y, 0, None)], -1)
+            keep = y >= 0
+            y, p = y[keep], p[keep]
+        labels.append(y)
+        probs.append(p)
+        n += len(y)
+        if max_jets is not None and n >= max_jets:
+            break
+    module.train(was_training)
+    if not labels:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    lab, pr = np.concatenate(labels), np.concatenate(probs)
+    if max_jets is not None:
+        lab, pr = lab[:max_jets], pr[:max_jets]
+    return lab.astype(np.int64), pr

@@ -1,0 +1,120 @@
+"""``colliderfm evaluate``: metrics JSON + ROC and score plots for a checkpoint on any input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colliderfm.data.readers.dispatch import jet_classes
+from colliderfm.errors import DataError
+from colliderfm.evaluate.metrics import classifier_metrics, roc_curve
+from colliderfm.evaluate.plots import plot_roc, plot_scores
+from colliderfm.evaluate.predict import predict
+from colliderfm.train.checkpoint import load_model, read_meta
+from colliderfm.train.logging import log
+
+
+def label_map(model_classes: list[str], data_classes: list[str]) -> np.ndarray | None:
+    """Map data labels onto a model's classes by name (-1 for classes the model lacks).
+
+    ``Top`` in a data set is treated as ``Tbqq`` (hadronic top) for convenience.
+
+    Args:
+        model_classes: classes the model was trained on.
+        data_classes: classes of the data.
+
+    Returns:
+        ``[len(data_classes)]`` int array, or None when identical.
+    """
+    if list(model_classes) == list(data_classes) or not data_classes:
+        return None
+    alias = {"Top": "Tbqq"}
+    idx = {c: i for i, c in enumerate(model_classes)}
+    return np.array([idx.get(alias.get(c, c), -1) for c in data_classes], dtype=np.int64)
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def write_json(obj: dict[str, Any], path: str | Path) -> Path:
+    """Write JSON atomically (temp file + rename); non-finite floats become null.
+
+    Args:
+        obj: JSON-serialisable dict.
+        path: target path.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(_json_safe(obj), indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out: str | Path | None = None,
+                        batch_size: int = 512, max_jets: int | None = None, plots: bool = True
+                        ) -> dict[str, Any]:
+    """Evaluate a classifier checkpoint on any readable jet input.
+
+    Args:
+        checkpoint: checkpoint directory.
+        data: shard directory, ``.parquet``, JetClass ROOT or Top Tagging HDF5.
+        out: metrics JSON path (plots go next to it); None: don't write.
+        batch_size: jets per forward pass.
+        max_jets: evaluate at most this many jets.
+        plots: write ``roc.png`` and ``scores.png``.
+
+    Returns:
+        The metrics dict (``auc``, ``accuracy``, ``rejection``, ``n``, ...).
+    """
+    meta = read_meta(checkpoint)
+    m = meta["model"]
+    if m.get("task", "classifier") != "classifier":
+        raise DataError(checkpoint, f"not a classifier checkpoint (task {m.get('task')!r}); "
+                                    "fine-tune it first")
+    model = load_model(checkpoint)
+    classes = list(m["classes"])
+    data_cls = jet_classes(data)
+    lmap = label_map(classes, data_cls)
+    if lmap is not None and (lmap < 0).all():
+        raise DataError(data, f"none of its classes {data_cls} are known to the model {classes}")
+    cfg = meta["config"]
+    labels, probs = predict(model, data, batch_size=batch_size,
+                            max_particles=cfg["data"]["max_particles"],
+                            feature_set=m.get("feature_set", "part"), max_jets=max_jets,
+                            label_map=lmap)
+    if labels.size == 0:
+        raise DataError(data, "no labelled jets to evaluate")
+    sig = int(cfg["finetune"].get("signal_class", 1))
+    metrics = classifier_metrics(labels, probs, classes, signal_class=sig)
+    metrics["checkpoint"], metrics["data"] = str(checkpoint), str(data)
+    if out is not None:
+        out = Path(out)
+        write_json(metrics, out)
+        if plots:
+            if probs.shape[1] == 2:
+                y, s = labels == sig, probs[:, sig]
+            else:
+                sel = (labels == sig) | (labels == 0)
+                ps, pb = probs[sel, sig], probs[sel, 0]
+                y, s = labels[sel] == sig, ps / np.maximum(ps + pb, 1e-12)
+            eps_s, eps_b, _ = roc_curve(y, s)
+            plot_roc(eps_s, eps_b, out.with_name("roc.png"), label=f"{classes[sig]} vs rest",
+                     auc=metrics["auc"] if probs.shape[1] == 2 else None)
+            plot_scores(y.astype(int), s, out.with_name("scores.png"),
+                        names=(classes[0], classes[sig]))
+        log.info("wrote %s", out)
+    return metrics

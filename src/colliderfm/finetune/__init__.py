@@ -1,0 +1,1 @@
+"""Transfer: fine-tuning modes, the supervised/from-scratch runner, weak supervision."""

@@ -1,0 +1,174 @@
+"""``colliderfm finetune``: supervised training from scratch or from a pretrained backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from colliderfm.config import Config
+from colliderfm.data.features import n_features
+from colliderfm.data.readers.dispatch import jet_classes
+from colliderfm.data.schema import Batch, JetChunk
+from colliderfm.data.stream import JetStream, count_jets, steps_per_pass
+from colliderfm.data.subset import load_subset
+from colliderfm.errors import ConfigError
+from colliderfm.evaluate.metrics import classifier_metrics
+from colliderfm.evaluate.predict import predict
+from colliderfm.finetune.classifier import (
+    backbone_spec,
+    build_classifier,
+    load_pretrained_backbone,
+    pretrained_backbone_spec,
+)
+from colliderfm.finetune.modes import apply_mode, head_hidden_for
+from colliderfm.train.logging import log
+from colliderfm.train.loop import FitResult, dist_info, fit, seed_everything
+
+HEAD_HIDDEN = 128
+
+
+def classification_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted cross-entropy of a classifier on a labelled batch.
+
+    Args:
+        model: classifier.
+        batch: labelled batch.
+
+    Returns:
+        (loss, logs with the batch accuracy).
+    """
+    logits = model(batch.features, batch.mask, batch.vectors)  # [B, C]
+    per = F.cross_entropy(logits.float(), batch.labels, reduction="none")  # [B]
+    loss = (per * batch.weights).sum() / batch.weights.sum()
+    acc = (logits.argmax(-1) == batch.labels).float().mean().item()
+    return loss, {"train_acc": acc}
+
+
+def _train_source(cfg: Config) -> tuple[str | Path | JetChunk, int]:
+    path = cfg.data.train
+    assert path is not None
+    if cfg.finetune.n_train:
+        sub = load_subset(path, cfg.finetune.n_train, cfg.train.seed)
+        return sub, len(sub)
+    n = count_jets(path)
+    if n is None:
+        n = int(sum(1 for _ in JetStream(path, batch_size=4096, shuffle=False)) * 4096)
+    return path, n
+
+
+def make_validate(cfg: Config, classes: list[str]) -> Any:
+    """Validation callback: loss, accuracy and AUC on ``data.val`` (first ``val_max`` jets).
+
+    Args:
+        cfg: run config.
+        classes: class names.
+
+    Returns:
+        ``module -> metrics`` or None when there is no validation set.
+    """
+    if cfg.data.val is None:
+        return None
+    val = cfg.data.val
+    if cfg.train.val_max is not None:
+        # the first val_max jets, loaded once (validation must be cheap and identical each epoch)
+        from colliderfm.data.readers.dispatch import iter_jet_chunks
+
+        parts, n = [], 0
+        for c in iter_jet_chunks(val):
+            parts.append(c)
+            n += len(c)
+            if n >= cfg.train.val_max:
+                break
+        chunk = JetChunk.concat(parts)
+        val = chunk.take(np.arange(min(len(chunk), cfg.train.val_max)))
+
+    def validate(model: nn.Module) -> dict[str, float]:
+        labels, probs = predict(model, val, batch_size=512,
+                                max_particles=cfg.data.max_particles,
+                                feature_set=cfg.data.features)
+        m = classifier_metrics(labels, probs, classes, cfg.finetune.signal_class)
+        p_true = probs[np.arange(len(labels)), labels]
+        out = {"val_loss": float(-np.log(np.clip(p_true, 1e-12, None)).mean()),
+               "val_auc": float(m["auc"]), "val_acc": float(m["accuracy"])}
+        for wp, r in m["rejection"].items():
+            if r is not None:
+                out[f"val_rej{wp}"] = float(r)
+        return out
+
+    return validate
+
+
+def run_finetune(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True
+                 ) -> dict[str, Any]:
+    """Train a classifier (from scratch with ``finetune.init = none``, else from a checkpoint).
+
+    Args:
+        cfg: resolved config (``data.train`` required; ``data.val``/``data.test`` optional).
+        out: run directory (best model in ``out``, resumable state in ``out/last``).
+        resume: continue an interrupted run in ``out``.
+        progress: show a progress bar.
+
+    Returns:
+        Summary: fit result, and test metrics when ``data.test`` is set.
+    """
+    if cfg.data.train is None:
+        raise ConfigError("data.train is not set (give --set data.train=DIR)")
+    out = Path(out)
+    if not resume and (out / "last").exists():
+        raise ConfigError(f"{out}: a run already exists there (use --resume to continue it, or "
+                          "choose another --out)")
+    ft = cfg.finetune
+    mode = ft.mode
+    if mode == "lp-ft":
+        raise ConfigError("finetune.mode=lp-ft is not available yet; use full, frozen or linear")
+    if ft.init == "none" and mode in ("frozen", "linear"):
+        log.info("mode %s with --init none trains a head on a random frozen backbone "
+                 "(the random-backbone control)", mode)
+    seed_everything(cfg.train.seed)
+    classes = jet_classes(cfg.data.train)
+    if len(classes) < 2:
+        raise ConfigError(f"{cfg.data.train}: needs at least 2 classes to train a classifier, "
+                          f"found {classes}")
+    in_dim = n_features(cfg.data.features)
+    spec = (pretrained_backbone_spec(ft.init, cfg, in_dim) if ft.init != "none"
+            else backbone_spec(cfg, in_dim))
+    meta_model = {**spec, "task": "classifier", "n_classes": len(classes), "classes": classes,
+                  "head_hidden": head_hidden_for(mode, HEAD_HIDDEN),
+                  "feature_set": cfg.data.features}
+    model = build_classifier(meta_model)
+    if ft.init != "none":
+        load_pretrained_backbone(model.backbone, ft.init)
+        log.info("initialised backbone from %s", ft.init)
+    lr_mults = apply_mode(model, mode, ft)
+    source, n_jets = _train_source(cfg)
+    _, world = dist_info()
+    stream = JetStream(source, batch_size=cfg.train.batch_size,
+                       max_particles=cfg.data.max_particles, shuffle=True,
+                       buffer_size=cfg.data.shuffle_buffer, seed=cfg.train.seed, infinite=True,
+                       feature_set=cfg.data.features, trim_padding=cfg.data.trim_padding)
+    loader = DataLoader(stream, batch_size=None, num_workers=cfg.train.workers,
+                        persistent_workers=cfg.train.workers > 0)
+    spe = cfg.train.steps_per_epoch or steps_per_pass(n_jets, cfg.train.batch_size, world)
+    n_params = sum(p.numel() for p in model.parameters())
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("%s: %d training jets, classes %s, %d steps/epoch, %d params (%d trainable)",
+             out, n_jets, classes, spe, n_params, n_train)
+    result: FitResult = fit(model, classification_loss, loader, cfg, out, spe,
+                            {"model": meta_model, "data": {"n_train": n_jets}},
+                            validate=make_validate(cfg, classes), lr_mults=lr_mults,
+                            resume=resume, progress=progress)
+    summary: dict[str, Any] = {"steps": result.steps, "epochs": result.epochs,
+                               "wall_s": round(result.wall_s, 1),
+                               "jets_per_s": round(result.examples_per_s, 1),
+                               "best": result.best, "n_train": n_jets}
+    if cfg.data.test is not None and dist_info()[0] == 0:
+        from colliderfm.evaluate.run import evaluate_checkpoint
+
+        summary["test"] = evaluate_checkpoint(out, cfg.data.test, out / "test_metrics.json")
+    return summary

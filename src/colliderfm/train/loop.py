@@ -1,0 +1,288 @@
+"""The one training loop every recipe uses (supervised, fine-tuning and pretraining).
+
+A recipe provides a module holding every trainable part and ``loss_fn(module, batch) ->
+(loss, logs)``. The loop adds: AdamW with per-group learning-rate multipliers, linear warm-up +
+cosine decay, gradient clipping, optional bf16 autocast on CPU, seed control, validation every
+epoch, early stopping, a progress bar, CSV/TensorBoard logs, atomic checkpoints (``out/`` holds
+the best model, ``out/last/`` the resumable latest state) and bit-for-bit resume.
+
+Under ``torchrun`` (torch.distributed initialised) gradients are averaged across ranks after
+each backward pass; only rank 0 logs and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from colliderfm.config import Config
+from colliderfm.data.schema import Batch
+from colliderfm.errors import ColliderFMError
+from colliderfm.train.checkpoint import load_state, load_weights, save_checkpoint
+from colliderfm.train.logging import RunLogger, log
+
+LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
+ValidateFn = Callable[[nn.Module], dict[str, float]]
+
+
+class TrainingError(ColliderFMError):
+    """Training cannot continue (e.g. a non-finite loss)."""
+
+
+@dataclass
+class FitResult:
+    """What a finished run reports."""
+
+    steps: int
+    epochs: int
+    best: dict[str, float] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)
+    wall_s: float = 0.0
+    examples_per_s: float = 0.0
+    stopped_early: bool = False
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch.
+
+    Args:
+        seed: the seed.
+    """
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size); (0, 1) without torch.distributed.
+
+    Returns:
+        Rank and world size.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def param_groups(module: nn.Module, weight_decay: float,
+                 lr_mults: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """AdamW parameter groups: no weight decay on biases/norms; per-prefix lr multipliers.
+
+    Args:
+        module: the trained module.
+        weight_decay: decay for matrices.
+        lr_mults: ``{"backbone.": 0.1, "head.": 1.0}``; the longest matching prefix wins;
+            unmatched parameters get 1.0. Parameters with ``requires_grad=False`` are skipped.
+
+    Returns:
+        Groups with ``params``, ``weight_decay``, ``lr_mult`` and ``name``.
+    """
+    lr_mults = lr_mults or {}
+    groups: dict[tuple[float, bool], dict[str, Any]] = {}
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        prefix = max((k for k in lr_mults if name.startswith(k)), key=len, default=None)
+        mult = lr_mults[prefix] if prefix is not None else 1.0
+        decay = p.ndim >= 2
+        g = groups.setdefault((mult, decay), {
+            "params": [], "weight_decay": weight_decay if decay else 0.0, "lr_mult": mult,
+            "name": f"{prefix or 'all'}{'' if decay else ':no_decay'}",
+        })
+        g["params"].append(p)
+    return list(groups.values())
+
+
+def lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
+    """Linear warm-up to 1 over ``warmup`` steps, then cosine decay to 0 at ``total``.
+
+    Args:
+        total: total optimizer steps.
+        warmup: warm-up steps.
+
+    Returns:
+        Multiplier as a function of the step.
+    """
+    def f(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return f
+
+
+def _allreduce_grads(params: list[nn.Parameter], world: int) -> None:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    i = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[i:i + n].view_as(g))
+        i += n
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate()}
+
+
+def _set_rng_state(s: dict[str, Any]) -> None:
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+
+
+def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, out: str | Path,
+        steps_per_epoch: int, meta: dict[str, Any], validate: ValidateFn | None = None,
+        lr_mults: dict[str, float] | None = None, resume: bool = False, progress: bool = True,
+        ) -> FitResult:
+    """Train ``module`` on ``data`` (an endless iterable of batches) and write checkpoints.
+
+    Args:
+        module: everything trainable (backbone + heads).
+        loss_fn: ``(module, batch) -> (scalar loss, logs)``.
+        data: endless iterable of :class:`Batch` (deterministic for the config's seed).
+        cfg: the resolved config (saved into every checkpoint).
+        out: run directory.
+        steps_per_epoch: optimizer steps per epoch (validation cadence).
+        meta: checkpoint metadata describing how to rebuild ``module`` (``{"model": ...}``).
+        validate: ``module -> metrics`` run at the end of each epoch (names like ``val_auc``).
+        lr_mults: learning-rate multipliers by parameter-name prefix.
+        resume: continue from ``out/last``.
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`FitResult`.
+    """
+    tc = cfg.train
+    out = Path(out)
+    rank, world = dist_info()
+    main = rank == 0
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    seed_everything(tc.seed)
+    total = tc.max_steps or tc.epochs * steps_per_epoch
+    n_epochs = math.ceil(total / steps_per_epoch)
+    warmup = int(tc.warmup * total) if tc.warmup < 1 else int(tc.warmup)
+    groups = param_groups(module, tc.weight_decay, lr_mults)
+    for g in groups:
+        g["lr"] = tc.lr * g["lr_mult"]
+    trainable = [p for g in groups for p in g["params"]]
+    if not trainable:
+        raise TrainingError("nothing to train: every parameter is frozen")
+    opt = torch.optim.AdamW(groups, lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup))
+    meta = {**meta, "config": cfg.to_dict()}
+    monitor = tc.early_stopping
+    sign = 1.0 if monitor == "val_auc" else -1.0
+    step, best_score, bad_epochs, history = 0, -math.inf, 0, []
+    best: dict[str, float] = {}
+    if resume:
+        state = load_state(out / "last")
+        load_weights(module, out / "last")
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step, best_score, bad_epochs = state["step"], state["best_score"], state["bad_epochs"]
+        best, history = state.get("best", {}), state.get("history", [])
+        if state.get("finished"):
+            log.info("run in %s already finished at step %d", out, step)
+            return FitResult(steps=step, epochs=step // steps_per_epoch, best=best,
+                             last=history[-1] if history else {})
+        log.info("resuming %s at step %d", out, step)
+    if world > 1:
+        for p in module.state_dict().values():
+            torch.distributed.broadcast(p, 0)
+    logger = RunLogger(out, enabled=main)
+    it: Iterator[Batch] = iter(data)
+    for _ in range(step):  # replay the data order up to the resume point
+        next(it)
+    if resume:
+        _set_rng_state(state["rng"])
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=tc.precision == "bf16")
+    bar = tqdm(total=total, initial=step, disable=not (progress and main), unit="step",
+               dynamic_ncols=True, leave=True)
+    t0, n_seen, stopped, last = time.perf_counter(), 0, False, {}
+    module.train()
+
+    def save(finished: bool = False) -> None:
+        if not main:
+            return
+        state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
+                 "best_score": best_score, "bad_epochs": bad_epochs, "best": best,
+                 "history": history, "rng": _rng_state(), "finished": finished}
+        save_checkpoint(out / "last", module, meta, state)
+
+    try:
+        while step < total:
+            batch = next(it)
+            with autocast:
+                loss, logs = loss_fn(module, batch)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"non-finite loss ({loss.item()}) at step {step} (epoch "
+                    f"{step // steps_per_epoch}, batch {step % steps_per_epoch}); the last good "
+                    f"checkpoint is in {out / 'last'}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if world > 1:
+                _allreduce_grads(trainable, world)
+            if tc.grad_clip:
+                logs["grad_norm"] = float(nn.utils.clip_grad_norm_(trainable, tc.grad_clip))
+            opt.step()
+            sched.step()
+            step += 1
+            n_seen += len(batch)
+            bar.update(1)
+            if step % tc.log_every == 0 or step == total:
+                logs = {"train_loss": float(loss), "lr": sched.get_last_lr()[0], **logs}
+                logger.log(step, (step - 1) // steps_per_epoch, logs)
+                bar.set_postfix(loss=f"{float(loss):.4f}")
+            if step % steps_per_epoch == 0 or step == total:
+                epoch = (step - 1) // steps_per_epoch
+                last = validate(module) if validate is not None else {}
+                module.train()
+                last = {"epoch": epoch, "step": step, **last}
+                history.append(last)
+                logger.log(step, epoch, {k: v for k, v in last.items()
+                                         if k not in ("epoch", "step")})
+                score = sign * last[monitor] if monitor else float(step)
+                if score > best_score:
+                    best_score, bad_epochs, best = score, 0, dict(last)
+                    if main:
+                        save_checkpoint(out, module, meta)
+                else:
+                    bad_epochs += 1
+                if last:
+                    shown = ", ".join(f"{k}={v:.4f}" for k, v in last.items()
+                                      if k not in ("epoch", "step"))
+                    bar.write(f"[colliderfm] epoch {epoch + 1}/{n_epochs} step {step}: {shown}")
+                if monitor and bad_epochs >= tc.patience:
+                    stopped = True
+                    log.info("early stopping at epoch %d (%s did not improve for %d epochs)",
+                             epoch + 1, monitor, bad_epochs)
+                    break
+                save()
+            elif tc.checkpoint_every and step % tc.checkpoint_every == 0:
+                save()
+        save(finished=True)
+    finally:
+        bar.close()
+        logger.close()
+    wall = time.perf_counter() - t0
+    return FitResult(steps=step, epochs=math.ceil(step / steps_per_epoch), best=best, last=last,
+                     wall_s=wall, examples_per_s=n_seen * world / max(wall, 1e-9),
+                     stopped_early=stopped)
