@@ -89,7 +89,7 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 
 
 def save_checkpoint(target: str | Path, module: nn.Module, meta: dict[str, Any],
-                    state: dict[str, Any] | None = None) -> Path:
+                    state: dict[str, Any] | None = None, inplace: bool = False) -> Path:
     """Write a checkpoint directory atomically.
 
     Args:
@@ -97,13 +97,18 @@ def save_checkpoint(target: str | Path, module: nn.Module, meta: dict[str, Any],
         module: module whose ``state_dict`` is saved.
         meta: ``{"model": {...builder args...}, "config": {...}, ...}``.
         state: optional resume state (optimizer, scheduler, RNG, step).
+        inplace: ``target`` also holds other files (a run directory): replace the checkpoint
+            files one by one (each atomically; weights last) instead of swapping the directory.
 
     Returns:
         The checkpoint path.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    if inplace:
+        target.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-",
+                                dir=target if inplace else target.parent))
     try:
         tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
         save_file(tensors, str(tmp / WEIGHTS))
@@ -111,7 +116,13 @@ def save_checkpoint(target: str | Path, module: nn.Module, meta: dict[str, Any],
         (tmp / META).write_text(yaml.safe_dump(full, sort_keys=False))
         if state is not None:
             torch.save(state, tmp / STATE)
-        _swap_into_place(tmp, target)
+        if inplace:
+            for name in (META, STATE, WEIGHTS):
+                if (tmp / name).exists():
+                    os.replace(tmp / name, target / name)
+            shutil.rmtree(tmp)
+        else:
+            _swap_into_place(tmp, target)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"{target}: cannot write checkpoint ({exc.strerror or exc})") from exc

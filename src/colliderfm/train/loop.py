@@ -248,9 +248,9 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
             n_seen += len(batch)
             bar.update(1)
             if step % tc.log_every == 0 or step == total:
-                logs = {"train_loss": float(loss), "lr": sched.get_last_lr()[0], **logs}
+                logs = {"train_loss": loss.detach().item(), "lr": sched.get_last_lr()[0], **logs}
                 logger.log(step, (step - 1) // steps_per_epoch, logs)
-                bar.set_postfix(loss=f"{float(loss):.4f}")
+                bar.set_postfix(loss=f"{logs['train_loss']:.4f}")
             if step % steps_per_epoch == 0 or step == total:
                 epoch = (step - 1) // steps_per_epoch
                 last = validate(module) if validate is not None else {}
@@ -263,7 +263,7 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
                 if score > best_score:
                     best_score, bad_epochs, best = score, 0, dict(last)
                     if main:
-                        save_checkpoint(out, module, meta)
+                        save_checkpoint(out, module, meta, inplace=True)
                 else:
                     bad_epochs += 1
                 if last:

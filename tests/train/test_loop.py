@@ -1,0 +1,113 @@
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from synth import synthetic_jets
+from torch import nn
+
+from colliderfm.config import load_config
+from colliderfm.data.stream import JetStream
+from colliderfm.train.checkpoint import load_weights, save_checkpoint
+from colliderfm.train.loop import TrainingError, fit, lr_lambda, param_groups
+
+
+class DeepSet(nn.Module):
+    """A small permutation-invariant model, enough to exercise the loop."""
+
+    def __init__(self, in_dim: int = 13) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Linear(in_dim, 32), nn.ReLU(), nn.Dropout(0.1))
+        self.head = nn.Linear(32, 2)
+
+    def forward(self, x, mask, vectors=None):  # noqa: ANN001, ANN201
+        h = self.backbone(x) * mask.unsqueeze(-1)  # [B, P, D]
+        return self.head(h.sum(1) / mask.sum(1, keepdim=True).clamp_min(1))  # [B, 2]
+
+
+def loss_fn(model, batch):  # noqa: ANN001, ANN201
+    logits = model(batch.features, batch.mask)
+    return F.cross_entropy(logits, batch.labels), {}
+
+
+def _run(out: Path, steps: int, overrides: list[str] | None = None, resume: bool = False,
+         model: nn.Module | None = None) -> nn.Module:
+    cfg = load_config(None, [f"train.max_steps={steps}", "train.batch_size=32", "train.seed=3",
+                             "train.log_every=2", *(overrides or [])])
+    torch.manual_seed(0)
+    model = model or DeepSet()
+    data = JetStream(synthetic_jets(400, seed=1), batch_size=32, seed=3, infinite=True,
+                     buffer_size=64)
+    fit(model, loss_fn, data, cfg, out, steps_per_epoch=5, meta={"model": {"task": "test"}},
+        resume=resume, progress=False)
+    return model
+
+
+def test_resume_is_bit_identical(tmp_path: Path) -> None:
+    full = _run(tmp_path / "full", 12)
+
+    class Killed(Exception):
+        pass
+
+    calls = {"n": 0}
+
+    def dying_loss(model, batch):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        if calls["n"] == 8:  # dies in the middle of step 8, after step 7 was checkpointed
+            raise Killed
+        return loss_fn(model, batch)
+
+    cfg = load_config(None, ["train.max_steps=12", "train.batch_size=32", "train.seed=3",
+                             "train.log_every=2", "train.checkpoint_every=1"])
+    torch.manual_seed(0)
+    data = JetStream(synthetic_jets(400, seed=1), batch_size=32, seed=3, infinite=True,
+                     buffer_size=64)
+    with pytest.raises(Killed):
+        fit(DeepSet(), dying_loss, data, cfg, tmp_path / "part", steps_per_epoch=5,
+            meta={"model": {"task": "test"}}, progress=False)
+    resumed = _run(tmp_path / "part", 12, resume=True)
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(next(iter(full.state_dict().values())),
+                           next(iter(DeepSet().state_dict().values())))
+
+
+def test_schedule_and_groups() -> None:
+    f = lr_lambda(100, 10)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(55) == pytest.approx(0.5, abs=0.01) and f(100) == pytest.approx(0.0, abs=1e-9)
+    m = DeepSet()
+    groups = param_groups(m, 0.01, {"backbone.": 0.1, "head.": 1.0})
+    mults = {g["name"]: (g["lr_mult"], g["weight_decay"]) for g in groups}
+    assert mults["backbone."] == (0.1, 0.01) and mults["backbone.:no_decay"] == (0.1, 0.0)
+    assert mults["head."] == (1.0, 0.01)
+
+
+def test_non_finite_loss_stops_with_step(tmp_path: Path) -> None:
+    def bad_loss(model, batch):  # noqa: ANN001, ANN202
+        loss, logs = loss_fn(model, batch)
+        return loss * float("nan"), logs
+
+    cfg = load_config(None, ["train.max_steps=4", "train.batch_size=32"])
+    data = JetStream(synthetic_jets(200), batch_size=32, infinite=True)
+    with pytest.raises(TrainingError, match="non-finite loss .* at step 0"):
+        fit(DeepSet(), bad_loss, data, cfg, tmp_path, 5, {"model": {}}, progress=False)
+
+
+def test_checkpoint_survives_crash_during_write(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    m = DeepSet()
+    save_checkpoint(tmp_path / "ck", m, {"model": {"task": "test"}})
+
+    import colliderfm.train.checkpoint as ck
+
+    def boom(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ck, "save_file", boom)
+    with pytest.raises(Exception, match="No space left"):
+        save_checkpoint(tmp_path / "ck", DeepSet(), {"model": {"task": "test"}})
+    m2 = DeepSet()
+    load_weights(m2, tmp_path / "ck")
+    for a, b in zip(m.state_dict().values(), m2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ck.tmp")]
