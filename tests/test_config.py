@@ -1,0 +1,55 @@
+from pathlib import Path
+
+import pytest
+
+from colliderfm.config import Config, config_from_dict, dump_config, load_config
+from colliderfm.errors import ConfigError
+
+
+def test_defaults_and_overrides() -> None:
+    cfg = load_config(None, ["train.lr=3e-4", "model.preset=tiny", "data.train=/x",
+                             "train.early_stopping=val_auc", "finetune.n_train=100"])
+    assert cfg.train.lr == pytest.approx(3e-4) and cfg.model.preset == "tiny"
+    assert cfg.data.train == "/x" and cfg.finetune.n_train == 100
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.lrr=1", "unknown config key 'train.lrr' .*valid keys: .*lr"),
+    ("nosection.key=1", "unknown config key 'nosection'"),
+    ("model.preset=huge", "'model.preset' = 'huge' is not one of tiny, small, base"),
+    ("train.epochs=0", "'train.epochs' = 0 is out of range"),
+    ("train.epochs=ten", "'train.epochs' must be int"),
+    ("train.precision=fp16", "not one of fp32, bf16"),
+    ("trainlr", "must look like section.key=value"),
+])
+def test_bad_values_name_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    cfg = load_config(None, ["train.seed=7", "objective.name=contrastive"])
+    p = tmp_path / "c.yaml"
+    p.write_text(dump_config(cfg))
+    assert load_config(p) == cfg
+    assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("train:\n  bogus: 1\n")
+    with pytest.raises(ConfigError, match="train.bogus"):
+        load_config(bad)
+
+
+def test_shipped_configs_load() -> None:
+    root = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.rglob("*.yaml"))
+    assert files
+    for f in files:
+        assert isinstance(load_config(f), Config)
