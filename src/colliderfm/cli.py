@@ -139,6 +139,31 @@ def finetune(
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
+@app.command(epilog="Examples:\n\n  colliderfm pretrain --config configs/pretrain/contrastive.yaml "
+                    "--out runs/clr\n\n  colliderfm pretrain --config configs/pretrain/mpm.yaml "
+                    "--out runs/mpm --set train.epochs=5\n\n  colliderfm pretrain --config "
+                    "configs/pretrain/vqvae.yaml --out runs/tokenizer")
+def pretrain(
+    config: Annotated[Path, typer.Option(help="YAML recipe (configs/pretrain/*.yaml).")],
+    out: Annotated[Path, typer.Option(help="Run directory.")],
+    overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+) -> None:
+    """Self-supervised pretraining of a backbone on unlabelled jets (labels are ignored)."""
+    from colliderfm.config import load_config
+
+    cfg = load_config(config, overrides)
+    if cfg.objective.name == "vqvae":
+        from colliderfm.tokenizers.train import train_tokenizer
+
+        summary = train_tokenizer(cfg, out, resume=resume)
+    else:
+        from colliderfm.pretrain.run import run_pretrain
+
+        summary = run_pretrain(cfg, out, resume=resume)
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
 @app.command(epilog="Examples:\n\n  colliderfm evaluate --checkpoint runs/scratch --data "
                     "data/toptag-test --out runs/scratch/metrics.json\n\n  colliderfm evaluate "
                     "--checkpoint runs/scratch --data test.h5")

@@ -59,6 +59,9 @@ class ObjectiveConfig:
 
     name: str = "none"
     params: dict[str, Any] = field(default_factory=dict)
+    probe_data: str | None = None
+    probe_every: int | None = field(default=None, metadata=_range(1, None))
+    probe_n: int = field(default=4000, metadata=_range(20, None))
 
 
 @dataclass

@@ -208,6 +208,7 @@ def build_model(meta: dict[str, Any]) -> nn.Module:
         The freshly initialised module.
     """
     import colliderfm.finetune.classifier  # noqa: F401  (registers builders)
+    import colliderfm.pretrain.run  # noqa: F401
 
     task = meta["model"].get("task", "classifier")
     if task not in _BUILDERS:

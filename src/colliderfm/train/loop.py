@@ -33,6 +33,7 @@ from colliderfm.train.logging import RunLogger, log
 
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
 ValidateFn = Callable[[nn.Module], dict[str, float]]
+StepCallback = Callable[[int, nn.Module], "dict[str, float] | None"]
 
 
 class TrainingError(ColliderFMError):
@@ -149,7 +150,7 @@ def _set_rng_state(s: dict[str, Any]) -> None:
 def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, out: str | Path,
         steps_per_epoch: int, meta: dict[str, Any], validate: ValidateFn | None = None,
         lr_mults: dict[str, float] | None = None, resume: bool = False, progress: bool = True,
-        ) -> FitResult:
+        step_callback: StepCallback | None = None) -> FitResult:
     """Train ``module`` on ``data`` (an endless iterable of batches) and write checkpoints.
 
     Args:
@@ -164,6 +165,8 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
         lr_mults: learning-rate multipliers by parameter-name prefix.
         resume: continue from ``out/last``.
         progress: show a progress bar.
+        step_callback: ``(step, module) -> metrics or None`` called after every optimizer step
+            (e.g. a periodic linear probe); returned metrics are logged.
 
     Returns:
         A :class:`FitResult`.
@@ -247,6 +250,13 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
             step += 1
             n_seen += len(batch)
             bar.update(1)
+            if step_callback is not None:
+                extra = step_callback(step, module)
+                if extra:
+                    module.train()
+                    logger.log(step, (step - 1) // steps_per_epoch, extra)
+                    bar.write("[colliderfm] step {}: {}".format(
+                        step, ", ".join(f"{k}={v:.4f}" for k, v in extra.items())))
             if step % tc.log_every == 0 or step == total:
                 logs = {"train_loss": loss.detach().item(), "lr": sched.get_last_lr()[0], **logs}
                 logger.log(step, (step - 1) // steps_per_epoch, logs)

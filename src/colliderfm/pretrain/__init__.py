@@ -1,0 +1,1 @@
+"""Self-supervised pretraining objectives (one file each) on the shared backbone and loop."""

@@ -1,0 +1,204 @@
+"""Contrastive pretraining (JetCLR-style): two physics-augmented views per jet.
+
+Each jet is augmented twice (:mod:`colliderfm.physics.augment`), both views go through the
+backbone in one pass, a projection head maps the pooled embeddings to ``proj_dim`` and the loss
+pulls the two views of a jet together:
+
+* ``ntxent`` (SimCLR/JetCLR): cross-entropy over cosine similarities / temperature, each view's
+  positive is the other view of the same jet, the 2B-2 other views are negatives;
+* ``vicreg``: invariance (MSE) + variance (hinge on per-dimension std) + covariance penalties.
+
+Logged: the loss, positive-pair retrieval accuracy, and the alignment and uniformity of the
+normalised projections (Wang & Isola 2020): ``align = E||z1 - z2||^2`` (lower is better),
+``uniform = log E exp(-2 ||z_i - z_j||^2)`` (lower is more uniform).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colliderfm.data.schema import Batch
+from colliderfm.errors import ConfigError
+from colliderfm.pretrain.base import Objective, register_objective
+
+
+def _default_augment() -> dict[str, Any]:
+    from colliderfm.physics.augment import JETCLR_DEFAULT
+
+    return {k: dict(v) for k, v in JETCLR_DEFAULT.items()}
+
+
+@dataclass
+class ContrastiveParams:
+    """Settings of the contrastive recipe."""
+
+    loss: str = "ntxent"
+    temperature: float = 0.1
+    proj_dim: int = 128
+    proj_hidden: int = 256
+    augment: dict[str, Any] = field(default_factory=_default_augment)
+    vicreg_sim: float = 25.0
+    vicreg_var: float = 25.0
+    vicreg_cov: float = 1.0
+
+
+def pad_to(b: Batch, p: int) -> Batch:
+    """Pad a batch's particle axis to ``p`` with masked zeros.
+
+    Args:
+        b: batch with ``P <= p``.
+        p: target particle count.
+
+    Returns:
+        The padded batch.
+    """
+    extra = p - b.mask.shape[1]
+    if extra == 0:
+        return b
+
+    def pad(t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None:
+            return None
+        shape = (t.shape[0], extra, *t.shape[2:])
+        return torch.cat((t, t.new_zeros(shape)), dim=1)
+
+    return Batch(features=pad(b.features), mask=pad(b.mask), labels=b.labels,  # type: ignore[arg-type]
+                 weights=b.weights, vectors=pad(b.vectors), charge=pad(b.charge), pid=pad(b.pid))
+
+
+def concat_batches(a: Batch, b: Batch) -> Batch:
+    """Stack two batches along the batch axis (padding the particle axis to match).
+
+    Args:
+        a: first batch.
+        b: second batch.
+
+    Returns:
+        ``[Ba + Bb, max(Pa, Pb), ...]`` batch.
+    """
+    p = max(a.mask.shape[1], b.mask.shape[1])
+    a, b = pad_to(a, p), pad_to(b, p)
+
+    def cat(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
+        return None if x is None or y is None else torch.cat((x, y), 0)
+
+    return Batch(features=cat(a.features, b.features), mask=cat(a.mask, b.mask),  # type: ignore[arg-type]
+                 labels=cat(a.labels, b.labels), weights=cat(a.weights, b.weights),  # type: ignore[arg-type]
+                 vectors=cat(a.vectors, b.vectors), charge=cat(a.charge, b.charge),
+                 pid=cat(a.pid, b.pid))
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """NT-Xent loss of two views.
+
+    Args:
+        z1: ``[B, K]`` projections of view 1.
+        z2: ``[B, K]`` projections of view 2.
+        temperature: softmax temperature.
+
+    Returns:
+        (loss, retrieval accuracy of the positive among all 2B-1 candidates).
+    """
+    z = F.normalize(torch.cat((z1, z2), 0), dim=-1)  # [2B, K]
+    n = z1.shape[0]
+    sim = z @ z.T / temperature  # [2B, 2B]
+    sim.fill_diagonal_(float("-inf"))
+    target = torch.cat((torch.arange(n, 2 * n), torch.arange(0, n)))  # [2B]
+    loss = F.cross_entropy(sim, target)
+    acc = (sim.argmax(-1) == target).float().mean()
+    return loss, acc
+
+
+def vicreg(z1: torch.Tensor, z2: torch.Tensor, w_sim: float, w_var: float, w_cov: float
+           ) -> torch.Tensor:
+    """VICReg loss (Bardes et al. 2022).
+
+    Args:
+        z1: ``[B, K]`` projections of view 1.
+        z2: ``[B, K]`` projections of view 2.
+        w_sim: invariance weight.
+        w_var: variance weight.
+        w_cov: covariance weight.
+
+    Returns:
+        Scalar loss.
+    """
+    sim = F.mse_loss(z1, z2)
+    loss = w_sim * sim
+    for z in (z1, z2):
+        z = z - z.mean(0)  # [B, K]
+        std = torch.sqrt(z.var(0) + 1e-4)  # [K]
+        loss = loss + w_var * F.relu(1 - std).mean() / 2
+        cov = (z.T @ z) / max(z.shape[0] - 1, 1)  # [K, K]
+        off = cov - torch.diag(torch.diag(cov))
+        loss = loss + w_cov * (off**2).sum() / z.shape[1] / 2
+    return loss
+
+
+def alignment_uniformity(z1: torch.Tensor, z2: torch.Tensor) -> tuple[float, float]:
+    """Alignment and uniformity of normalised projections.
+
+    Args:
+        z1: ``[B, K]`` view-1 projections.
+        z2: ``[B, K]`` view-2 projections.
+
+    Returns:
+        (alignment, uniformity).
+    """
+    a, b = F.normalize(z1.detach().float(), dim=-1), F.normalize(z2.detach().float(), dim=-1)
+    align = (a - b).pow(2).sum(-1).mean().item()
+    uniform = torch.pdist(a).pow(2).mul(-2).exp().mean().log().item() if len(a) > 1 else 0.0
+    return align, uniform
+
+
+@register_objective("contrastive", ContrastiveParams)
+class Contrastive(Objective):
+    """JetCLR-style contrastive objective with a projection head."""
+
+    def __init__(self, params: ContrastiveParams, backbone_dim: int, in_dim: int) -> None:
+        super().__init__(params, backbone_dim, in_dim)
+        if params.loss not in ("ntxent", "vicreg"):
+            raise ConfigError(f"config key 'objective.params.loss' = {params.loss!r} is not one "
+                              "of ntxent, vicreg")
+        if params.temperature <= 0:
+            raise ConfigError("config key 'objective.params.temperature' must be > 0")
+        from colliderfm.models.heads import ProjectorHead
+        from colliderfm.physics.augment import Augmenter
+
+        self.augmenter = Augmenter(params.augment)
+        self.projector = ProjectorHead(backbone_dim, params.proj_dim, params.proj_hidden)
+        self.feature_set = "part" if in_dim == 13 else "kinematic"
+
+    def loss(self, backbone: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Contrastive loss of two augmented views of each jet.
+
+        Args:
+            backbone: the backbone.
+            batch: input batch (labels ignored).
+
+        Returns:
+            (loss, logs).
+        """
+        with torch.no_grad():
+            v1 = self.augmenter(batch, feature_set=self.feature_set)
+            v2 = self.augmenter(batch, feature_set=self.feature_set)
+        both = concat_batches(v1, v2)
+        h = backbone.embed(both.features, both.mask, both.vectors)  # [2B, D]
+        z = self.projector(h).float()  # [2B, K]
+        z1, z2 = z.chunk(2, 0)  # [B, K] each
+        p = self.params
+        if p.loss == "ntxent":
+            loss, acc = nt_xent(z1, z2, p.temperature)
+            logs = {"pos_acc": acc.item()}
+        else:
+            loss = vicreg(z1, z2, p.vicreg_sim, p.vicreg_var, p.vicreg_cov)
+            logs = {}
+        align, uniform = alignment_uniformity(z1, z2)
+        logs.update({"align": align, "uniform": uniform})
+        return loss, logs
