@@ -60,9 +60,7 @@ def jet_classes(path: str | Path, fmt: str | None = None) -> list[str]:
     """
     fmt = fmt or detect_format(path)
     if fmt == "parquet":
-        from colliderfm.data.readers.parquet import read_manifest
-
-        from colliderfm.data.readers.parquet import MANIFEST
+        from colliderfm.data.readers.parquet import MANIFEST, read_manifest
 
         p = Path(path)
         if not p.is_dir() and not (p.parent / MANIFEST).is_file():

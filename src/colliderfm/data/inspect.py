@@ -1,0 +1,324 @@
+"""``colliderfm inspect``: what is in a jet file, streamed (shards, Parquet, JetClass, Top Tagging).
+
+:func:`inspect` returns a JSON-serialisable dict; :func:`format_report` renders it as a compact
+text block. Statistics are accumulated chunk by chunk, so any file size works in bounded memory;
+``max_jets`` stops early for a quick look.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colliderfm.data.readers.dispatch import count_jets, detect_format, iter_jet_chunks, jet_classes
+from colliderfm.data.schema import JetChunk, jet_scalars_from_particles
+from colliderfm.errors import ColliderFMError
+from colliderfm.physics.kinematics import np_eta, np_phi
+
+HIST_BINS = 10
+BAR = 30
+
+#: Quantity name -> unit, in report order.
+PARTICLE_QUANTITIES = {"pt": "GeV", "energy": "GeV", "eta": "", "deta": "", "dphi": "rad"}
+JET_QUANTITIES = {"pt": "GeV", "eta": "", "phi": "rad", "energy": "GeV", "mass": "GeV"}
+
+
+class _Range:
+    """Running min / max / mean of a stream of arrays."""
+
+    def __init__(self) -> None:
+        self.lo, self.hi, self.total, self.n = math.inf, -math.inf, 0.0, 0
+
+    def add(self, a: np.ndarray) -> None:
+        if a.size:
+            self.lo = min(self.lo, float(a.min()))
+            self.hi = max(self.hi, float(a.max()))
+            self.total += float(a.sum(dtype=np.float64))
+            self.n += int(a.size)
+
+    def result(self) -> dict[str, float] | None:
+        if not self.n:
+            return None
+        return {"min": self.lo, "mean": self.total / self.n, "max": self.hi}
+
+
+class _Stats:
+    """Accumulates everything :func:`inspect` reports, one chunk at a time."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.labels: Counter[int] = Counter()
+        self.mult = np.zeros(0, dtype=np.int64)  # bincount of particles per jet
+        self.part = {k: _Range() for k in PARTICLE_QUANTITIES}
+        self.jet = {k: _Range() for k in JET_QUANTITIES}
+        self.charge: Counter[int] = Counter()
+        self.pid: Counter[int] = Counter()
+
+    def add(self, chunk: JetChunk) -> None:
+        if not len(chunk):
+            return
+        self.n += len(chunk)
+        values, n = np.unique(chunk.label, return_counts=True)
+        self.labels.update(dict(zip(values.tolist(), n.tolist(), strict=True)))
+        bc = np.bincount(chunk.counts)
+        if bc.size > self.mult.size:
+            self.mult = np.pad(self.mult, (0, bc.size - self.mult.size))
+        self.mult[: bc.size] += bc
+        jet = dict(chunk.jet)
+        if any(k not in jet for k in ("jet_eta", "jet_phi")) and chunk.counts.min() > 0:
+            jet = {**jet_scalars_from_particles(chunk), **jet}
+        for k in JET_QUANTITIES:
+            if f"jet_{k}" in jet:
+                self.jet[k].add(np.asarray(jet[f"jet_{k}"]))
+        px, py, pz = (a.astype(np.float64) for a in (chunk.px, chunk.py, chunk.pz))
+        eta, phi = np_eta(px, py, pz), np_phi(px, py)
+        self.part["pt"].add(np.hypot(px, py))
+        self.part["energy"].add(chunk.energy)
+        self.part["eta"].add(eta)
+        if "jet_eta" in jet and "jet_phi" in jet:
+            self.part["deta"].add(eta - np.repeat(jet["jet_eta"], chunk.counts))
+            self.part["dphi"].add(
+                np_phi(
+                    np.cos(phi - np.repeat(jet["jet_phi"], chunk.counts)),
+                    np.sin(phi - np.repeat(jet["jet_phi"], chunk.counts)),
+                )
+            )
+        for counter, arr in ((self.charge, chunk.charge), (self.pid, chunk.pid)):
+            values, n = np.unique(arr, return_counts=True)
+            counter.update(dict(zip(values.tolist(), n.tolist(), strict=True)))
+
+    def multiplicity(self) -> dict[str, Any] | None:
+        if not self.n:
+            return None
+        k = np.arange(self.mult.size)
+        nz = np.flatnonzero(self.mult)
+        lo, hi = int(nz[0]), int(nz[-1])
+        cum = np.cumsum(self.mult)
+        median = float(
+            (
+                np.searchsorted(cum, (self.n - 1) // 2, side="right")
+                + np.searchsorted(cum, self.n // 2, side="right")
+            )
+            / 2
+        )
+        width = max(1, math.ceil((hi - lo + 1) / HIST_BINS))
+        hist = [
+            {"lo": a, "hi": min(a + width - 1, hi), "n": int(self.mult[a : a + width].sum())}
+            for a in range(lo, hi + 1, width)
+        ]
+        return {
+            "min": lo,
+            "mean": float((k * self.mult).sum() / self.n),
+            "median": median,
+            "max": hi,
+            "histogram": hist,
+        }
+
+
+def _schema(path: Path, fmt: str) -> dict[str, Any]:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        from colliderfm.data.readers.parquet import shard_paths
+
+        files = shard_paths(path) if path.is_dir() else [path]
+        if not files:
+            return {}
+        return {f.name: str(f.type) for f in pq.read_schema(files[0])}
+    if fmt == "jetclass":
+        from colliderfm.data.readers.jetclass import schema
+
+        return schema(path)
+    if fmt == "toptagging":
+        from colliderfm.data.readers.toptagging import schema as tt_schema
+
+        return tt_schema(path)
+    from colliderfm.data.readers.rootfile import tree_names
+
+    return {"trees": tree_names(path)}
+
+
+def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
+    """Summarise a jet input: format, jets and classes, multiplicities, kinematic ranges, schema.
+
+    Args:
+        path: shard directory, ``.parquet`` file, JetClass ROOT or Top Tagging HDF5 file.
+        max_jets: stop after this many jets (None: read everything).
+
+    Returns:
+        JSON-serialisable dict with ``path, format, schema, classes, n_jets`` (jets scanned after
+        skipping bad ones), ``n_total`` (jets stored, from metadata, or None), ``complete``,
+        ``counts`` (per class name; ``unlabelled`` for -1), ``skipped`` (bad jets seen while
+        scanning), ``multiplicity`` (min/mean/median/max and ``histogram`` bins), ``particle`` and
+        ``jet`` (min/mean/max of pT, energy in GeV, eta, phi, mass; particle ``deta``/``dphi``
+        relative to the jet axis), ``charge`` and ``pid`` counts, and for shard directories the
+        ``manifest`` summary (source, skipped at conversion, shards). NanoAOD files and event
+        shards get only the format, schema and metadata.
+    """
+    if max_jets is not None and max_jets < 1:
+        raise ColliderFMError(f"max_jets must be >= 1, got {max_jets}")
+    path = Path(path)
+    fmt = detect_format(path)
+    info: dict[str, Any] = {"path": str(path), "format": fmt, "schema": _schema(path, fmt)}
+    if fmt == "nanoaod":
+        info["note"] = "event-level NanoAOD: only the trees are listed for now"
+        return info
+    if fmt == "parquet" and path.is_dir():
+        from colliderfm.data.readers.parquet import read_manifest
+
+        mf = read_manifest(path)
+        info["manifest"] = {
+            "kind": mf.get("kind"),
+            "n": mf.get("n"),
+            "counts": mf.get("counts"),
+            "skipped": mf.get("skipped", {}),
+            "shards": len(mf["shards"]),
+            "source": mf.get("source", {}),
+            "schema_version": mf.get("schema_version"),
+            "created_by": mf.get("created_by"),
+        }
+        if mf.get("kind") == "events":
+            info["note"] = "event shards: jet statistics do not apply"
+            return info
+    classes = jet_classes(path, fmt)
+    stats, skipped = _Stats(), Counter()
+    complete = True
+    chunk_size = 8192 if max_jets is None else max(1, min(8192, max_jets))
+    for chunk in iter_jet_chunks(path, fmt, chunk_size=chunk_size, skipped=skipped):
+        if max_jets is not None and stats.n + len(chunk) >= max_jets:
+            stats.add(chunk.take(np.arange(max_jets - stats.n)))
+            complete = False
+            break
+        stats.add(chunk)
+    names = dict(enumerate(classes))
+    n_total = count_jets(path, fmt)
+    if not complete and n_total is not None:
+        complete = stats.n + sum(skipped.values()) >= n_total
+    info.update(
+        {
+            "classes": list(classes),
+            "n_jets": stats.n,
+            "n_total": n_total,
+            "complete": complete,
+            "counts": {
+                names.get(k, "unlabelled" if k == -1 else str(k)): v
+                for k, v in sorted(stats.labels.items())
+            },
+            "skipped": dict(skipped),
+            "multiplicity": stats.multiplicity(),
+            "particle": {k: r.result() for k, r in stats.part.items() if r.n},
+            "jet": {k: r.result() for k, r in stats.jet.items() if r.n},
+            "charge": {str(k): v for k, v in sorted(stats.charge.items())},
+            "pid": {str(k): v for k, v in sorted(stats.pid.items(), key=lambda kv: -kv[1])},
+        }
+    )
+    return info
+
+
+def _num(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def format_report(info: dict[str, Any]) -> str:
+    """Render :func:`inspect`'s dict as a compact human-readable text block.
+
+    Args:
+        info: the dict returned by :func:`inspect`.
+
+    Returns:
+        Multi-line text (no trailing newline).
+    """
+    lines = [f"{info['path']}  [{info['format']}]"]
+    mf = info.get("manifest")
+    if mf:
+        lines.append(
+            f"shards: {mf['shards']} ({mf['kind']}, schema v{mf['schema_version']}, "
+            f"{mf['created_by']}), {mf['n']} rows"
+        )
+        if mf.get("source"):
+            src = ", ".join(f"{k}={v}" for k, v in mf["source"].items() if k != "inputs")
+            inputs = mf["source"].get("inputs") or []
+            lines.append(
+                f"source: {src}"
+                + (
+                    f"; {len(inputs)} input(s): "
+                    + ", ".join(
+                        Path(str(i.get("path", i))).name if isinstance(i, dict) else str(i)
+                        for i in inputs[:4]
+                    )
+                    + (" ..." if len(inputs) > 4 else "")
+                    if inputs
+                    else ""
+                )
+            )
+        if mf.get("skipped"):
+            lines.append("skipped at conversion: " + _kv(mf["skipped"]))
+    if info.get("note"):
+        lines.append(f"note: {info['note']}")
+    if "n_jets" in info:
+        total = info.get("n_total")
+        scanned = f"{info['n_jets']} jets" + ("" if info["complete"] else " (stopped at max_jets)")
+        lines.append(
+            scanned
+            + (f" of {total} stored" if total is not None else "")
+            + (f"; skipped while reading: {_kv(info['skipped'])}" if info["skipped"] else "")
+        )
+        if info["counts"]:
+            lines.append("classes: " + " | ".join(f"{k} {v}" for k, v in info["counts"].items()))
+        m = info["multiplicity"]
+        if m:
+            lines.append(
+                f"particles/jet: min {m['min']}  mean {m['mean']:.1f}  "
+                f"median {m['median']:g}  max {m['max']}"
+            )
+            top = max(b["n"] for b in m["histogram"]) or 1
+            for b in m["histogram"]:
+                label = f"{b['lo']}-{b['hi']}" if b["hi"] != b["lo"] else f"{b['lo']}"
+                bar = "#" * math.ceil(BAR * b["n"] / top) if b["n"] else ""
+                lines.append(f"  {label:>9} | {bar:<{BAR}} {b['n']}")
+        for title, table, units in (
+            ("particle", info["particle"], PARTICLE_QUANTITIES),
+            ("jet", info["jet"], JET_QUANTITIES),
+        ):
+            for k, r in table.items():
+                unit = f" [{units[k]}]" if units.get(k) else ""
+                lines.append(
+                    f"{title} {k}{unit}:".ljust(24) + f"min {_num(r['min']):>9}  "
+                    f"mean {_num(r['mean']):>9}  max {_num(r['max']):>9}"
+                )
+        if info["charge"]:
+            lines.append("charge: " + _kv(info["charge"]))
+        if info["pid"]:
+            pids = list(info["pid"].items())
+            lines.append(
+                "pid: "
+                + ", ".join(f"{k}: {v}" for k, v in pids[:8])
+                + (" ..." if len(pids) > 8 else "")
+            )
+    schema = info.get("schema") or {}
+    if schema:
+        lines.append("schema: " + _schema_text(schema))
+    return "\n".join(lines)
+
+
+def _kv(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in d.items())
+
+
+def _schema_text(schema: dict[str, Any], limit: int = 300) -> str:
+    if "particle_slots" in schema:  # Top Tagging summary
+        cols = ", ".join(schema["columns"])
+        text = (
+            f"key '{schema['key']}' ({schema['storage']}), {schema['particle_slots']} "
+            f"particle slots (E_i, PX_i, PY_i, PZ_i), other columns: {cols}"
+        )
+    else:
+        text = ", ".join(
+            f"{k}: {v}" if not isinstance(v, list) else f"{k}: {', '.join(v)}"
+            for k, v in schema.items()
+        )
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
