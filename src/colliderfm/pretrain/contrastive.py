@@ -173,7 +173,6 @@ class Contrastive(Objective):
 
         self.augmenter = Augmenter(params.augment)
         self.projector = ProjectorHead(backbone_dim, params.proj_dim, params.proj_hidden)
-        self.feature_set = "part" if in_dim == 13 else "kinematic"
 
     def loss(self, backbone: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Contrastive loss of two augmented views of each jet.
@@ -186,8 +185,8 @@ class Contrastive(Objective):
             (loss, logs).
         """
         with torch.no_grad():
-            v1 = self.augmenter(batch, feature_set=self.feature_set)
-            v2 = self.augmenter(batch, feature_set=self.feature_set)
+            v1 = self.augmenter(batch)
+            v2 = self.augmenter(batch)
         both = concat_batches(v1, v2)
         h = backbone.embed(both.features, both.mask, both.vectors)  # [2B, D]
         z = self.projector(h).float()  # [2B, K]
