@@ -276,3 +276,11 @@ def small_shards(tmp_path: Path) -> Callable[..., Written]:
         return Written(path, jets, np.ones(n, dtype=bool))
 
     return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> None:
+    """Tiny test models run fastest (and most predictably on shared CI cores) on one thread."""
+    import torch
+
+    torch.set_num_threads(1)
