@@ -1,0 +1,313 @@
+"""One generation unit: Pythia 8 events -> detector response -> anti-kT jets -> selected jets.
+
+Events are produced in batches with ``Pythia.nextBatch`` (columnar event records), so every step
+after the event generation itself is vectorised NumPy over the whole batch: no Python loop over
+particles or events. Per event at most one jet is kept: the highest-pT jet that passes the pT and
+``|eta|`` window (computed from its kept constituents) and, for resonance classes, contains the
+whole truth decay (see :mod:`colliderfm.data.generate.truth`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+from colliderfm.data.generate.detector import DetectorResponse
+from colliderfm.data.generate.processes import SPECS
+from colliderfm.data.generate.truth import NEUTRINOS, find_truth, match_jets
+from colliderfm.data.schema import JetChunk, jet_scalars_from_particles
+from colliderfm.errors import require
+
+T = TypeVar("T")
+SQRT_S = 14_000.0  # GeV
+MIN_BATCH, MAX_BATCH = 16, 256  # events per nextBatch call
+
+
+@dataclass(frozen=True)
+class JetSettings:
+    """Physics settings shared by every unit of a generation run.
+
+    Attributes:
+        pt_min, pt_max: jet pT window in GeV.
+        eta_max: jet ``|eta|`` cut.
+        radius: anti-kT radius (also the truth-matching radius).
+        max_particles: constituents kept per jet (highest pT).
+        mpi: multi-parton interactions on.
+        tau0_max: particles with ``c tau`` above this (mm) are stable (K_S, Lambda, ...).
+        detector: detector response.
+    """
+
+    pt_min: float = 550.0
+    pt_max: float = 650.0
+    eta_max: float = 2.0
+    radius: float = 0.8
+    max_particles: int = 200
+    mpi: bool = True
+    tau0_max: float = 10.0
+    detector: DetectorResponse = field(default_factory=DetectorResponse)
+
+    def pthat_window(self, process: str) -> tuple[float, float]:
+        """Hard-process pT window of a process (see :mod:`.processes`).
+
+        Args:
+            process: process key.
+
+        Returns:
+            ``(pTHatMin, pTHatMax)`` in GeV.
+        """
+        below, above = SPECS[process].pthat
+        return max(self.pt_min - below, 1.0), self.pt_max + above
+
+    def pythia_settings(self, process: str, seed: int | None = None, variant: int = 0
+                        ) -> list[str]:
+        """Full list of Pythia ``readString`` lines for one process.
+
+        Args:
+            process: process key.
+            seed: Pythia ``Random:seed`` (1..900000000); None leaves the seed lines out.
+            variant: index into the process's alternating variants.
+
+        Returns:
+            Settings lines.
+        """
+        lo, hi = self.pthat_window(process)
+        return [
+            f"Beams:eCM = {SQRT_S}",
+            "Print:quiet = on",
+            "Next:numberCount = 0",
+            f"PartonLevel:MPI = {'on' if self.mpi else 'off'}",
+            "HadronLevel:all = on",
+            "ParticleDecays:limitTau0 = on",
+            f"ParticleDecays:tau0Max = {self.tau0_max}",
+            f"PhaseSpace:pTHatMin = {lo}",
+            f"PhaseSpace:pTHatMax = {hi}",
+            *SPECS[process].settings,
+            *SPECS[process].variants[variant],
+            *([] if seed is None else ["Random:setSeed = on", f"Random:seed = {seed}"]),
+        ]
+
+
+class _Charges:
+    """PDG id -> electric charge, cached per id and mapped over arrays without Python loops."""
+
+    def __init__(self, particle_data: object) -> None:
+        self._pd = particle_data
+        self._cache: dict[int, int] = {}
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        uniq, inv = np.unique(ids, return_inverse=True)
+        for i in uniq.tolist():
+            if i not in self._cache:
+                self._cache[i] = int(round(self._pd.charge(i)))  # type: ignore[attr-defined]
+        return np.array([self._cache[i] for i in uniq.tolist()], dtype=np.int8)[inv]
+
+
+def _record_arrays(batch: object) -> dict[str, np.ndarray]:
+    """Flatten a ``nextBatch`` awkward array into NumPy arrays with global indices."""
+    import awkward as ak
+
+    prt = batch["prt"]  # type: ignore[index]
+    counts = np.asarray(ak.num(prt, axis=1), dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    evt = np.repeat(np.arange(len(counts)), counts)
+
+    def flat(x: object) -> np.ndarray:
+        return np.asarray(ak.to_numpy(ak.flatten(x, axis=1)))
+
+    base = offsets[:-1][evt]
+    d1 = flat(prt.daughter1).astype(np.int64)  # type: ignore[attr-defined]
+    d2 = flat(prt.daughter2).astype(np.int64)  # type: ignore[attr-defined]
+    p = prt.p  # type: ignore[attr-defined]
+    return {
+        "evt": evt, "offsets": offsets,
+        "id": flat(prt.id).astype(np.int32),  # type: ignore[attr-defined]
+        "status": flat(prt.status),  # type: ignore[attr-defined]
+        "d1": np.where(d1 > 0, d1 + base, -1), "d2": np.where(d2 > 0, d2 + base, -1),
+        "p4": np.stack([flat(p.px), flat(p.py), flat(p.pz), flat(p.e)], axis=1),
+    }
+
+
+def _cluster(p4: np.ndarray, counts: np.ndarray, radius: float, min_pt: float
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Anti-kT cluster every event of a batch with FastJet's multi-event interface.
+
+    Returns:
+        ``(jet_evt [J], cons_offsets [J+1], cons_local [C])``: event of each jet, offsets of each
+        jet's constituents, and the constituents' indices within their event's particle list.
+    """
+    import awkward as ak
+    import fastjet
+
+    parts = ak.unflatten(
+        ak.zip({"px": p4[:, 0], "py": p4[:, 1], "pz": p4[:, 2], "E": p4[:, 3]},
+               with_name="Momentum4D"),
+        counts,
+    )
+    jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
+    cs = _without_stdout(lambda: fastjet.ClusterSequence(parts, jetdef))
+    idx = cs.constituent_index(min_pt)  # events -> jets -> constituents
+    jets_per_evt = np.asarray(ak.num(idx, axis=1), dtype=np.int64)
+    jet_evt = np.repeat(np.arange(len(counts)), jets_per_evt)
+    per_jet = ak.flatten(idx, axis=1)
+    n_cons = np.asarray(ak.num(per_jet, axis=1), dtype=np.int64)
+    cons_local = np.asarray(ak.to_numpy(ak.flatten(per_jet, axis=1)), dtype=np.int64)
+    return jet_evt, np.concatenate(([0], np.cumsum(n_cons))), cons_local
+
+
+_BANNER_SHOWN = False
+
+
+def _without_stdout(fn: Callable[[], T]) -> T:
+    """Call ``fn`` with file descriptor 1 muted the first time (FastJet prints a banner there)."""
+    global _BANNER_SHOWN
+    if _BANNER_SHOWN:
+        return fn()
+    _BANNER_SHOWN = True
+    libc = ctypes.CDLL(None)
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        return fn()
+    finally:
+        libc.fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _jet_chunk(p4: np.ndarray, charge: np.ndarray, pid: np.ndarray, cons: np.ndarray,
+               cons_off: np.ndarray, max_particles: int, label: int) -> JetChunk:
+    """Build jets from their constituents: highest pT first, at most ``max_particles`` each.
+
+    Args:
+        p4, charge, pid: ``[M, 4]``, ``[M]``, ``[M]`` detected particles of the batch.
+        cons: ``[C]`` indices into the particle arrays, grouped by jet.
+        cons_off: ``[J+1]`` offsets of each jet's group in ``cons``.
+        max_particles: constituents kept per jet.
+        label: class index of every jet.
+
+    Returns:
+        ``J`` jets with scalars computed from the kept constituents.
+    """
+    n_cons = np.diff(cons_off)
+    cons_jet = np.repeat(np.arange(len(n_cons)), n_cons)
+    order = np.lexsort((-np.hypot(p4[cons, 0], p4[cons, 1]), cons_jet))
+    cons, cons_jet = cons[order], cons_jet[order]
+    cons = cons[np.arange(len(cons)) - cons_off[cons_jet] < max_particles]
+    chunk = JetChunk(
+        counts=np.minimum(n_cons, max_particles).astype(np.int64),
+        px=p4[cons, 0].astype(np.float32), py=p4[cons, 1].astype(np.float32),
+        pz=p4[cons, 2].astype(np.float32), energy=p4[cons, 3].astype(np.float32),
+        charge=charge[cons].astype(np.int8), pid=pid[cons].astype(np.int32),
+        label=np.full(len(n_cons), label, dtype=np.int64),
+    )
+    chunk.jet = jet_scalars_from_particles(chunk)
+    return chunk
+
+
+class JetUnit:
+    """Generates jets of one process with seeded Pythia instances.
+
+    A process with several variants (see :class:`.processes.ProcessSpec`) gets one Pythia instance
+    per variant, used in turn batch by batch.
+
+    Args:
+        process: process key (see :data:`colliderfm.data.generate.processes.PROCESSES`).
+        settings: physics settings.
+        pythia_seeds: Pythia ``Random:seed`` (1..900000000) of each variant.
+        detector_seed: seed of the detector-response NumPy generator.
+    """
+
+    def __init__(self, process: str, settings: JetSettings, pythia_seeds: tuple[int, ...],
+                 detector_seed: int) -> None:
+        pythia8 = require("pythia8mc", "gen")
+        require("fastjet", "gen")
+        self.spec = SPECS[process]
+        self.settings = settings
+        self.pythias = []
+        for variant, seed in enumerate(pythia_seeds[:len(self.spec.variants)]):
+            pythia = pythia8.Pythia("", False)  # type: ignore[attr-defined]
+            for line in settings.pythia_settings(process, seed, variant):
+                if not pythia.readString(line):
+                    raise RuntimeError(f"Pythia rejected setting {line!r}")
+            if not pythia.init():
+                raise RuntimeError(f"Pythia failed to initialise process {process!r}")
+            self.pythias.append(pythia)
+        self.charges = _Charges(self.pythias[0].particleData)
+        self.rng = np.random.default_rng(detector_seed)
+        self.n_events = 0
+        self.n_selected = 0
+        self._n_batches = 0
+
+    def _batch(self, n_events: int, label: int) -> JetChunk:
+        """Generate ``n_events`` events and return their selected jets (in event order)."""
+        s = self.settings
+        pythia = self.pythias[self._n_batches % len(self.pythias)]
+        self._n_batches += 1
+        rec = _record_arrays(pythia.nextBatch(n_events))
+        n_evt = len(rec["offsets"]) - 1
+        self.n_events += n_evt
+        ids, evt = rec["id"], rec["evt"]
+        visible = np.flatnonzero((rec["status"] > 0) & ~np.isin(np.abs(ids), NEUTRINOS))
+        charge = self.charges(ids[visible])
+        keep, p4 = s.detector.apply(rec["p4"][visible], ids[visible], charge, self.rng)
+        part = visible[keep]  # record index of each detected particle (event-ordered)
+        p4, charge = p4[keep], charge[keep]
+        counts = np.bincount(evt[part], minlength=n_evt)
+        part_off = np.concatenate(([0], np.cumsum(counts)))[:-1]
+
+        # jets below 0.8 pt_min cannot pass the window once their softest constituents are cut
+        jet_evt, cons_off, cons_local = _cluster(p4, counts, s.radius, 0.8 * s.pt_min)
+        cons = cons_local + part_off[np.repeat(jet_evt, np.diff(cons_off))]
+        chunk = _jet_chunk(p4, charge, ids[part], cons, cons_off, s.max_particles, label)
+        ok = ((chunk.jet["jet_pt"] >= s.pt_min) & (chunk.jet["jet_pt"] <= s.pt_max)
+              & (np.abs(chunk.jet["jet_eta"]) < s.eta_max))
+        if self.spec.root_ids:
+            truth = find_truth(ids, rec["d1"], rec["d2"], rec["p4"], evt, self.spec.root_ids)
+            cand = np.flatnonzero(ok)
+            ok[cand] = match_jets(truth, jet_evt[cand], chunk.jet["jet_eta"][cand],
+                                  chunk.jet["jet_phi"][cand], s.radius, self.spec.n_leptons)
+        cand = np.flatnonzero(ok)
+        # highest-pT passing jet per event, in event order
+        order = cand[np.lexsort((-chunk.jet["jet_pt"][cand], jet_evt[cand]))]
+        _, first = np.unique(jet_evt[order], return_index=True)
+        self.n_selected += len(first)
+        return chunk.take(order[first])
+
+    def generate(self, n_jets: int, label: int,
+                 on_jets: Callable[[int], None] | None = None) -> JetChunk:
+        """Generate exactly ``n_jets`` selected jets.
+
+        The batch sizes depend only on this unit's own history, so the output is a deterministic
+        function of the seeds.
+
+        Args:
+            n_jets: number of jets to return.
+            label: class index written into ``label``.
+            on_jets: optional callback with the number of new jets after each batch (progress).
+
+        Returns:
+            The jets, in generation order.
+        """
+        chunks: list[JetChunk] = []
+        have = 0
+        while have < n_jets:
+            eff = (have + 1) / (self.n_events + 4)  # pessimistic start, converges quickly
+            want = int(np.ceil(1.1 * (n_jets - have) / eff))
+            got = self._batch(int(np.clip(want, MIN_BATCH, MAX_BATCH)), label)
+            got = got.take(np.arange(min(len(got), n_jets - have)))
+            chunks.append(got)
+            have += len(got)
+            if on_jets is not None and len(got):
+                on_jets(len(got))
+            if self.n_events > 20_000 and have < 1e-3 * self.n_events:
+                raise RuntimeError(f"selection efficiency too low for {self.spec.key!r} "
+                                   f"({have} jets from {self.n_events} events)")
+        return JetChunk.concat(chunks)
