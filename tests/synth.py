@@ -32,7 +32,8 @@ def synthetic_jets(n: int, seed: int = 0, min_particles: int = 1, max_particles:
     px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
     e = np.sqrt(px**2 + py**2 + pz**2)
     charge = rng.integers(-1, 2, size=tot).astype(np.int8)
-    pid = np.where(charge != 0, 211 * charge.astype(np.int32), rng.choice([22, 130], size=tot)).astype(np.int32)
+    neutral = rng.choice([22, 130], size=tot)
+    pid = np.where(charge != 0, 211 * charge.astype(np.int32), neutral).astype(np.int32)
     chunk = JetChunk(counts=counts, px=px.astype(np.float32), py=py.astype(np.float32),
                      pz=pz.astype(np.float32), energy=e.astype(np.float32), charge=charge,
                      pid=pid, label=label)

@@ -169,7 +169,8 @@ def pretrain(
                     "--checkpoint runs/scratch --data test.h5")
 def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint directory.")],
-    data: Annotated[Path, typer.Option(help="Shards, .parquet, JetClass ROOT or Top Tagging HDF5.")],
+    data: Annotated[Path, typer.Option(
+        help="Shards, .parquet, JetClass ROOT or Top Tagging HDF5.")],
     out: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         help="Metrics JSON (plots written next to it).")] = None,
     max_jets: Annotated[Optional[int], typer.Option(  # noqa: UP045

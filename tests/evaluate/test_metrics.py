@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from colliderfm.evaluate.metrics import auc, binary_metrics, classifier_metrics, rejection, roc_curve
+from colliderfm.evaluate.metrics import (
+    auc,
+    binary_metrics,
+    classifier_metrics,
+    rejection,
+    roc_curve,
+)
 
 
 def test_auc_hand_computed() -> None:
