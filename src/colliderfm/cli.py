@@ -152,10 +152,10 @@ def pretrain(
     """Self-supervised pretraining of a backbone on unlabelled jets (labels are ignored)."""
     from colliderfm.config import load_config
 
-    cfg = load_config(config, overrides)
-    if cfg.objective.name == "vqvae":
-        from colliderfm.tokenizers.train import train_tokenizer
+    from colliderfm.tokenizers.train import is_tokenizer, train_tokenizer
 
+    cfg = load_config(config, overrides)
+    if is_tokenizer(cfg.objective.name):
         summary = train_tokenizer(cfg, out, resume=resume)
     else:
         from colliderfm.pretrain.run import run_pretrain

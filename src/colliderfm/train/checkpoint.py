@@ -209,6 +209,7 @@ def build_model(meta: dict[str, Any]) -> nn.Module:
     """
     import colliderfm.finetune.classifier  # noqa: F401  (registers builders)
     import colliderfm.pretrain.run  # noqa: F401
+    import colliderfm.tokenizers.vqvae  # noqa: F401
 
     task = meta["model"].get("task", "classifier")
     if task not in _BUILDERS:

@@ -1,0 +1,257 @@
+"""Masked particle modelling (MPM; Golling et al., "Masked particle modeling on sets", 2024).
+
+For every jet, ``mask_fraction`` of its real particles (at least one; padding never) are chosen
+at random. Their input features are replaced by a learned mask vector and their four-vectors
+are set to zero before the backbone, so neither the particle embedding nor the pairwise
+attention bias (ParT's ln kT, ln z, ln Delta, ln m^2 -- zero vectors give the same finite
+"null particle" values as self-pairs) can see them. A per-particle head on the backbone tokens
+at the masked positions then predicts either
+
+* ``target: tokens`` -- the particle's code id from a frozen VQ-VAE tokenizer run on the
+  *unmasked* jet (cross-entropy), or
+* ``target: continuous`` -- the particle's input features directly (MSE or Huber).
+
+The tokenizer is a frozen submodule (eval mode, no gradients), so its weights travel inside the
+pretraining checkpoint; its structure is built from the params here, its weights are loaded in
+:meth:`MaskedParticleModelling.setup` (from ``tokenizer``, or from one trained first into
+``out/tokenizer`` when ``tokenizer`` is null).
+
+``positional: pt_order`` (the MPM paper's ordering study) adds a learned embedding of each
+particle's pT rank (from feature 0, ``log_pt``) to the backbone's input features. This breaks the
+permutation invariance of the backbone's input and is off by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colliderfm.data.schema import Batch
+from colliderfm.errors import CheckpointError, ConfigError
+from colliderfm.models.heads import TokenHead
+from colliderfm.pretrain.base import Objective, register_objective
+from colliderfm.tokenizers.vqvae import VQVAE, VQVAEParams
+from colliderfm.train.checkpoint import load_weights, read_meta
+from colliderfm.train.logging import log
+
+MAX_RANK = 256  # pT ranks beyond this share the last positional embedding
+
+#: VQ-VAE structure key -> the MPM param that must match it
+_TOKENIZER_KEYS = {"codebook_size": "codebook_size", "code_dim": "code_dim",
+                   "hidden": "tokenizer_hidden", "layers": "tokenizer_layers"}
+
+
+@dataclass
+class MPMParams:
+    """Settings of masked particle modelling (``objective.params``)."""
+
+    mask_fraction: float = field(default=0.4, metadata={"range": (0.0, 1.0)})
+    target: str = field(default="tokens", metadata={"choices": ("tokens", "continuous")})
+    regression_loss: str = field(default="mse", metadata={"choices": ("mse", "huber")})
+    tokenizer: str | None = None
+    tokenizer_steps: int = field(default=2000, metadata={"range": (1, None)})
+    tokenizer_lr: float = field(default=1e-3, metadata={"range": (0.0, None)})
+    codebook_size: int = field(default=512, metadata={"range": (2, 1 << 16)})
+    code_dim: int = field(default=8, metadata={"range": (1, 1024)})
+    tokenizer_hidden: int = field(default=128, metadata={"range": (4, 4096)})
+    tokenizer_layers: int = field(default=1, metadata={"range": (0, 16)})
+    positional: str = field(default="none", metadata={"choices": ("none", "pt_order")})
+    head_hidden: int | None = field(default=None, metadata={"range": (1, None)})
+
+
+def choose_masked(mask: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Pick ``round(fraction * n)`` (at least 1) random real particles of every jet.
+
+    Args:
+        mask: ``[B, P]`` bool, True for real particles.
+        fraction: share of each jet's real particles to mask.
+
+    Returns:
+        ``[B, P]`` bool, True for masked particles (never at padding; none for empty jets).
+    """
+    n_real = mask.sum(1)  # [B]
+    n_mask = torch.round(n_real * fraction).clamp_min(1).minimum(n_real)  # [B]
+    scores = torch.rand(mask.shape, device=mask.device).masked_fill(~mask, 2.0)  # [B, P]
+    rank = scores.argsort(1).argsort(1)  # [B, P] rank of each slot within its jet
+    return (rank < n_mask.unsqueeze(1)) & mask  # [B, P]
+
+
+def pt_rank(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """pT rank of every particle within its jet (0 = hardest), from feature 0 (``log_pt``).
+
+    Args:
+        x: ``[B, P, F]`` features.
+        mask: ``[B, P]`` real-particle mask.
+
+    Returns:
+        ``[B, P]`` int64 ranks, clamped to ``MAX_RANK - 1`` (padding ranks come last).
+    """
+    key = x[..., 0].float().masked_fill(~mask, float("-inf"))  # [B, P]
+    rank = key.argsort(dim=1, descending=True, stable=True).argsort(1)  # [B, P]
+    return rank.clamp_max(MAX_RANK - 1)
+
+
+@register_objective("mpm", MPMParams)
+class MaskedParticleModelling(Objective):
+    """Masked particle modelling with token (VQ-VAE) or continuous targets.
+
+    Args:
+        params: validated :class:`MPMParams`.
+        backbone_dim: backbone token width ``D``.
+        in_dim: per-particle input features ``F``.
+    """
+
+    def __init__(self, params: MPMParams, backbone_dim: int, in_dim: int) -> None:
+        super().__init__(params, backbone_dim, in_dim)
+        self.mask_token = nn.Parameter(0.02 * torch.randn(in_dim))
+        self.rank_embed = (nn.Embedding(MAX_RANK, in_dim) if params.positional == "pt_order"
+                           else None)
+        if self.rank_embed is not None:
+            nn.init.normal_(self.rank_embed.weight, std=0.02)
+        self.tokenizer: VQVAE | None = None
+        n_out = in_dim
+        if params.target == "tokens":
+            self.tokenizer = VQVAE(in_dim, **self._tokenizer_structure())
+            self.tokenizer.requires_grad_(False)
+            self.tokenizer.eval()
+            n_out = params.codebook_size
+        h = params.head_hidden
+        self.head: nn.Module = (TokenHead(backbone_dim, n_out) if h is None else
+                                nn.Sequential(nn.Linear(backbone_dim, h), nn.GELU(),
+                                              nn.Linear(h, n_out)))
+
+    def _tokenizer_structure(self) -> dict[str, Any]:
+        p = self.params
+        return {k: getattr(p, mk) for k, mk in _TOKENIZER_KEYS.items()}
+
+    def train(self, mode: bool = True) -> MaskedParticleModelling:
+        """Set training mode; the frozen tokenizer always stays in eval mode.
+
+        Args:
+            mode: training (True) or eval (False).
+
+        Returns:
+            self.
+        """
+        super().train(mode)
+        if self.tokenizer is not None:
+            self.tokenizer.eval()
+        return self
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, backbone: nn.Module, cfg: Any, out: Any, progress: bool = True) -> None:
+        """Load the tokenizer (training one into ``out/tokenizer`` first when none is given).
+
+        Every check on a given tokenizer (exists, is a VQ-VAE checkpoint, same features and
+        structure) happens here, before any pretraining step.
+
+        Args:
+            backbone: the backbone (unused).
+            cfg: the run's config.
+            out: the run directory.
+            progress: show progress bars.
+        """
+        p = self.params
+        if p.target != "tokens":
+            if p.tokenizer is not None:
+                log.warning("objective.params.tokenizer is ignored with target: continuous")
+            return
+        if p.tokenizer is not None:
+            path = Path(p.tokenizer)
+            if not path.exists():
+                raise ConfigError(f"objective.params.tokenizer: {path} does not exist (train one "
+                                  "with configs/pretrain/vqvae.yaml, or set it to null to train "
+                                  "one first)")
+        else:
+            path = self._train_tokenizer(cfg, Path(out), progress)
+        self.load_tokenizer(path, cfg.data.features)
+
+    def _train_tokenizer(self, cfg: Any, out: Path, progress: bool) -> Path:
+        from colliderfm.config import ObjectiveConfig
+        from colliderfm.tokenizers.train import train_tokenizer
+
+        p = self.params
+        tok = out / "tokenizer"
+        params = dataclasses.asdict(VQVAEParams(**self._tokenizer_structure()))
+        tok_cfg = dataclasses.replace(
+            cfg, data=dataclasses.replace(cfg.data, val=None),
+            objective=ObjectiveConfig(name="vqvae", params=params),
+            train=dataclasses.replace(cfg.train, max_steps=p.tokenizer_steps, lr=p.tokenizer_lr,
+                                      early_stopping=None, checkpoint_every=None))
+        log.info("%s: no tokenizer given; training a VQ-VAE (%d codes, %d steps) first", tok,
+                 p.codebook_size, p.tokenizer_steps)
+        train_tokenizer(tok_cfg, tok, resume=(tok / "last").exists(), progress=progress)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # rank 0 writes the checkpoint
+        return tok
+
+    def load_tokenizer(self, path: str | Path, feature_set: str) -> None:
+        """Check a tokenizer checkpoint against this objective and load its weights.
+
+        Args:
+            path: VQ-VAE checkpoint directory.
+            feature_set: the run's ``data.features``.
+        """
+        meta = read_meta(path)
+        m = meta["model"]
+        if m.get("task") != "vqvae":
+            raise CheckpointError(f"{path}: not a VQ-VAE tokenizer checkpoint (it holds a "
+                                  f"'{m.get('task', 'classifier')}' model)")
+        if m.get("in_dim") != self.in_dim or m.get("feature_set") != feature_set:
+            raise CheckpointError(
+                f"{path}: tokenizer was trained on feature set '{m.get('feature_set')}' "
+                f"({m.get('in_dim')} features) but this run uses '{feature_set}' "
+                f"({self.in_dim} features)")
+        for key, mkey in _TOKENIZER_KEYS.items():
+            have, want = m["params"].get(key), getattr(self.params, mkey)
+            if have != want:
+                raise CheckpointError(f"{path}: tokenizer has {key}={have} but "
+                                      f"objective.params.{mkey}={want} (use --set "
+                                      f"objective.params.{mkey}={have})")
+        assert self.tokenizer is not None
+        load_weights(self.tokenizer, path)
+        self.tokenizer.eval()
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, backbone: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mask particles, encode the jet, predict the masked particles.
+
+        Args:
+            backbone: the shared backbone.
+            batch: an unlabelled batch.
+
+        Returns:
+            (scalar loss, logs: ``mpm_loss``, ``mpm_acc`` (tokens) or ``mpm_mse``,
+            ``masked_frac``).
+        """
+        x, mask, vectors = batch.features, batch.mask, batch.vectors
+        sel = choose_masked(mask, self.params.mask_fraction)  # [B, P]
+        x_in = torch.where(sel.unsqueeze(-1), self.mask_token.to(x.dtype), x)  # [B, P, F]
+        if self.rank_embed is not None:
+            x_in = x_in + self.rank_embed(pt_rank(x, mask)) * mask.unsqueeze(-1)  # [B, P, F]
+        v_in = None if vectors is None else vectors.masked_fill(sel.unsqueeze(-1), 0.0)
+        tokens = backbone(x_in, mask, v_in)  # [B, P, D]
+        pred = self.head(tokens[sel]).float()  # [N, n_out]
+        logs = {"masked_frac": float(sel.sum() / mask.sum().clamp_min(1))}
+        if pred.shape[0] == 0:  # only empty jets: nothing to predict
+            return tokens.sum() * 0.0, {**logs, "mpm_loss": 0.0}
+        if self.tokenizer is not None:
+            with torch.autocast(x.device.type, enabled=False):
+                ids = self.tokenizer.tokenize(x.float(), mask)[sel]  # [N]
+            loss = F.cross_entropy(pred, ids)
+            logs["mpm_acc"] = float((pred.argmax(-1) == ids).float().mean())
+        else:
+            target = x[sel].float()  # [N, F]
+            if self.params.regression_loss == "huber":
+                loss = F.huber_loss(pred, target)
+            else:
+                loss = F.mse_loss(pred, target)
+            logs["mpm_mse"] = float(F.mse_loss(pred.detach(), target))
+        logs["mpm_loss"] = float(loss.detach())
+        return loss, logs
