@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 CFM=".venv/bin/colliderfm"
 DATA="data/default"
 RUNS=".quickstart"
-N_TRAIN="${QS_N_TRAIN:-2500}"   # jets per class
-N_EVAL="${QS_N_EVAL:-1000}"
+N_TRAIN="${QS_N_TRAIN:-1500}"   # jets per class
+N_EVAL="${QS_N_EVAL:-500}"
 WORKERS="${QS_WORKERS:-2}"
 
 gen() {  # gen OUT N SEED PROCESSES
@@ -28,9 +28,11 @@ echo "== inspect"
 $CFM inspect "$DATA/toptag/train"
 
 rm -rf "$RUNS"
+mkdir -p "$RUNS"
 echo "== supervised top tagging from scratch (small ParT-style backbone)"
 $CFM finetune --config configs/finetune/top_tagging.yaml --init none --mode full \
-  --out "$RUNS/scratch" --set train.epochs="${QS_EPOCHS:-3}" --set model.preset=small
+  --out "$RUNS/scratch" --set train.epochs="${QS_EPOCHS:-3}" --set model.preset=small \
+  > "$RUNS/scratch.summary.json"
 
 echo "== evaluate on the test set"
 $CFM evaluate --checkpoint "$RUNS/scratch" --data "$DATA/toptag/test" \
