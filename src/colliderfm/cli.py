@@ -151,7 +151,6 @@ def pretrain(
 ) -> None:
     """Self-supervised pretraining of a backbone on unlabelled jets (labels are ignored)."""
     from colliderfm.config import load_config
-
     from colliderfm.tokenizers.train import is_tokenizer, train_tokenizer
 
     cfg = load_config(config, overrides)

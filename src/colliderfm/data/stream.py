@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from colliderfm.config import Config
 from colliderfm.data.features import particle_features
 from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks
 from colliderfm.data.schema import Batch, JetChunk
@@ -295,3 +296,26 @@ def steps_per_pass(n_jets: int, batch_size: int, world_size: int = 1) -> int:
         Steps (at least 1).
     """
     return max(1, math.ceil(n_jets / (batch_size * world_size)))
+
+
+def training_loader(source: str | Path | JetChunk, n_jets: int, cfg: Config
+                    ) -> tuple[DataLoader, int]:
+    """The endless, shuffled training loader of a run and its steps per epoch.
+
+    Args:
+        source: training jets (path or in-memory chunk).
+        n_jets: jets in one pass over ``source``.
+        cfg: run config (``data`` and ``train`` sections).
+
+    Returns:
+        (DataLoader yielding :class:`Batch`, optimizer steps per epoch).
+    """
+    stream = JetStream(source, batch_size=cfg.train.batch_size,
+                       max_particles=cfg.data.max_particles, shuffle=True,
+                       buffer_size=cfg.data.shuffle_buffer, seed=cfg.train.seed, infinite=True,
+                       feature_set=cfg.data.features, trim_padding=cfg.data.trim_padding)
+    loader = DataLoader(stream, batch_size=None, num_workers=cfg.train.workers,
+                        persistent_workers=cfg.train.workers > 0)
+    world = _rank_world()[1]
+    spe = cfg.train.steps_per_epoch or steps_per_pass(n_jets, cfg.train.batch_size, world)
+    return loader, spe

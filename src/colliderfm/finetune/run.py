@@ -9,13 +9,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from colliderfm.config import Config
 from colliderfm.data.features import n_features
 from colliderfm.data.readers.dispatch import jet_classes
 from colliderfm.data.schema import Batch, JetChunk
-from colliderfm.data.stream import JetStream, count_jets, steps_per_pass
+from colliderfm.data.stream import JetStream, count_jets, training_loader
 from colliderfm.data.subset import load_subset
 from colliderfm.errors import ConfigError
 from colliderfm.evaluate.metrics import classifier_metrics
@@ -147,14 +146,7 @@ def run_finetune(cfg: Config, out: str | Path, resume: bool = False, progress: b
         log.info("initialised backbone from %s", ft.init)
     lr_mults = apply_mode(model, mode, ft)
     source, n_jets = _train_source(cfg)
-    _, world = dist_info()
-    stream = JetStream(source, batch_size=cfg.train.batch_size,
-                       max_particles=cfg.data.max_particles, shuffle=True,
-                       buffer_size=cfg.data.shuffle_buffer, seed=cfg.train.seed, infinite=True,
-                       feature_set=cfg.data.features, trim_padding=cfg.data.trim_padding)
-    loader = DataLoader(stream, batch_size=None, num_workers=cfg.train.workers,
-                        persistent_workers=cfg.train.workers > 0)
-    spe = cfg.train.steps_per_epoch or steps_per_pass(n_jets, cfg.train.batch_size, world)
+    loader, spe = training_loader(source, n_jets, cfg)
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("%s: %d training jets, classes %s, %d steps/epoch, %d params (%d trainable)",

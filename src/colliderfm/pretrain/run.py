@@ -7,11 +7,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from colliderfm.config import Config
 from colliderfm.data.features import n_features
-from colliderfm.data.stream import JetStream, count_jets, steps_per_pass
+from colliderfm.data.stream import count_jets, training_loader
 from colliderfm.errors import ConfigError
 from colliderfm.finetune.classifier import backbone_spec, build_backbone
 from colliderfm.pretrain.base import PretrainModel, create_objective, make_params, params_dict
@@ -95,14 +94,7 @@ def run_pretrain(cfg: Config, out: str | Path, resume: bool = False, progress: b
     if n_jets is None:
         raise ConfigError(f"{cfg.data.train}: pretraining reads shard directories; convert it "
                           "first with `colliderfm convert`")
-    _, world = dist_info()
-    stream = JetStream(cfg.data.train, batch_size=cfg.train.batch_size,
-                       max_particles=cfg.data.max_particles, shuffle=True,
-                       buffer_size=cfg.data.shuffle_buffer, seed=cfg.train.seed, infinite=True,
-                       feature_set=cfg.data.features, trim_padding=cfg.data.trim_padding)
-    loader = DataLoader(stream, batch_size=None, num_workers=cfg.train.workers,
-                        persistent_workers=cfg.train.workers > 0)
-    spe = cfg.train.steps_per_epoch or steps_per_pass(n_jets, cfg.train.batch_size, world)
+    loader, spe = training_loader(cfg.data.train, n_jets, cfg)
     rank = dist_info()[0]
 
     def validate(module: nn.Module) -> dict[str, float]:
