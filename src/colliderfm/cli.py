@@ -23,6 +23,9 @@ app = typer.Typer(
 )
 generate_app = typer.Typer(no_args_is_help=True, help="Generate data with Pythia 8 + FastJet.")
 app.add_typer(generate_app, name="generate")
+export_app = typer.Typer(no_args_is_help=True,
+                         help="Export a trained model for inference outside colliderfm.")
+app.add_typer(export_app, name="export")
 
 Overrides = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
     "--set", help="Override a config value: section.key=value (repeatable).")]
@@ -126,6 +129,7 @@ def finetune(
     """Train a classifier: from scratch (--init none) or from a pretrained backbone."""
     from colliderfm.config import load_config
     from colliderfm.finetune.run import run_finetune
+    from colliderfm.train.distributed import distributed
 
     sets = list(overrides or [])
     if init is not None:
@@ -135,8 +139,10 @@ def finetune(
     if n_train is not None:
         sets.append(f"finetune.n_train={n_train}")
     cfg = load_config(config, sets)
-    summary = run_finetune(cfg, out, resume=resume)
-    typer.echo(json.dumps(summary, indent=2, default=str))
+    with distributed() as (rank, _):  # under torchrun: one process group for the run
+        summary = run_finetune(cfg, out, resume=resume)
+    if rank == 0:
+        typer.echo(json.dumps(summary, indent=2, default=str))
 
 
 @app.command(epilog="Examples:\n\n  colliderfm pretrain --config configs/pretrain/contrastive.yaml "
@@ -152,15 +158,18 @@ def pretrain(
     """Self-supervised pretraining of a backbone on unlabelled jets (labels are ignored)."""
     from colliderfm.config import load_config
     from colliderfm.tokenizers.train import is_tokenizer, train_tokenizer
+    from colliderfm.train.distributed import distributed
 
     cfg = load_config(config, overrides)
-    if is_tokenizer(cfg.objective.name):
-        summary = train_tokenizer(cfg, out, resume=resume)
-    else:
-        from colliderfm.pretrain.run import run_pretrain
+    with distributed() as (rank, _):  # under torchrun: one process group for the run
+        if is_tokenizer(cfg.objective.name):
+            summary = train_tokenizer(cfg, out, resume=resume)
+        else:
+            from colliderfm.pretrain.run import run_pretrain
 
-        summary = run_pretrain(cfg, out, resume=resume)
-    typer.echo(json.dumps(summary, indent=2, default=str))
+            summary = run_pretrain(cfg, out, resume=resume)
+    if rank == 0:
+        typer.echo(json.dumps(summary, indent=2, default=str))
 
 
 @app.command(epilog="Examples:\n\n  colliderfm evaluate --checkpoint runs/scratch --data "
@@ -182,6 +191,26 @@ def evaluate(
     metrics = evaluate_checkpoint(checkpoint, data, out, batch_size=batch_size,
                                   max_jets=max_jets)
     typer.echo(json.dumps(metrics, indent=2, default=str))
+
+
+@export_app.command("onnx", epilog="Examples:\n\n  colliderfm export onnx --checkpoint "
+                    "runs/scratch --out top_tagger.onnx\n\n  colliderfm export onnx "
+                    "--checkpoint runs/clr --out encoder.onnx --float-mask")
+def export_onnx_cmd(
+    checkpoint: Annotated[Path, typer.Option(help="Classifier or pretraining checkpoint.")],
+    out: Annotated[Path, typer.Option(help="ONNX file (the sidecar goes to OUT.json).")],
+    opset: Annotated[int, typer.Option(help="ONNX opset (14-20).")] = 17,
+    float_mask: Annotated[bool, typer.Option(
+        help="Take the mask as float32 (1 = real particle) instead of bool.")] = False,
+    verify: Annotated[bool, typer.Option(
+        help="Check the file with onnxruntime against torch.")] = True,
+) -> None:
+    """Export to ONNX (dynamic batch and particle axes) plus a JSON sidecar describing inputs."""
+    from colliderfm.export.onnx import export_onnx
+
+    info = export_onnx(checkpoint, out, opset=opset,
+                       mask_dtype="float" if float_mask else "bool", verify=verify)
+    typer.echo(json.dumps(info, indent=2, default=str))
 
 
 def main() -> None:

@@ -136,6 +136,12 @@ def _allreduce_grads(params: list[nn.Parameter], world: int) -> None:
         i += n
 
 
+def _from_rank0(obj: Any) -> Any:
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def _rng_state() -> dict[str, Any]:
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
             "python": random.getstate()}
@@ -161,7 +167,8 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
         out: run directory.
         steps_per_epoch: optimizer steps per epoch (validation cadence).
         meta: checkpoint metadata describing how to rebuild ``module`` (``{"model": ...}``).
-        validate: ``module -> metrics`` run at the end of each epoch (names like ``val_auc``).
+        validate: ``module -> metrics`` run at the end of each epoch (names like ``val_auc``);
+            under torch.distributed only on rank 0, its metrics are sent to every rank.
         lr_mults: learning-rate multipliers by parameter-name prefix.
         resume: continue from ``out/last``.
         progress: show a progress bar.
@@ -255,15 +262,20 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
                 if extra:
                     module.train()
                     logger.log(step, (step - 1) // steps_per_epoch, extra)
-                    bar.write("[colliderfm] step {}: {}".format(
-                        step, ", ".join(f"{k}={v:.4f}" for k, v in extra.items())))
+                    if main:
+                        bar.write("[colliderfm] step {}: {}".format(
+                            step, ", ".join(f"{k}={v:.4f}" for k, v in extra.items())))
             if step % tc.log_every == 0 or step == total:
                 logs = {"train_loss": loss.detach().item(), "lr": sched.get_last_lr()[0], **logs}
                 logger.log(step, (step - 1) // steps_per_epoch, logs)
                 bar.set_postfix(loss=f"{logs['train_loss']:.4f}")
             if step % steps_per_epoch == 0 or step == total:
                 epoch = (step - 1) // steps_per_epoch
-                last = validate(module) if validate is not None else {}
+                # rank 0 validates; the others wait here and get the same metrics, so every
+                # rank takes the same early-stopping decision
+                last = validate(module) if validate is not None and main else {}
+                if world > 1:
+                    last = _from_rank0(last)
                 module.train()
                 last = {"epoch": epoch, "step": step, **last}
                 history.append(last)
@@ -276,7 +288,7 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
                         save_checkpoint(out, module, meta, inplace=True)
                 else:
                     bad_epochs += 1
-                if last:
+                if last and main:
                     shown = ", ".join(f"{k}={v:.4f}" for k, v in last.items()
                                       if k not in ("epoch", "step"))
                     bar.write(f"[colliderfm] epoch {epoch + 1}/{n_epochs} step {step}: {shown}")

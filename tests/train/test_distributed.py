@@ -1,0 +1,207 @@
+"""Two-process (gloo, CPU) training equals one process on the same global batches.
+
+Each rank gets its half of every global batch, so after N steps the averaged gradients (and hence
+the parameters) must match a single process trained on the whole batches. Also checked: only rank
+0 validates and writes (logs, checkpoints), and the process-group helper is a no-op without
+torchrun.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from synth import synthetic_jets
+
+from colliderfm.config import load_config
+from colliderfm.data.schema import Batch
+from colliderfm.data.stream import JetStream
+from colliderfm.train.distributed import distributed, init_distributed, launched_by_torchrun
+
+STEPS, PER_RANK, WORLD = 4, 6, 2
+TIMEOUT_S = 120
+
+
+def _global_batches() -> list[Batch]:
+    jets = synthetic_jets(STEPS * PER_RANK * WORLD, seed=7, max_particles=30)
+    stream = JetStream(jets, batch_size=PER_RANK * WORLD, max_particles=30, shuffle=False,
+                       rank=0, world_size=1)
+    # float64 (see _model): rounding, not the loop, would otherwise set the tolerance
+    return [dataclasses.replace(b, features=b.features.double(), vectors=b.vectors.double())
+            for b in list(stream)[:STEPS]]  # [B = 2b, P, ...] each
+
+
+def _half(batch: Batch, rank: int, world: int) -> Batch:
+    """This rank's share of a global batch (same padding length P)."""
+    n = len(batch) // world
+    kw = {f.name: getattr(batch, f.name)[rank * n:(rank + 1) * n] for f in dataclasses.fields(batch)
+          if getattr(batch, f.name) is not None}
+    return dataclasses.replace(batch, **kw)
+
+
+def _model() -> torch.nn.Module:
+    """Tiny ParT classifier in float64 without dropout.
+
+    Pair features are off: they are computed in float32 inside the model, and Adam turns the
+    rounding noise of near-zero gradients into lr-sized steps, which would hide the comparison.
+    """
+    from colliderfm.finetune.classifier import build_classifier
+
+    torch.manual_seed(0)
+    kwargs = {"dropout": 0.0, "pair_features": False}
+    return build_classifier({"name": "part", "preset": "tiny", "in_dim": 13, "n_classes": 2,
+                             "kwargs": kwargs, "head_hidden": 16}).double()
+
+
+def _train(batches: list[Batch], out: Path, marks: Path, batch_size: int) -> torch.nn.Module:
+    from colliderfm.finetune.run import classification_loss
+    from colliderfm.train.loop import dist_info, fit
+
+    cfg = load_config(None, [f"train.max_steps={STEPS}", f"train.batch_size={batch_size}",
+                             "train.lr=1e-3", "train.warmup=0", "train.log_every=1",
+                             "train.early_stopping=val_loss", "train.patience=5",
+                             "train.seed=0"])
+    calls = iter(range(100))
+
+    def validate(module: torch.nn.Module) -> dict[str, float]:
+        rank = dist_info()[0]
+        (marks / f"validate-rank{rank}").write_text("called")
+        return {"val_loss": float(10 - next(calls))}  # improves every epoch
+
+    model = _model()
+    fit(model, classification_loss, iter(batches), cfg, out, steps_per_epoch=2,
+        meta={"model": {"task": "test"}}, validate=validate, progress=False)
+    return model
+
+
+def _grads(model: torch.nn.Module, batch: Batch, world: int) -> dict[str, torch.Tensor]:
+    """Gradients of the loss on ``batch``, averaged over ranks the way the loop does it."""
+    from colliderfm.finetune.run import classification_loss
+    from colliderfm.train.loop import _allreduce_grads
+
+    model.zero_grad()
+    classification_loss(model, batch)[0].backward()
+    if world > 1:
+        _allreduce_grads(list(model.parameters()), world)
+    return {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+
+def _worker(rank: int, world: int, port: int, tmp: str, batches: list[Batch]) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    with distributed(backend="gloo") as (r, w):
+        assert (r, w) == (rank, world)
+        local = [_half(b, rank, world) for b in batches]
+        model = _train(local, Path(tmp) / f"out-rank{rank}", Path(tmp), PER_RANK)
+        torch.save(model.state_dict(), Path(tmp) / f"params-rank{rank}.pt")
+        torch.save(_grads(model, local[0], world), Path(tmp) / f"grads-rank{rank}.pt")
+    assert not torch.distributed.is_initialized()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spawn(tmp: Path, batches: list[Batch]) -> None:
+    ctx = mp.start_processes(_worker, args=(WORLD, _free_port(), str(tmp), batches),
+                             nprocs=WORLD, join=False, start_method="spawn")
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while not ctx.join(timeout=1.0):
+            if time.monotonic() > deadline:
+                pytest.fail(f"two-process run did not finish in {TIMEOUT_S} s (deadlock?)")
+    finally:
+        for p in ctx.processes:  # only the processes started here
+            if p.is_alive():
+                p.kill()
+
+
+def test_two_ranks_match_one_process_with_double_batch(tmp_path: Path) -> None:
+    batches = _global_batches()
+    assert len(batches) == STEPS and all(len(b) == PER_RANK * WORLD for b in batches)
+    _spawn(tmp_path, batches)
+    single = _train(batches, tmp_path / "single", tmp_path / "single", PER_RANK * WORLD)
+    want = single.state_dict()
+    ranks = [torch.load(tmp_path / f"params-rank{r}.pt") for r in range(WORLD)]
+    init = _model().state_dict()
+    moved = max((want[k] - init[k]).abs().max().item() for k in want)
+    assert moved > 1e-3  # the runs really trained
+    for got in ranks:
+        diff = max((got[k] - want[k]).abs().max().item() for k in want)
+        assert diff < 1e-9, diff  # measured ~2e-15
+    # the all-reduced gradient is the mean over the global batch (not the sum)
+    full = _grads(single, batches[0], 1)
+    for r in range(WORLD):
+        avg = torch.load(tmp_path / f"grads-rank{r}.pt")
+        assert avg.keys() == full.keys()
+        for k in full:
+            torch.testing.assert_close(avg[k], full[k], rtol=1e-9, atol=1e-15)
+    # rank 0 wrote the checkpoints and logs; rank 1 wrote nothing and never validated
+    out0 = tmp_path / "out-rank0"
+    assert (out0 / "model.safetensors").is_file() and (out0 / "last" / "state.pt").is_file()
+    assert (out0 / "metrics.csv").is_file()
+    assert not (tmp_path / "out-rank1").exists()
+    assert (tmp_path / "validate-rank0").exists() and not (tmp_path / "validate-rank1").exists()
+
+
+def test_single_process_without_torchrun_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    assert not launched_by_torchrun()
+    assert init_distributed() == (0, 1)
+    with distributed() as (rank, world):
+        assert (rank, world) == (0, 1) and not torch.distributed.is_initialized()
+
+
+def test_failing_rank_does_not_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error inside ``distributed()`` tears down without the final barrier."""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    calls: list[Any] = []
+    monkeypatch.setattr(torch.distributed, "barrier", lambda *a, **k: calls.append(a))
+    with pytest.raises(RuntimeError, match="boom"), distributed(backend="gloo"):
+        assert torch.distributed.is_initialized()
+        raise RuntimeError("boom")
+    assert not torch.distributed.is_initialized() and calls == []
+
+
+def test_torchrun_finetune_cli(tmp_path: Path) -> None:
+    """``torchrun --nproc-per-node 2 -m colliderfm finetune`` with validation and a test set."""
+    import json
+    import subprocess
+    import sys
+
+    from synth import write_synthetic_shards
+
+    for name, n, seed in (("train", 256, 0), ("val", 64, 1), ("test", 64, 2)):
+        write_synthetic_shards(tmp_path / name, n=n, seed=seed, rows_per_shard=64)
+    out = tmp_path / "run"
+    sets = [f"data.train={tmp_path / 'train'}", f"data.val={tmp_path / 'val'}",
+            f"data.test={tmp_path / 'test'}", "model.preset=tiny", "train.batch_size=32",
+            "train.epochs=2", "data.max_particles=32"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--master-port", str(_free_port()), "-m", "colliderfm", "finetune", "--config",
+           str(Path(__file__).parents[2] / "configs" / "finetune" / "top_tagging.yaml"),
+           "--init", "none", "--out", str(out)]
+    for s in sets:
+        cmd += ["--set", s]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout[res.stdout.index("{"):])  # one summary: rank 0 only
+    assert summary["steps"] == 2 * 4 and "auc" in summary["test"]  # 256 jets / (32 * 2 ranks)
+    assert res.stderr.count("training jets") == 1  # rank 1 logs warnings only
+    for name in ("model.safetensors", "config.yaml", "metrics.csv", "test_metrics.json"):
+        assert (out / name).is_file()
