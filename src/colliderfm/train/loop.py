@@ -216,6 +216,8 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
     if world > 1:
         for p in module.state_dict().values():
             torch.distributed.broadcast(p, 0)
+        # identical weights, but independent augmentation/dropout draws on every rank
+        torch.manual_seed(tc.seed + 1_000_003 * rank)
     logger = RunLogger(out, enabled=main)
     it: Iterator[Batch] = iter(data)
     for _ in range(step):  # replay the data order up to the resume point
