@@ -141,7 +141,7 @@ def _parquet_units(path: Path) -> list[Unit]:
     return units
 
 
-def units_for(source: str | Path | JetChunk, block: int = 1024) -> list[Unit]:
+def units_for(source: str | Path | JetChunk, block: int = 256) -> list[Unit]:
     """Split a data source into independent work units.
 
     Args:
