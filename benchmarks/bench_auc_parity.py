@@ -44,8 +44,7 @@ class WeaverAdapter(nn.Module):
         logging.getLogger("weaver").setLevel(logging.WARNING)
         self.net = WeaverParT(input_dim=in_dim, num_classes=n_classes, pair_input_dim=4)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor
-                ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         """Logits.
 
         Args:
@@ -56,8 +55,11 @@ class WeaverAdapter(nn.Module):
         Returns:
             ``[B, C]`` logits.
         """
-        return self.net(x.transpose(1, 2).contiguous(), vectors.transpose(1, 2).contiguous(),
-                        mask.unsqueeze(1).float())  # [B, C]
+        return self.net(
+            x.transpose(1, 2).contiguous(),
+            vectors.transpose(1, 2).contiguous(),
+            mask.unsqueeze(1).float(),
+        )  # [B, C]
 
 
 @torch.no_grad()
@@ -103,8 +105,10 @@ def run(train: str, test: str, steps: int, batch: int, eval_max: int, seed: int 
     torch.manual_seed(seed)
     models["weaver"] = WeaverAdapter(13, 2)
     opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-3) for k, m in models.items()}
-    scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lr_lambda(steps, steps // 20))
-              for k, o in opts.items()}
+    scheds = {
+        k: torch.optim.lr_scheduler.LambdaLR(o, lr_lambda(steps, steps // 20))
+        for k, o in opts.items()
+    }
     secs = dict.fromkeys(models, 0.0)
     stream = iter(JetStream(train, batch_size=batch, seed=seed, infinite=True))
     for step in range(steps):
@@ -120,9 +124,14 @@ def run(train: str, test: str, steps: int, batch: int, eval_max: int, seed: int 
             secs[k] += time.process_time() - t0
         if (step + 1) % 25 == 0:
             print(f"step {step + 1}/{steps}", flush=True)
-    res = {k: {"params": sum(p.numel() for p in m.parameters()),
-               "auc": test_auc(m, test, eval_max),
-               "jets_per_cpu_s": steps * batch / secs[k]} for k, m in models.items()}
+    res = {
+        k: {
+            "params": sum(p.numel() for p in m.parameters()),
+            "auc": test_auc(m, test, eval_max),
+            "jets_per_cpu_s": steps * batch / secs[k],
+        }
+        for k, m in models.items()
+    }
     res["auc_diff"] = res["ours"]["auc"] - res["weaver"]["auc"]
     res["speed_ratio"] = res["ours"]["jets_per_cpu_s"] / res["weaver"]["jets_per_cpu_s"]
     return res
@@ -135,8 +144,13 @@ def test_bench_auc_parity() -> None:  # pragma: no cover - needs data and weaver
     train, test = os.environ.get("CFM_PARITY_TRAIN"), os.environ.get("CFM_PARITY_TEST")
     if not train or not test:
         pytest.skip("set CFM_PARITY_TRAIN / CFM_PARITY_TEST")
-    res = run(train, test, steps=int(os.environ.get("CFM_PARITY_STEPS", "200")), batch=128,
-              eval_max=10_000)
+    res = run(
+        train,
+        test,
+        steps=int(os.environ.get("CFM_PARITY_STEPS", "200")),
+        batch=128,
+        eval_max=10_000,
+    )
     print(res)
     assert res["auc_diff"] > -0.003
 
@@ -154,10 +168,14 @@ def main() -> None:
     res = run(a.train, a.test, a.steps, a.batch, a.eval_max, a.seed)
     for k in ("ours", "weaver"):
         r = res[k]
-        print(f"{k:>7}: {r['params']:,} params, test AUC {r['auc']:.4f}, "
-              f"{r['jets_per_cpu_s']:.1f} jets/CPU-s")
-    print(f"AUC(ours) - AUC(weaver) = {res['auc_diff']:+.4f} (goal > -0.003); "
-          f"training speed ratio ours/weaver = {res['speed_ratio']:.2f}")
+        print(
+            f"{k:>7}: {r['params']:,} params, test AUC {r['auc']:.4f}, "
+            f"{r['jets_per_cpu_s']:.1f} jets/CPU-s"
+        )
+    print(
+        f"AUC(ours) - AUC(weaver) = {res['auc_diff']:+.4f} (goal > -0.003); "
+        f"training speed ratio ours/weaver = {res['speed_ratio']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,9 @@ def realistic_batch(n: int = 256, slots: int = 128, seed: int = 0) -> Batch:
     pid = torch.from_numpy(np.where(charged, 211, 22) * mask).long()
     charge = charge.float()
     feats = particle_features(vectors, mask_t, charge, pid, "part")
-    return Batch(feats, mask_t, torch.zeros(n, dtype=torch.long), torch.ones(n), vectors,
-                 charge, pid)
+    return Batch(
+        feats, mask_t, torch.zeros(n, dtype=torch.long), torch.ones(n), vectors, charge, pid
+    )
 
 
 class StandIn(nn.Module):
@@ -115,8 +116,12 @@ def _train_step(model: nn.Module, batch: Batch) -> Callable[[], float]:
     return step
 
 
-def run(aug_repeats: int = 20, step_repeats: int = 3, threads: int | None = 1,
-        show_profile: bool = False) -> dict[str, float]:
+def run(
+    aug_repeats: int = 20,
+    step_repeats: int = 3,
+    threads: int | None = 1,
+    show_profile: bool = False,
+) -> dict[str, float]:
     """Measure and print augmentation vs training-step medians.
 
     Args:
@@ -145,15 +150,19 @@ def _measure(aug_repeats: int, step_repeats: int, show_profile: bool) -> dict[st
     aug = Augmenter(JETCLR_DEFAULT)
     gen = torch.Generator().manual_seed(0)
     t_aug = _median_time(lambda: aug.views(batch, 2, gen), aug_repeats)
-    print(f"threads={torch.get_num_threads()} batch={tuple(batch.features.shape)} "
-          f"mean particles={batch.mask.sum(1).float().mean():.0f}")
+    print(
+        f"threads={torch.get_num_threads()} batch={tuple(batch.features.shape)} "
+        f"mean particles={batch.mask.sum(1).float().mean():.0f}"
+    )
     print(f"augment JETCLR_DEFAULT, 2 views: {1e3 * t_aug:8.2f} ms (median of {aug_repeats})")
     res = {"augment_s": t_aug}
     for name, model in _models():
         t_step = _median_time(_train_step(model, batch), step_repeats)
         res[f"{name}_step_s"], res[f"{name}_ratio"] = t_step, t_aug / t_step
-        print(f"train step {name}: {1e3 * t_step:8.2f} ms (median of {step_repeats}) "
-              f"-> augment/step = {100 * t_aug / t_step:.1f}% (goal < 10%)")
+        print(
+            f"train step {name}: {1e3 * t_step:8.2f} ms (median of {step_repeats}) "
+            f"-> augment/step = {100 * t_aug / t_step:.1f}% (goal < 10%)"
+        )
     if show_profile:
         from torch.profiler import ProfilerActivity, profile
 

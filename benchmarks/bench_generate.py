@@ -50,17 +50,22 @@ def run(n: int = 250, seed: int = 0) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (1, 2):
             t0, c0 = time.perf_counter(), _cpu_seconds()
-            m = generate_jets(PROCESSES, n, Path(tmp) / f"w{workers}", seed=seed, workers=workers,
-                              progress=False)
+            m = generate_jets(
+                PROCESSES, n, Path(tmp) / f"w{workers}", seed=seed, workers=workers, progress=False
+            )
             dt, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
             out[f"jets_per_s_{workers}"] = m["n"] / dt
             shas.append([s["sha256"] for s in m["shards"]])
             eff = ", ".join(f"{k} {v:.1%}" for k, v in m["source"]["selection_efficiency"].items())
-            print(f"workers={workers}: {m['n']} jets in {dt:6.1f} s = {m['n'] / dt:6.2f} jets/s, "
-                  f"{m['n'] / cpu:6.2f} jets/CPU-s   (selection efficiency: {eff})")
+            print(
+                f"workers={workers}: {m['n']} jets in {dt:6.1f} s = {m['n'] / dt:6.2f} jets/s, "
+                f"{m['n'] / cpu:6.2f} jets/CPU-s   (selection efficiency: {eff})"
+            )
     out["speedup"] = out["jets_per_s_2"] / out["jets_per_s_1"]
-    print(f"2-worker speed-up: {out['speedup']:.2f}x   identical shards: {shas[0] == shas[1]}   "
-          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(
+        f"2-worker speed-up: {out['speedup']:.2f}x   identical shards: {shas[0] == shas[1]}   "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     assert shas[0] == shas[1], "1 and 2 workers wrote different shards"
     return out
 

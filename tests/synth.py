@@ -7,8 +7,9 @@ import numpy as np
 from colliderfm.data.schema import JetChunk, jet_scalars_from_particles
 
 
-def synthetic_jets(n: int, seed: int = 0, min_particles: int = 1, max_particles: int = 60,
-                   n_classes: int = 2) -> JetChunk:
+def synthetic_jets(
+    n: int, seed: int = 0, min_particles: int = 1, max_particles: int = 60, n_classes: int = 2
+) -> JetChunk:
     """Random jets around eta=0, phi=0 with pT ~ 600 GeV; class 1 jets are wider.
 
     Args:
@@ -34,15 +35,23 @@ def synthetic_jets(n: int, seed: int = 0, min_particles: int = 1, max_particles:
     charge = rng.integers(-1, 2, size=tot).astype(np.int8)
     neutral = rng.choice([22, 130], size=tot)
     pid = np.where(charge != 0, 211 * charge.astype(np.int32), neutral).astype(np.int32)
-    chunk = JetChunk(counts=counts, px=px.astype(np.float32), py=py.astype(np.float32),
-                     pz=pz.astype(np.float32), energy=e.astype(np.float32), charge=charge,
-                     pid=pid, label=label)
+    chunk = JetChunk(
+        counts=counts,
+        px=px.astype(np.float32),
+        py=py.astype(np.float32),
+        pz=pz.astype(np.float32),
+        energy=e.astype(np.float32),
+        charge=charge,
+        pid=pid,
+        label=label,
+    )
     chunk.jet = jet_scalars_from_particles(chunk)
     return chunk
 
 
-def write_synthetic_shards(out, n: int = 500, seed: int = 0, rows_per_shard: int = 200,
-                           n_classes: int = 2) -> None:
+def write_synthetic_shards(
+    out, n: int = 500, seed: int = 0, rows_per_shard: int = 200, n_classes: int = 2
+) -> None:
     """Write synthetic jets as a canonical shard directory.
 
     Args:
@@ -55,6 +64,7 @@ def write_synthetic_shards(out, n: int = 500, seed: int = 0, rows_per_shard: int
     from colliderfm.data.readers.parquet import ShardWriter
 
     names = ["QCD", "Tbqq", "Wqq", "Zqq"][:n_classes]
-    with ShardWriter(out, "jets", names, {"generator": "synthetic"},
-                     rows_per_shard=rows_per_shard) as w:
+    with ShardWriter(
+        out, "jets", names, {"generator": "synthetic"}, rows_per_shard=rows_per_shard
+    ) as w:
         w.write_chunk(synthetic_jets(n, seed=seed, n_classes=n_classes))

@@ -11,8 +11,9 @@ VERBS = ["generate", "convert", "inspect", "models", "finetune", "evaluate"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "colliderfm", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "colliderfm", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_help_lists_every_verb() -> None:
@@ -21,8 +22,9 @@ def test_help_lists_every_verb() -> None:
         assert verb in out
 
 
-@pytest.mark.parametrize("verb", [["generate", "jets"], ["convert"], ["inspect"], ["finetune"],
-                                  ["evaluate"]])
+@pytest.mark.parametrize(
+    "verb", [["generate", "jets"], ["convert"], ["inspect"], ["finetune"], ["evaluate"]]
+)
 def test_each_verb_help_has_examples(verb: list[str]) -> None:
     res = CliRunner().invoke(app, [*verb, "--help"])
     assert res.exit_code == 0 and "colliderfm " + verb[0] in res.output

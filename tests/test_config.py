@@ -7,21 +7,32 @@ from colliderfm.errors import ConfigError
 
 
 def test_defaults_and_overrides() -> None:
-    cfg = load_config(None, ["train.lr=3e-4", "model.preset=tiny", "data.train=/x",
-                             "train.early_stopping=val_auc", "finetune.n_train=100"])
+    cfg = load_config(
+        None,
+        [
+            "train.lr=3e-4",
+            "model.preset=tiny",
+            "data.train=/x",
+            "train.early_stopping=val_auc",
+            "finetune.n_train=100",
+        ],
+    )
     assert cfg.train.lr == pytest.approx(3e-4) and cfg.model.preset == "tiny"
     assert cfg.data.train == "/x" and cfg.finetune.n_train == 100
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("train.lrr=1", "unknown config key 'train.lrr' .*valid keys: .*lr"),
-    ("nosection.key=1", "unknown config key 'nosection'"),
-    ("model.preset=huge", "'model.preset' = 'huge' is not one of tiny, small, base"),
-    ("train.epochs=0", "'train.epochs' = 0 is out of range"),
-    ("train.epochs=ten", "'train.epochs' must be int"),
-    ("train.precision=fp16", "not one of fp32, bf16"),
-    ("trainlr", "must look like section.key=value"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lrr=1", "unknown config key 'train.lrr' .*valid keys: .*lr"),
+        ("nosection.key=1", "unknown config key 'nosection'"),
+        ("model.preset=huge", "'model.preset' = 'huge' is not one of tiny, small, base"),
+        ("train.epochs=0", "'train.epochs' = 0 is out of range"),
+        ("train.epochs=ten", "'train.epochs' must be int"),
+        ("train.precision=fp16", "not one of fp32, bf16"),
+        ("trainlr", "must look like section.key=value"),
+    ],
+)
 def test_bad_values_name_the_key(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(None, [override])

@@ -180,14 +180,18 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             raise ConfigError(f"config key '{name}' must be {_type_name(tp)}, got {value!r}")
         meta = fmap[key].metadata
         if value is not None and "choices" in meta and value not in meta["choices"]:
-            raise ConfigError(f"config key '{name}' = {value!r} is not one of "
-                              f"{', '.join(map(str, meta['choices']))}")
+            raise ConfigError(
+                f"config key '{name}' = {value!r} is not one of "
+                f"{', '.join(map(str, meta['choices']))}"
+            )
         if value is not None and "range" in meta:
             lo, hi = meta["range"]
             if (lo is not None and value < lo) or (hi is not None and value > hi):
-                raise ConfigError(f"config key '{name}' = {value!r} is out of range "
-                                  f"[{lo if lo is not None else '-inf'}, "
-                                  f"{hi if hi is not None else 'inf'}]")
+                raise ConfigError(
+                    f"config key '{name}' = {value!r} is out of range "
+                    f"[{lo if lo is not None else '-inf'}, "
+                    f"{hi if hi is not None else 'inf'}]"
+                )
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -224,8 +228,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return parts, value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                base: dict[str, Any] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> Config:
     """Load a YAML config, apply ``--set`` overrides, and validate everything.
 
     Args:

@@ -17,8 +17,9 @@ def _one_jet() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_hand_computed_values() -> None:
     v, mask = _one_jet()
-    f = particle_features(v, mask, torch.tensor([[1.0, 0.0, 0.0]]),
-                          torch.tensor([[211, 22, 0]]), "part")
+    f = particle_features(
+        v, mask, torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[211, 22, 0]]), "part"
+    )
     assert f.shape == (1, 3, 13)
     jet = v[0, :2].sum(0)
     jet_pt = math.hypot(jet[0].item(), jet[1].item())

@@ -25,8 +25,9 @@ def test_pad_chunk_sorts_and_truncates() -> None:
         assert np.all(np.diff(pt[i, :k]) <= 0)  # pT descending
         assert np.all(pt[i, k:] == 0)
         start = chunk.offsets[i]
-        jet_pt = np.hypot(chunk.px[start:start + chunk.counts[i]],
-                          chunk.py[start:start + chunk.counts[i]])
+        jet_pt = np.hypot(
+            chunk.px[start : start + chunk.counts[i]], chunk.py[start : start + chunk.counts[i]]
+        )
         assert np.allclose(np.sort(jet_pt)[::-1][:k], pt[i, :k], rtol=1e-6)
 
 
@@ -39,8 +40,11 @@ def test_to_batch_trims_to_longest() -> None:
 
 def test_one_pass_sees_every_jet_once(tmp_path: Path) -> None:
     write_synthetic_shards(tmp_path / "d", n=700, rows_per_shard=150)
-    seen = [x for b in JetStream(tmp_path / "d", batch_size=64, buffer_size=100, seed=3)
-            for x in _ids(b)]
+    seen = [
+        x
+        for b in JetStream(tmp_path / "d", batch_size=64, buffer_size=100, seed=3)
+        for x in _ids(b)
+    ]
     assert len(seen) == 700 and len(set(seen)) == 700
 
 
@@ -63,8 +67,9 @@ def test_split_by_rank_and_worker(tmp_path: Path) -> None:
     write_synthetic_shards(tmp_path / "d", n=800, rows_per_shard=100)
     got: list[float] = []
     for rank in range(2):
-        ds = JetStream(tmp_path / "d", batch_size=32, buffer_size=64, seed=1,
-                       rank=rank, world_size=2)
+        ds = JetStream(
+            tmp_path / "d", batch_size=32, buffer_size=64, seed=1, rank=rank, world_size=2
+        )
         for b in DataLoader(ds, batch_size=None, num_workers=2):
             got.extend(_ids(b))
     assert len(got) == 800 and len(set(got)) == 800

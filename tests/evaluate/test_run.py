@@ -15,10 +15,20 @@ from colliderfm.train.checkpoint import save_checkpoint
 def _checkpoint(path: Path, feature_set: str = "part") -> Path:
     torch.manual_seed(0)
     in_dim = 13 if feature_set == "part" else 7
-    meta = {"model": {"name": "part", "preset": "tiny", "in_dim": in_dim, "kwargs": {},
-                      "task": "classifier", "n_classes": 2, "classes": ["QCD", "Tbqq"],
-                      "head_hidden": None, "feature_set": feature_set},
-            "config": {"data": {"max_particles": 64}, "finetune": {"signal_class": 1}}}
+    meta = {
+        "model": {
+            "name": "part",
+            "preset": "tiny",
+            "in_dim": in_dim,
+            "kwargs": {},
+            "task": "classifier",
+            "n_classes": 2,
+            "classes": ["QCD", "Tbqq"],
+            "head_hidden": None,
+            "feature_set": feature_set,
+        },
+        "config": {"data": {"max_particles": 64}, "finetune": {"signal_class": 1}},
+    }
     save_checkpoint(path, build_classifier(meta["model"]), meta)
     return path
 

@@ -31,9 +31,17 @@ def _classifier_ckpt(path: Path, feature_set: str = "part", **kwargs: Any) -> Pa
     from colliderfm.finetune.classifier import build_classifier
 
     torch.manual_seed(0)
-    m = {"name": "part", "preset": "tiny", "in_dim": len(FEATURE_SETS[feature_set]),
-         "kwargs": kwargs, "task": "classifier", "n_classes": len(CLASSES), "classes": CLASSES,
-         "head_hidden": 16, "feature_set": feature_set}
+    m = {
+        "name": "part",
+        "preset": "tiny",
+        "in_dim": len(FEATURE_SETS[feature_set]),
+        "kwargs": kwargs,
+        "task": "classifier",
+        "n_classes": len(CLASSES),
+        "classes": CLASSES,
+        "head_hidden": 16,
+        "feature_set": feature_set,
+    }
     model = build_classifier(m)
     with torch.no_grad():  # non-trivial head outputs
         for p in model.head.parameters():
@@ -47,9 +55,16 @@ def _pretrain_ckpt(path: Path) -> Path:
     from colliderfm.pretrain.run import build_pretrain_model
 
     torch.manual_seed(1)
-    m = {"name": "part", "preset": "tiny", "in_dim": 13, "kwargs": {}, "task": "pretrain",
-         "objective": "contrastive", "params": params_dict(make_params("contrastive", {})),
-         "feature_set": "part"}
+    m = {
+        "name": "part",
+        "preset": "tiny",
+        "in_dim": 13,
+        "kwargs": {},
+        "task": "pretrain",
+        "objective": "contrastive",
+        "params": params_dict(make_params("contrastive", {})),
+        "feature_set": "part",
+    }
     model = build_pretrain_model(m)
     cfg = {"data": {"max_particles": MAX_PARTICLES, "features": "part"}}
     return save_checkpoint(path, model, {"model": m, "config": cfg})
@@ -60,25 +75,39 @@ def _batches(feature_set: str = "part") -> list[Any]:
     jets = synthetic_jets(40, seed=5, max_particles=60, n_classes=3)
     out = []
     for bs in (7, 16):
-        stream = JetStream(jets, batch_size=bs, max_particles=MAX_PARTICLES, shuffle=False,
-                           feature_set=feature_set, rank=0, world_size=1)
+        stream = JetStream(
+            jets,
+            batch_size=bs,
+            max_particles=MAX_PARTICLES,
+            shuffle=False,
+            feature_set=feature_set,
+            rank=0,
+            world_size=1,
+        )
         out.append(next(iter(stream)))
     return out
 
 
 def _feed(sess: Any, batch: Any, float_mask: bool = False) -> dict[str, np.ndarray]:
     mask = batch.mask.float() if float_mask else batch.mask
-    arrays = {"features": batch.features.numpy(), "mask": mask.numpy(),
-              "vectors": batch.vectors.numpy()}
+    arrays = {
+        "features": batch.features.numpy(),
+        "mask": mask.numpy(),
+        "vectors": batch.vectors.numpy(),
+    }
     return {i.name: arrays[i.name] for i in sess.get_inputs()}
 
 
-@pytest.mark.parametrize(("kwargs", "float_mask", "feature_set"), [
-    ({}, False, "part"),
-    ({"pair_features": False, "pooling": "mean"}, True, "kinematic"),
-])
-def test_classifier_parity_dynamic_axes(tmp_path: Path, kwargs: dict[str, Any], float_mask: bool,
-                                        feature_set: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "float_mask", "feature_set"),
+    [
+        ({}, False, "part"),
+        ({"pair_features": False, "pooling": "mean"}, True, "kinematic"),
+    ],
+)
+def test_classifier_parity_dynamic_axes(
+    tmp_path: Path, kwargs: dict[str, Any], float_mask: bool, feature_set: str
+) -> None:
     ckpt = _classifier_ckpt(tmp_path / "ckpt", feature_set, **kwargs)
     out = tmp_path / "model.onnx"
     info = export_onnx(ckpt, out, mask_dtype="float" if float_mask else "bool")
@@ -118,8 +147,9 @@ def test_pretrain_exports_embedding(tmp_path: Path) -> None:
         assert np.abs(emb - want.numpy()).max() < 1e-4
 
 
-def _reference_features(side: dict[str, Any], vectors: np.ndarray, mask: np.ndarray,
-                        charge: np.ndarray, pid: np.ndarray) -> np.ndarray:
+def _reference_features(
+    side: dict[str, Any], vectors: np.ndarray, mask: np.ndarray, charge: np.ndarray, pid: np.ndarray
+) -> np.ndarray:
     """Features prepared the way a C++ user would, from the sidecar's description alone."""
     eps = 1e-8
     v = vectors.astype(np.float64) * mask[..., None]  # [B, P, 4]
@@ -139,12 +169,19 @@ def _reference_features(side: dict[str, Any], vectors: np.ndarray, mask: np.ndar
     known, charged = apid > 0, charge != 0
     lep = (apid == 11) | (apid == 13)
     raw = {
-        "log_pt": log(pt), "log_e": log(e), "log_ptrel": log(pt) - log(jpt),
-        "log_erel": log(e) - log(je), "deta": deta, "dphi": dphi,
-        "dr": np.hypot(deta, dphi), "charge": charge,
+        "log_pt": log(pt),
+        "log_e": log(e),
+        "log_ptrel": log(pt) - log(jpt),
+        "log_erel": log(e) - log(je),
+        "deta": deta,
+        "dphi": dphi,
+        "dr": np.hypot(deta, dphi),
+        "charge": charge,
         "is_charged_hadron": known & charged & ~lep,
         "is_neutral_hadron": known & ~charged & ~lep & (apid != 22),
-        "is_photon": apid == 22, "is_electron": apid == 11, "is_muon": apid == 13,
+        "is_photon": apid == 22,
+        "is_electron": apid == 11,
+        "is_muon": apid == 13,
     }
     cols = [(raw[f["name"]] + f["shift"]) * f["scale"] for f in side["features"]["per_feature"]]
     return np.stack(cols, -1) * mask[..., None]  # [B, P, F]
@@ -170,8 +207,9 @@ def test_sidecar_describes_inputs(tmp_path: Path) -> None:
     assert [o["name"] for o in side["outputs"]] == ["logits", "probs"]
     # following the sidecar reproduces colliderfm's own preprocessing
     batch = _batches()[1]
-    ref = _reference_features(side, batch.vectors.numpy(), batch.mask.numpy(),
-                              batch.charge.numpy(), batch.pid.numpy())
+    ref = _reference_features(
+        side, batch.vectors.numpy(), batch.mask.numpy(), batch.charge.numpy(), batch.pid.numpy()
+    )
     got = particle_features(batch.vectors, batch.mask, batch.charge, batch.pid).numpy()
     assert np.abs(ref - got).max() < 1e-4
     import onnx
@@ -197,12 +235,24 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_cli_error_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_error_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from colliderfm.cli import main
 
-    monkeypatch.setattr(sys, "argv", ["colliderfm", "export", "onnx", "--checkpoint",
-                                      str(tmp_path / "nope"), "--out", str(tmp_path / "m.onnx")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "colliderfm",
+            "export",
+            "onnx",
+            "--checkpoint",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "m.onnx"),
+        ],
+    )
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code == 2

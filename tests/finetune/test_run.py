@@ -20,10 +20,21 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cfg(data: Path, *extra: str):  # noqa: ANN202
-    return load_config(None, [
-        f"data.train={data / 'train'}", f"data.val={data / 'val'}", f"data.test={data / 'test'}",
-        "model.preset=tiny", "model.pair_features=false", "train.batch_size=64",
-        "train.lr=3e-3", "train.epochs=2", "train.early_stopping=val_auc", *extra])
+    return load_config(
+        None,
+        [
+            f"data.train={data / 'train'}",
+            f"data.val={data / 'val'}",
+            f"data.test={data / 'test'}",
+            "model.preset=tiny",
+            "model.pair_features=false",
+            "train.batch_size=64",
+            "train.lr=3e-3",
+            "train.epochs=2",
+            "train.early_stopping=val_auc",
+            *extra,
+        ],
+    )
 
 
 def test_scratch_training_learns_separable_jets(data: Path, tmp_path: Path) -> None:
@@ -42,8 +53,13 @@ def test_scratch_training_learns_separable_jets(data: Path, tmp_path: Path) -> N
 def test_frozen_mode_leaves_backbone_identical(data: Path, tmp_path: Path) -> None:
     run_finetune(_cfg(data, "train.epochs=1"), tmp_path / "pre", progress=False)
     before = load_model(tmp_path / "pre").backbone.state_dict()
-    cfg = _cfg(data, f"finetune.init={tmp_path / 'pre'}", "finetune.mode=frozen",
-               "finetune.n_train=200", "train.epochs=1")
+    cfg = _cfg(
+        data,
+        f"finetune.init={tmp_path / 'pre'}",
+        "finetune.mode=frozen",
+        "finetune.n_train=200",
+        "train.epochs=1",
+    )
     summary = run_finetune(cfg, tmp_path / "frozen", progress=False)
     assert summary["n_train"] == 200
     after = load_model(tmp_path / "frozen")
@@ -56,9 +72,13 @@ def test_init_checks_model_and_refuses_to_overwrite(data: Path, tmp_path: Path) 
     with pytest.raises(ConfigError, match="a run already exists"):
         run_finetune(_cfg(data, "train.max_steps=2"), tmp_path / "a", progress=False)
     with pytest.raises(CheckpointError, match="part/tiny but the config asks for part/small"):
-        run_finetune(_cfg(data, f"finetune.init={tmp_path / 'a'}", "model.preset=small"),
-                     tmp_path / "b", progress=False)
+        run_finetune(
+            _cfg(data, f"finetune.init={tmp_path / 'a'}", "model.preset=small"),
+            tmp_path / "b",
+            progress=False,
+        )
     with pytest.raises(CheckpointError, match="checkpoint not found"):
-        run_finetune(_cfg(data, f"finetune.init={tmp_path / 'nope'}"), tmp_path / "c",
-                     progress=False)
+        run_finetune(
+            _cfg(data, f"finetune.init={tmp_path / 'nope'}"), tmp_path / "c", progress=False
+        )
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()

@@ -19,8 +19,12 @@ from colliderfm.physics import augment as A
 from colliderfm.physics import kinematics as K
 
 
-def make_parts(jets: list[list[tuple[float, float, float, float]]], slots: int | None = None,
-               dtype: torch.dtype = torch.float32, seed: int = 0) -> A.Particles:
+def make_parts(
+    jets: list[list[tuple[float, float, float, float]]],
+    slots: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+) -> A.Particles:
     """Particles from per-jet lists of (pT, eta, phi, mass); charged pions and photons."""
     p = slots or max(1, max(len(j) for j in jets))
     v = torch.zeros(len(jets), p, 4, dtype=torch.float64)
@@ -31,23 +35,34 @@ def make_parts(jets: list[list[tuple[float, float, float, float]]], slots: int |
     for b, jet in enumerate(jets):
         for i, (p_t, eta, phi, m) in enumerate(jet):
             e = math.sqrt((p_t * math.cosh(eta)) ** 2 + m * m)
-            v[b, i] = torch.tensor([p_t * math.cos(phi), p_t * math.sin(phi),
-                                    p_t * math.sinh(eta), e])
+            v[b, i] = torch.tensor(
+                [p_t * math.cos(phi), p_t * math.sin(phi), p_t * math.sinh(eta), e]
+            )
             mask[b, i] = True
             q = int(rng.integers(-1, 2))
             charge[b, i], pid[b, i] = q, 211 * q if q else 22
     return A.Particles(v.to(dtype), mask, charge, pid)
 
 
-def random_jets(n: int, seed: int = 0, lo: int = 1, hi: int = 40, width: float = 0.15,
-                mass: float = 0.14) -> list[list[tuple[float, float, float, float]]]:
+def random_jets(
+    n: int, seed: int = 0, lo: int = 1, hi: int = 40, width: float = 0.15, mass: float = 0.14
+) -> list[list[tuple[float, float, float, float]]]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
         k = int(rng.integers(lo, hi + 1))
         eta0, phi0 = rng.uniform(-2, 2), rng.uniform(-math.pi, math.pi)
-        out.append([(float(rng.exponential(20.0) + 0.5), float(eta0 + rng.normal(0, width)),
-                     float(phi0 + rng.normal(0, width)), mass) for _ in range(k)])
+        out.append(
+            [
+                (
+                    float(rng.exponential(20.0) + 0.5),
+                    float(eta0 + rng.normal(0, width)),
+                    float(phi0 + rng.normal(0, width)),
+                    mass,
+                )
+                for _ in range(k)
+            ]
+        )
     return out
 
 
@@ -139,8 +154,9 @@ def test_collinear_split_keeps_jet_four_momentum_and_adds_particles() -> None:
 
 
 def test_collinear_split_pairs_are_collinear_and_sum_to_original() -> None:
-    parts = make_parts([[(100.0, 0.5, 1.0, 2.0), (30.0, 0.6, 1.1, 0.0)]], slots=2,
-                       dtype=torch.float64)
+    parts = make_parts(
+        [[(100.0, 0.5, 1.0, 2.0), (30.0, 0.6, 1.1, 0.0)]], slots=2, dtype=torch.float64
+    )
     out = A.collinear_split(parts, fraction=1.0, zmin=0.2, generator=gen())
     assert out.counts.tolist() == [4] and out.mask.shape[1] == 4
     v = out.vectors[0]  # [4, 4]: originals in slots 0, 1; their soft parts in 2, 3
@@ -211,8 +227,9 @@ def test_boost_keeps_masses_and_pt_and_shifts_rapidity_uniformly() -> None:
     out = A.boost_z(parts, max_rapidity=2.0, generator=gen())
     m = parts.mask
     torch.testing.assert_close(K.pt(out.vectors)[m], K.pt(parts.vectors)[m])
-    torch.testing.assert_close(K.mass(out.vectors)[m], K.mass(parts.vectors)[m], rtol=1e-9,
-                               atol=1e-9)
+    torch.testing.assert_close(
+        K.mass(out.vectors)[m], K.mass(parts.vectors)[m], rtol=1e-9, atol=1e-9
+    )
     torch.testing.assert_close(K.mass(jet_p4(out)), K.mass(jet_p4(parts)), rtol=1e-9, atol=1e-9)
     dy = torch.where(m, K.rapidity(out.vectors) - K.rapidity(parts.vectors), 0.0)  # [B, P]
     first = dy[:, :1]
@@ -231,8 +248,9 @@ def test_rotate_keeps_pt_and_mass_and_roughly_the_axis() -> None:
     out = A.rotate(parts, generator=gen())
     m = parts.mask
     torch.testing.assert_close(K.pt(out.vectors)[m], K.pt(parts.vectors)[m])
-    torch.testing.assert_close(K.mass(out.vectors)[m], K.mass(parts.vectors)[m], rtol=1e-6,
-                               atol=1e-6)
+    torch.testing.assert_close(
+        K.mass(out.vectors)[m], K.mass(parts.vectors)[m], rtol=1e-6, atol=1e-6
+    )
     eta0, phi0 = A._axis(parts.vectors, m)
     eta1, phi1 = A._axis(out.vectors, m)
     assert (eta1 - eta0).abs().max() < 0.05 and K.delta_phi(phi1, phi0).abs().max() < 0.05
@@ -244,8 +262,12 @@ def test_rotate_keeps_pt_and_mass_and_roughly_the_axis() -> None:
 
 def test_rotate_turns_every_particle_by_the_same_angle_about_the_axis() -> None:
     # point-symmetric pairs about (eta, phi) = (0, 0): the axis stays exactly there
-    jet = [(50.0, 0.1, 0.2, 0.0), (50.0, -0.1, -0.2, 0.0), (20.0, 0.3, -0.1, 0.0),
-           (20.0, -0.3, 0.1, 0.0)]
+    jet = [
+        (50.0, 0.1, 0.2, 0.0),
+        (50.0, -0.1, -0.2, 0.0),
+        (20.0, 0.3, -0.1, 0.0),
+        (20.0, -0.3, 0.1, 0.0),
+    ]
     parts = make_parts([jet] * 6, dtype=torch.float64)
     out = A.rotate(parts, max_angle=1.0, generator=gen())
     before = torch.atan2(K.phi(parts.vectors), K.eta(parts.vectors))  # [B, P] polar angle
@@ -264,8 +286,9 @@ def test_translate_keeps_pt_and_mass_and_shifts_eta_uniformly() -> None:
     out = A.translate(parts, sigma=1.0, generator=gen())
     m = parts.mask
     torch.testing.assert_close(K.pt(out.vectors)[m], K.pt(parts.vectors)[m])
-    torch.testing.assert_close(K.mass(out.vectors)[m], K.mass(parts.vectors)[m], rtol=1e-6,
-                               atol=1e-6)
+    torch.testing.assert_close(
+        K.mass(out.vectors)[m], K.mass(parts.vectors)[m], rtol=1e-6, atol=1e-6
+    )
     deta = torch.where(m, K.eta(out.vectors) - K.eta(parts.vectors), 0.0)
     dphi = torch.where(m, K.delta_phi(K.phi(out.vectors), K.phi(parts.vectors)), 0.0)
     assert ((deta - deta[:, :1]).abs()[m] < 1e-9).all()
@@ -318,8 +341,9 @@ def test_dropout_never_empties_a_jet_and_keeps_the_leader() -> None:
 def batch_of(parts: A.Particles, feature_set: str = "part") -> Batch:
     feats = particle_features(parts.vectors, parts.mask, parts.charge, parts.pid, feature_set)
     b = parts.mask.shape[0]
-    return Batch(feats, parts.mask, torch.arange(b), torch.rand(b), parts.vectors, parts.charge,
-                 parts.pid)
+    return Batch(
+        feats, parts.mask, torch.arange(b), torch.rand(b), parts.vectors, parts.charge, parts.pid
+    )
 
 
 def test_compact_packs_and_trims() -> None:
@@ -361,15 +385,18 @@ def test_augmenter_order_is_fixed() -> None:
     assert torch.equal(a(batch, gen()).vectors, b(batch, gen()).vectors)
 
 
-@pytest.mark.parametrize(("config", "needle"), [
-    ({"spin": {}}, "'spin'"),
-    ({"rotate": {"angle": 1.0}}, "'angle'"),
-    ({"dropout": {"p": 1.5}}, "augment.dropout.p"),
-    ({"add_soft": {"n": 2.5}}, "augment.add_soft.n"),
-    ({"smear": {"strength": "high"}}, "augment.smear.strength"),
-    ({"translate": {"distribution": "cauchy"}}, "'cauchy'"),
-    ({"collinear_split": {"zmin": 0.7}}, "augment.collinear_split.zmin"),
-])
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ({"spin": {}}, "'spin'"),
+        ({"rotate": {"angle": 1.0}}, "'angle'"),
+        ({"dropout": {"p": 1.5}}, "augment.dropout.p"),
+        ({"add_soft": {"n": 2.5}}, "augment.add_soft.n"),
+        ({"smear": {"strength": "high"}}, "augment.smear.strength"),
+        ({"translate": {"distribution": "cauchy"}}, "'cauchy'"),
+        ({"collinear_split": {"zmin": 0.7}}, "augment.collinear_split.zmin"),
+    ],
+)
 def test_augmenter_rejects_bad_configs(config: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as err:
         A.Augmenter(config)
@@ -391,8 +418,12 @@ def jagged(draw: st.DrawFn) -> A.Particles:
     b = draw(st.integers(1, 5))
     counts = draw(st.lists(st.integers(0, 12), min_size=b, max_size=b))
     slots = max(1, max(counts)) + draw(st.integers(0, 3))
-    kin = st.tuples(st.floats(1e-3, 2000.0), st.floats(-4.0, 4.0),
-                    st.floats(-math.pi, math.pi), st.floats(0.0, 5.0))
+    kin = st.tuples(
+        st.floats(1e-3, 2000.0),
+        st.floats(-4.0, 4.0),
+        st.floats(-math.pi, math.pi),
+        st.floats(0.0, 5.0),
+    )
     jets = [draw(st.lists(kin, min_size=c, max_size=c)) for c in counts]
     return make_parts(jets, slots=slots, seed=draw(st.integers(0, 100)))
 

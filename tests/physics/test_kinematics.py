@@ -16,8 +16,12 @@ def vec(*rows: tuple[float, float, float, float]) -> torch.Tensor:
 
 
 def test_pt_eta_phi_simple_cases() -> None:
-    v = vec((3.0, 4.0, 0.0, 5.0), (1.0, 0.0, math.sinh(1.0), math.cosh(1.0)),
-            (0.0, 2.0, -2.0 * math.sinh(0.5), 3.0), (-1.0, 0.0, 0.0, 1.0))
+    v = vec(
+        (3.0, 4.0, 0.0, 5.0),
+        (1.0, 0.0, math.sinh(1.0), math.cosh(1.0)),
+        (0.0, 2.0, -2.0 * math.sinh(0.5), 3.0),
+        (-1.0, 0.0, 0.0, 1.0),
+    )
     torch.testing.assert_close(K.pt(v), vec((5.0, 1.0, 2.0, 1.0))[0])
     torch.testing.assert_close(K.eta(v), vec((0.0, 1.0, -0.5, 0.0))[0])
     torch.testing.assert_close(K.phi(v), vec((math.atan2(4, 3), 0.0, math.pi / 2, -math.pi))[0])
@@ -42,8 +46,9 @@ def test_mass_and_mass2() -> None:
 
 
 def test_wrap_phi_range_and_values() -> None:
-    x = torch.tensor([0.0, math.pi, -math.pi, 1.5 * math.pi, -1.5 * math.pi, 7.0],
-                     dtype=torch.float64)
+    x = torch.tensor(
+        [0.0, math.pi, -math.pi, 1.5 * math.pi, -1.5 * math.pi, 7.0], dtype=torch.float64
+    )
     want = [0.0, -math.pi, -math.pi, -0.5 * math.pi, 0.5 * math.pi, 7.0 - 2 * math.pi]
     torch.testing.assert_close(K.wrap_phi(x), torch.tensor(want, dtype=torch.float64))
     many = torch.linspace(-50, 50, 10001, dtype=torch.float32)
@@ -53,8 +58,9 @@ def test_wrap_phi_range_and_values() -> None:
 
 def test_delta_phi_and_delta_r_wrap_across_pi() -> None:
     a, b = torch.tensor(3.0, dtype=torch.float64), torch.tensor(-3.0, dtype=torch.float64)
-    torch.testing.assert_close(K.delta_phi(a, b), torch.tensor(6.0 - 2 * math.pi,
-                                                               dtype=torch.float64))
+    torch.testing.assert_close(
+        K.delta_phi(a, b), torch.tensor(6.0 - 2 * math.pi, dtype=torch.float64)
+    )
     dr = K.delta_r(torch.tensor(0.3), a.float(), torch.tensor(0.0), b.float())
     assert dr.item() == pytest.approx(math.hypot(0.3, 2 * math.pi - 6.0), rel=1e-5)
 
@@ -73,8 +79,7 @@ def test_from_pt_eta_phi_e_round_trip() -> None:
     torch.testing.assert_close(K.pt(v), p_t)
     torch.testing.assert_close(K.eta(v), eta)
     torch.testing.assert_close(K.phi(v), phi)
-    torch.testing.assert_close(K.mass(v), torch.zeros(2, dtype=torch.float64), atol=1e-6,
-                               rtol=0)
+    torch.testing.assert_close(K.mass(v), torch.zeros(2, dtype=torch.float64), atol=1e-6, rtol=0)
 
 
 def test_boost_z_particle_at_rest() -> None:

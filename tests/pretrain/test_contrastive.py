@@ -14,15 +14,23 @@ from colliderfm.pretrain.contrastive import concat_batches, nt_xent
 from colliderfm.pretrain.run import run_pretrain
 from colliderfm.train.checkpoint import load_model
 
-AUG = {"collinear_split": {"p": 1.0, "fraction": 0.1}, "smear": {"p": 1.0},
-       "rotate": {"p": 1.0}, "translate": {"p": 1.0, "sigma": 0.1}}
+AUG = {
+    "collinear_split": {"p": 1.0, "fraction": 0.1},
+    "smear": {"p": 1.0},
+    "rotate": {"p": 1.0},
+    "translate": {"p": 1.0, "sigma": 0.1},
+}
 
 
 def _setup(loss: str = "ntxent") -> tuple[PretrainModel, object]:
     torch.manual_seed(0)
     backbone = create_model("part", "tiny", in_dim=13)
-    obj = create_objective("contrastive", {"loss": loss, "augment": AUG, "proj_dim": 32,
-                                           "proj_hidden": 64}, backbone.dim, 13)
+    obj = create_objective(
+        "contrastive",
+        {"loss": loss, "augment": AUG, "proj_dim": 32, "proj_hidden": 64},
+        backbone.dim,
+        13,
+    )
     batch = next(iter(JetStream(synthetic_jets(64, seed=2), batch_size=64, shuffle=False)))
     return PretrainModel(backbone, obj), batch
 
@@ -54,8 +62,10 @@ def test_augmented_view_closer_to_source_than_to_other_jets() -> None:
     with torch.no_grad():
         view = model.objective.augmenter(batch)
         both = concat_batches(batch, view)
-        z = F.normalize(model.objective.projector(
-            model.backbone.embed(both.features, both.mask, both.vectors)), dim=-1)
+        z = F.normalize(
+            model.objective.projector(model.backbone.embed(both.features, both.mask, both.vectors)),
+            dim=-1,
+        )
         a, b = z.chunk(2)
         sim = a @ b.T  # [B, B]: source i vs view j
     top1 = (sim.argmax(1) == torch.arange(len(a))).float().mean().item()
@@ -80,10 +90,19 @@ def test_bad_params_are_config_errors() -> None:
 def test_pretrain_run_writes_loadable_checkpoint_and_probe(tmp_path: Path) -> None:
     write_synthetic_shards(tmp_path / "unl", n=256)
     write_synthetic_shards(tmp_path / "lab", n=200, seed=5)
-    cfg = load_config(None, [
-        f"data.train={tmp_path / 'unl'}", "model.preset=tiny", "objective.name=contrastive",
-        f"objective.probe_data={tmp_path / 'lab'}", "objective.probe_n=200",
-        "train.batch_size=64", "train.epochs=1", "train.log_every=1"])
+    cfg = load_config(
+        None,
+        [
+            f"data.train={tmp_path / 'unl'}",
+            "model.preset=tiny",
+            "objective.name=contrastive",
+            f"objective.probe_data={tmp_path / 'lab'}",
+            "objective.probe_n=200",
+            "train.batch_size=64",
+            "train.epochs=1",
+            "train.log_every=1",
+        ],
+    )
     cfg.objective.params = {"augment": AUG, "proj_dim": 16, "proj_hidden": 32}
     summary = run_pretrain(cfg, tmp_path / "run", progress=False)
     assert summary["steps"] == 4 and 0.0 <= summary["probe_auc_random"] <= 1.0

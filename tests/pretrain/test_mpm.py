@@ -22,8 +22,14 @@ from colliderfm.train.checkpoint import load_model, save_checkpoint
 
 TOK = {"codebook_size": 16, "code_dim": 4, "tokenizer_hidden": 16, "tokenizer_layers": 0}
 VQ = {"codebook_size": 16, "code_dim": 4, "hidden": 16, "layers": 0}
-VQ_META = {"update": "ema", "beta": 0.25, "decay": 0.99, "restart_every": 50,
-           "restart_threshold": 1.0, "reconstruct": "kinematic"}
+VQ_META = {
+    "update": "ema",
+    "beta": 0.25,
+    "decay": 0.99,
+    "restart_every": 50,
+    "restart_threshold": 1.0,
+    "reconstruct": "kinematic",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -42,20 +48,31 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _batch(n: int = 32, seed: int = 0) -> Batch:
-    return next(iter(JetStream(synthetic_jets(n, seed=seed, max_particles=30), batch_size=n,
-                               shuffle=False)))
+    return next(
+        iter(JetStream(synthetic_jets(n, seed=seed, max_particles=30), batch_size=n, shuffle=False))
+    )
 
 
 def _backbone() -> nn.Module:
     return create_model("part", "tiny", in_dim=13, embed_dim=32, depth=1, num_heads=4)
 
 
-def _tokenizer_ckpt(path: Path, in_dim: int = 13, feature_set: str = "part",
-                    codebook_size: int = 16) -> Path:
+def _tokenizer_ckpt(
+    path: Path, in_dim: int = 13, feature_set: str = "part", codebook_size: int = 16
+) -> Path:
     vq = {**VQ, "codebook_size": codebook_size}
-    save_checkpoint(path, VQVAE(in_dim, **vq), {"model": {
-        "task": "vqvae", "in_dim": in_dim, "feature_set": feature_set,
-        "params": {**vq, **VQ_META}}})
+    save_checkpoint(
+        path,
+        VQVAE(in_dim, **vq),
+        {
+            "model": {
+                "task": "vqvae",
+                "in_dim": in_dim,
+                "feature_set": feature_set,
+                "params": {**vq, **VQ_META},
+            }
+        },
+    )
     return path
 
 
@@ -150,15 +167,27 @@ def test_pt_order_embedding_is_used() -> None:
 
 def _cfg(data: Path, *extra: str):  # noqa: ANN202
     params = ", ".join(f"{k}: {v}" for k, v in {**TOK, "tokenizer_steps": 4}.items())
-    return load_config("configs/pretrain/mpm.yaml", [
-        f"data.train={data}", "data.max_particles=30", "data.shuffle_buffer=64",
-        "objective.probe_data=null", "model.preset=tiny", "model.embed_dim=32", "model.depth=1",
-        "model.num_heads=4", "train.max_steps=3", "train.batch_size=32", "train.threads=1",
-        "objective.params={" + params + "}", *extra])
+    return load_config(
+        "configs/pretrain/mpm.yaml",
+        [
+            f"data.train={data}",
+            "data.max_particles=30",
+            "data.shuffle_buffer=64",
+            "objective.probe_data=null",
+            "model.preset=tiny",
+            "model.embed_dim=32",
+            "model.depth=1",
+            "model.num_heads=4",
+            "train.max_steps=3",
+            "train.batch_size=32",
+            "train.threads=1",
+            "objective.params={" + params + "}",
+            *extra,
+        ],
+    )
 
 
-def test_pretrain_trains_a_tokenizer_first_and_checkpoints_it(shards: Path,
-                                                              tmp_path: Path) -> None:
+def test_pretrain_trains_a_tokenizer_first_and_checkpoints_it(shards: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     summary = run_pretrain(_cfg(shards), out, progress=False)
     assert summary["steps"] == 3
@@ -168,8 +197,9 @@ def test_pretrain_trains_a_tokenizer_first_and_checkpoints_it(shards: Path,
     for k, v in tok.state_dict().items():
         assert torch.equal(model.objective.tokenizer.state_dict()[k], v), k
     b = _batch()
-    assert torch.equal(model.objective.tokenizer.tokenize(b.features, b.mask),
-                       tok.tokenize(b.features, b.mask))
+    assert torch.equal(
+        model.objective.tokenizer.tokenize(b.features, b.mask), tok.tokenize(b.features, b.mask)
+    )
 
 
 def test_given_tokenizer_is_loaded(shards: Path, tmp_path: Path) -> None:
@@ -182,14 +212,18 @@ def test_given_tokenizer_is_loaded(shards: Path, tmp_path: Path) -> None:
     assert all(torch.equal(got[k], v) for k, v in want.items())
 
 
-@pytest.mark.parametrize(("case", "error", "message"), [
-    ("missing", ConfigError, "objective.params.tokenizer: .* does not exist"),
-    ("not_vqvae", CheckpointError, "not a VQ-VAE tokenizer checkpoint"),
-    ("codebook", CheckpointError, "codebook_size=32 but objective.params.codebook_size=16"),
-    ("features", CheckpointError, "trained on feature set 'kinematic' \\(7 features\\)"),
-])
-def test_bad_tokenizer_fails_before_training(shards: Path, tmp_path: Path, case: str,
-                                             error: type, message: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "error", "message"),
+    [
+        ("missing", ConfigError, "objective.params.tokenizer: .* does not exist"),
+        ("not_vqvae", CheckpointError, "not a VQ-VAE tokenizer checkpoint"),
+        ("codebook", CheckpointError, "codebook_size=32 but objective.params.codebook_size=16"),
+        ("features", CheckpointError, "trained on feature set 'kinematic' \\(7 features\\)"),
+    ],
+)
+def test_bad_tokenizer_fails_before_training(
+    shards: Path, tmp_path: Path, case: str, error: type, message: str
+) -> None:
     if case == "missing":
         path = tmp_path / "nope"
     elif case == "not_vqvae":

@@ -29,8 +29,9 @@ def _one_thread():  # noqa: ANN202  (tiny models: threads only add contention)
 
 
 def _batch(n: int = 32, seed: int = 0) -> Batch:
-    return next(iter(JetStream(synthetic_jets(n, seed=seed, max_particles=30), batch_size=n,
-                               shuffle=False)))
+    return next(
+        iter(JetStream(synthetic_jets(n, seed=seed, max_particles=30), batch_size=n, shuffle=False))
+    )
 
 
 @pytest.mark.parametrize("update", ["ema", "st"])
@@ -38,11 +39,22 @@ def test_training_in_the_loop_uses_the_codebook(tmp_path: Path, update: str) -> 
     data = tmp_path / "jets"
     write_synthetic_shards(data, n=400, seed=1)
     params = ",".join(f"{k}: {v}" for k, v in {**TINY, "update": update}.items())
-    cfg = load_config("configs/pretrain/vqvae.yaml", [
-        f"data.train={data}", f"data.val={data}", "data.max_particles=30", "train.max_steps=60",
-        "train.batch_size=32", "train.log_every=1", "train.val_max=100", "train.lr=3e-3",
-        "data.shuffle_buffer=64", "train.threads=1",
-        "objective.params={" + params + ", restart_every: 20}"])
+    cfg = load_config(
+        "configs/pretrain/vqvae.yaml",
+        [
+            f"data.train={data}",
+            f"data.val={data}",
+            "data.max_particles=30",
+            "train.max_steps=60",
+            "train.batch_size=32",
+            "train.log_every=1",
+            "train.val_max=100",
+            "train.lr=3e-3",
+            "data.shuffle_buffer=64",
+            "train.threads=1",
+            "objective.params={" + params + ", restart_every: 20}",
+        ],
+    )
     summary = train_tokenizer(cfg, tmp_path / "run", progress=False)
     assert summary["steps"] == 60
     with open(tmp_path / "run" / "metrics.csv") as f:
@@ -106,17 +118,32 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     model = VQVAE(13, **TINY)
     batch = _batch()
     model.loss(batch)
-    meta = {"model": {"task": "vqvae", "in_dim": 13, "feature_set": "part",
-                      "params": {**TINY, "update": "ema", "beta": 0.25, "decay": 0.99,
-                                 "restart_every": 50, "restart_threshold": 1.0,
-                                 "reconstruct": "kinematic"}}}
+    meta = {
+        "model": {
+            "task": "vqvae",
+            "in_dim": 13,
+            "feature_set": "part",
+            "params": {
+                **TINY,
+                "update": "ema",
+                "beta": 0.25,
+                "decay": 0.99,
+                "restart_every": 50,
+                "restart_threshold": 1.0,
+                "reconstruct": "kinematic",
+            },
+        }
+    }
     save_checkpoint(tmp_path / "ck", model, meta)
     loaded = load_model(tmp_path / "ck")
     model.eval()
-    assert torch.equal(loaded.tokenize(batch.features, batch.mask),
-                       model.tokenize(batch.features, batch.mask))
-    assert torch.allclose(loaded.reconstruct(batch.features, batch.mask),
-                          model.reconstruct(batch.features, batch.mask))
+    assert torch.equal(
+        loaded.tokenize(batch.features, batch.mask), model.tokenize(batch.features, batch.mask)
+    )
+    assert torch.allclose(
+        loaded.reconstruct(batch.features, batch.mask),
+        model.reconstruct(batch.features, batch.mask),
+    )
 
 
 def test_unknown_setting_is_an_error() -> None:

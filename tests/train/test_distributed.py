@@ -31,18 +31,24 @@ TIMEOUT_S = 120
 
 def _global_batches() -> list[Batch]:
     jets = synthetic_jets(STEPS * PER_RANK * WORLD, seed=7, max_particles=30)
-    stream = JetStream(jets, batch_size=PER_RANK * WORLD, max_particles=30, shuffle=False,
-                       rank=0, world_size=1)
+    stream = JetStream(
+        jets, batch_size=PER_RANK * WORLD, max_particles=30, shuffle=False, rank=0, world_size=1
+    )
     # float64 (see _model): rounding, not the loop, would otherwise set the tolerance
-    return [dataclasses.replace(b, features=b.features.double(), vectors=b.vectors.double())
-            for b in list(stream)[:STEPS]]  # [B = 2b, P, ...] each
+    return [
+        dataclasses.replace(b, features=b.features.double(), vectors=b.vectors.double())
+        for b in list(stream)[:STEPS]
+    ]  # [B = 2b, P, ...] each
 
 
 def _half(batch: Batch, rank: int, world: int) -> Batch:
     """This rank's share of a global batch (same padding length P)."""
     n = len(batch) // world
-    kw = {f.name: getattr(batch, f.name)[rank * n:(rank + 1) * n] for f in dataclasses.fields(batch)
-          if getattr(batch, f.name) is not None}
+    kw = {
+        f.name: getattr(batch, f.name)[rank * n : (rank + 1) * n]
+        for f in dataclasses.fields(batch)
+        if getattr(batch, f.name) is not None
+    }
     return dataclasses.replace(batch, **kw)
 
 
@@ -56,18 +62,35 @@ def _model() -> torch.nn.Module:
 
     torch.manual_seed(0)
     kwargs = {"dropout": 0.0, "pair_features": False}
-    return build_classifier({"name": "part", "preset": "tiny", "in_dim": 13, "n_classes": 2,
-                             "kwargs": kwargs, "head_hidden": 16}).double()
+    return build_classifier(
+        {
+            "name": "part",
+            "preset": "tiny",
+            "in_dim": 13,
+            "n_classes": 2,
+            "kwargs": kwargs,
+            "head_hidden": 16,
+        }
+    ).double()
 
 
 def _train(batches: list[Batch], out: Path, marks: Path, batch_size: int) -> torch.nn.Module:
     from colliderfm.finetune.run import classification_loss
     from colliderfm.train.loop import dist_info, fit
 
-    cfg = load_config(None, [f"train.max_steps={STEPS}", f"train.batch_size={batch_size}",
-                             "train.lr=1e-3", "train.warmup=0", "train.log_every=1",
-                             "train.early_stopping=val_loss", "train.patience=5",
-                             "train.seed=0"])
+    cfg = load_config(
+        None,
+        [
+            f"train.max_steps={STEPS}",
+            f"train.batch_size={batch_size}",
+            "train.lr=1e-3",
+            "train.warmup=0",
+            "train.log_every=1",
+            "train.early_stopping=val_loss",
+            "train.patience=5",
+            "train.seed=0",
+        ],
+    )
     calls = iter(range(100))
 
     def validate(module: torch.nn.Module) -> dict[str, float]:
@@ -76,8 +99,17 @@ def _train(batches: list[Batch], out: Path, marks: Path, batch_size: int) -> tor
         return {"val_loss": float(10 - next(calls))}  # improves every epoch
 
     model = _model()
-    fit(model, classification_loss, iter(batches), cfg, out, steps_per_epoch=2,
-        meta={"model": {"task": "test"}}, validate=validate, progress=False)
+    fit(
+        model,
+        classification_loss,
+        iter(batches),
+        cfg,
+        out,
+        steps_per_epoch=2,
+        meta={"model": {"task": "test"}},
+        validate=validate,
+        progress=False,
+    )
     return model
 
 
@@ -94,8 +126,13 @@ def _grads(model: torch.nn.Module, batch: Batch, world: int) -> dict[str, torch.
 
 
 def _worker(rank: int, world: int, port: int, tmp: str, batches: list[Batch]) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
     with distributed(backend="gloo") as (r, w):
         assert (r, w) == (rank, world)
@@ -113,8 +150,13 @@ def _free_port() -> int:
 
 
 def _spawn(tmp: Path, batches: list[Batch]) -> None:
-    ctx = mp.start_processes(_worker, args=(WORLD, _free_port(), str(tmp), batches),
-                             nprocs=WORLD, join=False, start_method="spawn")
+    ctx = mp.start_processes(
+        _worker,
+        args=(WORLD, _free_port(), str(tmp), batches),
+        nprocs=WORLD,
+        join=False,
+        start_method="spawn",
+    )
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not ctx.join(timeout=1.0):
@@ -188,19 +230,44 @@ def test_torchrun_finetune_cli(tmp_path: Path) -> None:
     for name, n, seed in (("train", 256, 0), ("val", 64, 1), ("test", 64, 2)):
         write_synthetic_shards(tmp_path / name, n=n, seed=seed, rows_per_shard=64)
     out = tmp_path / "run"
-    sets = [f"data.train={tmp_path / 'train'}", f"data.val={tmp_path / 'val'}",
-            f"data.test={tmp_path / 'test'}", "model.preset=tiny", "train.batch_size=32",
-            "train.epochs=2", "data.max_particles=32"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--master-port", str(_free_port()), "-m", "colliderfm", "finetune", "--config",
-           str(Path(__file__).parents[2] / "configs" / "finetune" / "top_tagging.yaml"),
-           "--init", "none", "--out", str(out)]
+    sets = [
+        f"data.train={tmp_path / 'train'}",
+        f"data.val={tmp_path / 'val'}",
+        f"data.test={tmp_path / 'test'}",
+        "model.preset=tiny",
+        "train.batch_size=32",
+        "train.epochs=2",
+        "data.max_particles=32",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        str(_free_port()),
+        "-m",
+        "colliderfm",
+        "finetune",
+        "--config",
+        str(Path(__file__).parents[2] / "configs" / "finetune" / "top_tagging.yaml"),
+        "--init",
+        "none",
+        "--out",
+        str(out),
+    ]
     for s in sets:
         cmd += ["--set", s]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    res = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
-    summary = json.loads(res.stdout[res.stdout.index("{"):])  # one summary: rank 0 only
+    summary = json.loads(res.stdout[res.stdout.index("{") :])  # one summary: rank 0 only
     assert summary["steps"] == 2 * 4 and "auc" in summary["test"]  # 256 jets / (32 * 2 ranks)
     assert res.stderr.count("training jets") == 1  # rank 1 logs warnings only
     for name in ("model.safetensors", "config.yaml", "metrics.csv", "test_metrics.json"):

@@ -30,16 +30,39 @@ def loss_fn(model, batch):  # noqa: ANN001, ANN201
     return F.cross_entropy(logits, batch.labels), {}
 
 
-def _run(out: Path, steps: int, overrides: list[str] | None = None, resume: bool = False,
-         model: nn.Module | None = None) -> nn.Module:
-    cfg = load_config(None, [f"train.max_steps={steps}", "train.batch_size=32", "train.seed=3",
-                             "train.log_every=2", *(overrides or [])])
+def _run(
+    out: Path,
+    steps: int,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+    model: nn.Module | None = None,
+) -> nn.Module:
+    cfg = load_config(
+        None,
+        [
+            f"train.max_steps={steps}",
+            "train.batch_size=32",
+            "train.seed=3",
+            "train.log_every=2",
+            *(overrides or []),
+        ],
+    )
     torch.manual_seed(0)
     model = model or DeepSet()
-    data = JetStream(synthetic_jets(400, seed=1), batch_size=32, seed=3, infinite=True,
-                     buffer_size=64)
-    fit(model, loss_fn, data, cfg, out, steps_per_epoch=5, meta={"model": {"task": "test"}},
-        resume=resume, progress=False)
+    data = JetStream(
+        synthetic_jets(400, seed=1), batch_size=32, seed=3, infinite=True, buffer_size=64
+    )
+    fit(
+        model,
+        loss_fn,
+        data,
+        cfg,
+        out,
+        steps_per_epoch=5,
+        meta={"model": {"task": "test"}},
+        resume=resume,
+        progress=False,
+    )
     return model
 
 
@@ -57,19 +80,37 @@ def test_resume_is_bit_identical(tmp_path: Path) -> None:
             raise Killed
         return loss_fn(model, batch)
 
-    cfg = load_config(None, ["train.max_steps=12", "train.batch_size=32", "train.seed=3",
-                             "train.log_every=2", "train.checkpoint_every=1"])
+    cfg = load_config(
+        None,
+        [
+            "train.max_steps=12",
+            "train.batch_size=32",
+            "train.seed=3",
+            "train.log_every=2",
+            "train.checkpoint_every=1",
+        ],
+    )
     torch.manual_seed(0)
-    data = JetStream(synthetic_jets(400, seed=1), batch_size=32, seed=3, infinite=True,
-                     buffer_size=64)
+    data = JetStream(
+        synthetic_jets(400, seed=1), batch_size=32, seed=3, infinite=True, buffer_size=64
+    )
     with pytest.raises(Killed):
-        fit(DeepSet(), dying_loss, data, cfg, tmp_path / "part", steps_per_epoch=5,
-            meta={"model": {"task": "test"}}, progress=False)
+        fit(
+            DeepSet(),
+            dying_loss,
+            data,
+            cfg,
+            tmp_path / "part",
+            steps_per_epoch=5,
+            meta={"model": {"task": "test"}},
+            progress=False,
+        )
     resumed = _run(tmp_path / "part", 12, resume=True)
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    assert not torch.equal(next(iter(full.state_dict().values())),
-                           next(iter(DeepSet().state_dict().values())))
+    assert not torch.equal(
+        next(iter(full.state_dict().values())), next(iter(DeepSet().state_dict().values()))
+    )
 
 
 def test_schedule_and_groups() -> None:

@@ -29,8 +29,19 @@ import torch
 from colliderfm.physics import kinematics as K
 
 PART_FEATURES: tuple[str, ...] = (
-    "log_pt", "log_e", "log_ptrel", "log_erel", "deta", "dphi", "dr", "charge",
-    "is_charged_hadron", "is_neutral_hadron", "is_photon", "is_electron", "is_muon",
+    "log_pt",
+    "log_e",
+    "log_ptrel",
+    "log_erel",
+    "deta",
+    "dphi",
+    "dr",
+    "charge",
+    "is_charged_hadron",
+    "is_neutral_hadron",
+    "is_photon",
+    "is_electron",
+    "is_muon",
 )
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "part": PART_FEATURES,
@@ -39,8 +50,11 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
 
 # (shift, scale) applied as (x + shift) * scale; recorded in checkpoints and the ONNX sidecar.
 NORMALISATION: dict[str, tuple[float, float]] = {
-    "log_pt": (-1.7, 0.7), "log_e": (-2.0, 0.7), "log_ptrel": (4.7, 0.7),
-    "log_erel": (4.7, 0.7), "dr": (-0.2, 4.0),
+    "log_pt": (-1.7, 0.7),
+    "log_e": (-2.0, 0.7),
+    "log_ptrel": (4.7, 0.7),
+    "log_erel": (4.7, 0.7),
+    "dr": (-0.2, 4.0),
 }
 
 
@@ -79,8 +93,13 @@ def particle_type_onehot(pid: torch.Tensor, charge: torch.Tensor) -> torch.Tenso
     return torch.stack((is_ch, is_nh, is_photon, is_e, is_mu), dim=-1).float()
 
 
-def particle_features(vectors: torch.Tensor, mask: torch.Tensor, charge: torch.Tensor | None,
-                      pid: torch.Tensor | None, feature_set: str = "part") -> torch.Tensor:
+def particle_features(
+    vectors: torch.Tensor,
+    mask: torch.Tensor,
+    charge: torch.Tensor | None,
+    pid: torch.Tensor | None,
+    feature_set: str = "part",
+) -> torch.Tensor:
     """Build the per-particle feature tensor from four-vectors.
 
     Args:
@@ -108,8 +127,13 @@ def particle_features(vectors: torch.Tensor, mask: torch.Tensor, charge: torch.T
     dphi = K.delta_phi(K.phi(v), K.phi(jet))  # [B, P]
     dr = torch.hypot(deta, dphi)  # [B, P]
     cols = [
-        (log_pt - 1.7) * 0.7, (log_e - 2.0) * 0.7, (log_ptrel + 4.7) * 0.7,
-        (log_erel + 4.7) * 0.7, deta, dphi, (dr - 0.2) * 4.0,
+        (log_pt - 1.7) * 0.7,
+        (log_e - 2.0) * 0.7,
+        (log_ptrel + 4.7) * 0.7,
+        (log_erel + 4.7) * 0.7,
+        deta,
+        dphi,
+        (dr - 0.2) * 4.0,
     ]
     if feature_set == "part":
         q = charge.float() if charge is not None else torch.zeros_like(pt)

@@ -21,7 +21,16 @@ SCHEMA_VERSION = 1
 
 #: JetClass label names in JetClass order; a generated 10-class set uses the same names.
 JETCLASS_CLASSES: tuple[str, ...] = (
-    "QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq", "Tbqq", "Tbl",
+    "QCD",
+    "Hbb",
+    "Hcc",
+    "Hgg",
+    "H4q",
+    "Hqql",
+    "Zqq",
+    "Wqq",
+    "Tbqq",
+    "Tbl",
 )
 
 #: Scalar per-jet columns of the canonical shard format (names follow JetClass).
@@ -29,7 +38,12 @@ JET_SCALARS: tuple[str, ...] = ("jet_pt", "jet_eta", "jet_phi", "jet_energy", "j
 
 #: Per-particle list columns of the canonical shard format.
 PART_COLUMNS: tuple[str, ...] = (
-    "part_px", "part_py", "part_pz", "part_energy", "part_charge", "part_pid",
+    "part_px",
+    "part_py",
+    "part_pz",
+    "part_energy",
+    "part_charge",
+    "part_pid",
 )
 
 
@@ -93,8 +107,12 @@ class JetChunk:
         flat = flat + np.arange(int(counts.sum()), dtype=np.int64)
         return JetChunk(
             counts=counts,
-            px=self.px[flat], py=self.py[flat], pz=self.pz[flat], energy=self.energy[flat],
-            charge=self.charge[flat], pid=self.pid[flat],
+            px=self.px[flat],
+            py=self.py[flat],
+            pz=self.pz[flat],
+            energy=self.energy[flat],
+            charge=self.charge[flat],
+            pid=self.pid[flat],
             label=self.label[index],
             jet={k: v[index] for k, v in self.jet.items()},
         )
@@ -115,9 +133,12 @@ class JetChunk:
         cat = np.concatenate
         return JetChunk(
             counts=cat([c.counts for c in chunks]),
-            px=cat([c.px for c in chunks]), py=cat([c.py for c in chunks]),
-            pz=cat([c.pz for c in chunks]), energy=cat([c.energy for c in chunks]),
-            charge=cat([c.charge for c in chunks]), pid=cat([c.pid for c in chunks]),
+            px=cat([c.px for c in chunks]),
+            py=cat([c.py for c in chunks]),
+            pz=cat([c.pz for c in chunks]),
+            energy=cat([c.energy for c in chunks]),
+            charge=cat([c.charge for c in chunks]),
+            pid=cat([c.pid for c in chunks]),
             label=cat([c.label for c in chunks]),
             jet={k: cat([c.jet[k] for c in chunks]) for k in sorted(keys)},
         )

@@ -53,8 +53,9 @@ class Padded:
         Returns:
             The selected rows.
         """
-        return Padded(self.vectors[idx], self.charge[idx], self.pid[idx], self.counts[idx],
-                      self.labels[idx])
+        return Padded(
+            self.vectors[idx], self.charge[idx], self.pid[idx], self.counts[idx], self.labels[idx]
+        )
 
     @staticmethod
     def concat(parts: list[Padded]) -> Padded:
@@ -67,9 +68,13 @@ class Padded:
             One block.
         """
         cat = np.concatenate
-        return Padded(cat([p.vectors for p in parts]), cat([p.charge for p in parts]),
-                      cat([p.pid for p in parts]), cat([p.counts for p in parts]),
-                      cat([p.labels for p in parts]))
+        return Padded(
+            cat([p.vectors for p in parts]),
+            cat([p.charge for p in parts]),
+            cat([p.pid for p in parts]),
+            cat([p.counts for p in parts]),
+            cat([p.labels for p in parts]),
+        )
 
 
 def pad_chunk(chunk: JetChunk, max_particles: int) -> Padded:
@@ -120,9 +125,15 @@ def to_batch(block: Padded, feature_set: str = "part", trim: bool = True) -> Bat
     pid = torch.from_numpy(block.pid[:, :p].astype(np.int64))  # [B, P]
     feats = particle_features(vectors, mask, charge, pid, feature_set)
     labels = torch.from_numpy(block.labels)
-    return Batch(features=feats, mask=mask, labels=labels,
-                 weights=torch.ones(len(block), dtype=torch.float32),
-                 vectors=vectors, charge=charge, pid=pid)
+    return Batch(
+        features=feats,
+        mask=mask,
+        labels=labels,
+        weights=torch.ones(len(block), dtype=torch.float32),
+        vectors=vectors,
+        charge=charge,
+        pid=pid,
+    )
 
 
 def _parquet_units(path: Path) -> list[Unit]:
@@ -134,9 +145,11 @@ def _parquet_units(path: Path) -> list[Unit]:
     units: list[Unit] = []
     for f in files:
         for rg in range(pq.ParquetFile(f).num_row_groups):
+
             def unit(f: Path = f, rg: int = rg) -> Iterator[JetChunk]:
                 for rb in iter_shard(f, rows=1 << 20, row_groups=[rg]):
                     yield table_to_chunk(rb)
+
             units.append(unit)
     return units
 
@@ -155,9 +168,7 @@ def units_for(source: str | Path | JetChunk, block: int = 256) -> list[Unit]:
     if isinstance(source, JetChunk):
         n = len(source)
         starts = range(0, n, block)
-        return [
-            (lambda s=s: iter([source.take(np.arange(s, min(s + block, n)))])) for s in starts
-        ]
+        return [(lambda s=s: iter([source.take(np.arange(s, min(s + block, n)))])) for s in starts]
     path = Path(source)
     fmt = detect_format(path)
     if fmt == "parquet":
@@ -188,11 +199,21 @@ class JetStream(IterableDataset):
         rank, world_size: DDP position (detected from torch.distributed when None).
     """
 
-    def __init__(self, sources: list[str | Path | JetChunk] | str | Path | JetChunk,
-                 batch_size: int, max_particles: int = 128, shuffle: bool = True,
-                 buffer_size: int = 20_000, seed: int = 0, infinite: bool = False,
-                 feature_set: str = "part", trim_padding: bool = True, drop_last: bool = False,
-                 rank: int | None = None, world_size: int | None = None) -> None:
+    def __init__(
+        self,
+        sources: list[str | Path | JetChunk] | str | Path | JetChunk,
+        batch_size: int,
+        max_particles: int = 128,
+        shuffle: bool = True,
+        buffer_size: int = 20_000,
+        seed: int = 0,
+        infinite: bool = False,
+        feature_set: str = "part",
+        trim_padding: bool = True,
+        drop_last: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(sources, list):
             sources = [sources]
@@ -218,7 +239,7 @@ class JetStream(IterableDataset):
         mine = order[consumer::n_consumers]
         if len(mine) == 0 and len(order) > 0:
             # fewer units than consumers: share units round-robin so nobody starves
-            mine = order[consumer % len(order)::max(len(order), 1)][:1]
+            mine = order[consumer % len(order) :: max(len(order), 1)][:1]
         return [self.units[i] for i in mine]
 
     def _jets(self, units: list[Unit]) -> Iterator[Padded]:
@@ -245,8 +266,9 @@ class JetStream(IterableDataset):
                     n_out = (len(pool) - self.buffer_size) // self.batch_size * self.batch_size
                     for s in range(0, n_out, self.batch_size):
                         emitted = True
-                        yield to_batch(pool.take(slice(s, s + self.batch_size)),
-                                       self.feature_set, self.trim)
+                        yield to_batch(
+                            pool.take(slice(s, s + self.batch_size)), self.feature_set, self.trim
+                        )
                     buf, size = [pool.take(slice(n_out, None))], len(pool) - n_out
             if buf:
                 pool = Padded.concat(buf)
@@ -298,8 +320,9 @@ def steps_per_pass(n_jets: int, batch_size: int, world_size: int = 1) -> int:
     return max(1, math.ceil(n_jets / (batch_size * world_size)))
 
 
-def training_loader(source: str | Path | JetChunk, n_jets: int, cfg: Config
-                    ) -> tuple[DataLoader, int]:
+def training_loader(
+    source: str | Path | JetChunk, n_jets: int, cfg: Config
+) -> tuple[DataLoader, int]:
     """The endless, shuffled training loader of a run and its steps per epoch.
 
     Args:
@@ -310,12 +333,23 @@ def training_loader(source: str | Path | JetChunk, n_jets: int, cfg: Config
     Returns:
         (DataLoader yielding :class:`Batch`, optimizer steps per epoch).
     """
-    stream = JetStream(source, batch_size=cfg.train.batch_size,
-                       max_particles=cfg.data.max_particles, shuffle=True,
-                       buffer_size=cfg.data.shuffle_buffer, seed=cfg.train.seed, infinite=True,
-                       feature_set=cfg.data.features, trim_padding=cfg.data.trim_padding)
-    loader = DataLoader(stream, batch_size=None, num_workers=cfg.train.workers,
-                        persistent_workers=cfg.train.workers > 0)
+    stream = JetStream(
+        source,
+        batch_size=cfg.train.batch_size,
+        max_particles=cfg.data.max_particles,
+        shuffle=True,
+        buffer_size=cfg.data.shuffle_buffer,
+        seed=cfg.train.seed,
+        infinite=True,
+        feature_set=cfg.data.features,
+        trim_padding=cfg.data.trim_padding,
+    )
+    loader = DataLoader(
+        stream,
+        batch_size=None,
+        num_workers=cfg.train.workers,
+        persistent_workers=cfg.train.workers > 0,
+    )
     world = _rank_world()[1]
     spe = cfg.train.steps_per_epoch or steps_per_pass(n_jets, cfg.train.batch_size, world)
     return loader, spe

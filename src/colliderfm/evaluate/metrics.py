@@ -19,8 +19,9 @@ import numpy as np
 WORKING_POINTS: tuple[float, ...] = (0.3, 0.5)
 
 
-def roc_curve(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(
+    labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ROC curve of a binary problem.
 
     Args:
@@ -79,8 +80,12 @@ def rejection(eps_s: np.ndarray, eps_b: np.ndarray, target: float) -> float | No
     return None if b <= 0 else 1.0 / b
 
 
-def binary_metrics(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None,
-                   working_points: tuple[float, ...] = WORKING_POINTS) -> dict[str, Any]:
+def binary_metrics(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    weights: np.ndarray | None = None,
+    working_points: tuple[float, ...] = WORKING_POINTS,
+) -> dict[str, Any]:
     """AUC, accuracy (score > 0.5) and rejections for a binary problem.
 
     Args:
@@ -103,8 +108,9 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray |
     }
 
 
-def classifier_metrics(labels: np.ndarray, probs: np.ndarray, classes: list[str],
-                       signal_class: int = 1) -> dict[str, Any]:
+def classifier_metrics(
+    labels: np.ndarray, probs: np.ndarray, classes: list[str], signal_class: int = 1
+) -> dict[str, Any]:
     """Metrics of a (binary or multi-class) classifier's softmax outputs.
 
     Binary: the score is ``probs[:, signal_class]``. Multi-class: one-vs-rest AUC per class and

@@ -29,8 +29,13 @@ def _save(fig, path: Path) -> None:  # type: ignore[no-untyped-def]
     os.replace(tmp, path)
 
 
-def plot_roc(eps_s: np.ndarray, eps_b: np.ndarray, path: str | Path, label: str = "",
-             auc: float | None = None) -> Path:
+def plot_roc(
+    eps_s: np.ndarray,
+    eps_b: np.ndarray,
+    path: str | Path,
+    label: str = "",
+    auc: float | None = None,
+) -> Path:
     """Background rejection ``1/eps_B`` vs signal efficiency (log scale), saved as PNG.
 
     Args:
@@ -60,8 +65,12 @@ def plot_roc(eps_s: np.ndarray, eps_b: np.ndarray, path: str | Path, label: str 
     return path
 
 
-def plot_scores(labels: np.ndarray, scores: np.ndarray, path: str | Path,
-                names: tuple[str, str] = ("background", "signal")) -> Path:
+def plot_scores(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    path: str | Path,
+    names: tuple[str, str] = ("background", "signal"),
+) -> Path:
     """Normalised score distributions of signal and background, saved as PNG.
 
     Args:

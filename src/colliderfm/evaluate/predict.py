@@ -13,9 +13,15 @@ from colliderfm.data.stream import JetStream
 
 
 @torch.no_grad()
-def predict(module: nn.Module, source: str | Path | JetChunk, batch_size: int = 512,
-            max_particles: int = 128, feature_set: str = "part", max_jets: int | None = None,
-            label_map: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    module: nn.Module,
+    source: str | Path | JetChunk,
+    batch_size: int = 512,
+    max_particles: int = 128,
+    feature_set: str = "part",
+    max_jets: int | None = None,
+    label_map: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Softmax outputs of a classifier on a data source, in file order.
 
     Args:
@@ -34,8 +40,15 @@ def predict(module: nn.Module, source: str | Path | JetChunk, batch_size: int = 
     module.eval()
     labels, probs = [], []
     n = 0
-    stream = JetStream(source, batch_size=batch_size, max_particles=max_particles, shuffle=False,
-                       feature_set=feature_set, rank=0, world_size=1)
+    stream = JetStream(
+        source,
+        batch_size=batch_size,
+        max_particles=max_particles,
+        shuffle=False,
+        feature_set=feature_set,
+        rank=0,
+        world_size=1,
+    )
     for batch in stream:
         y = batch.labels.numpy()
         logits = module(batch.features, batch.mask, batch.vectors)  # [B, C]

@@ -64,9 +64,14 @@ def write_json(obj: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out: str | Path | None = None,
-                        batch_size: int = 512, max_jets: int | None = None, plots: bool = True
-                        ) -> dict[str, Any]:
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str | Path,
+    out: str | Path | None = None,
+    batch_size: int = 512,
+    max_jets: int | None = None,
+    plots: bool = True,
+) -> dict[str, Any]:
     """Evaluate a classifier checkpoint on any readable jet input.
 
     Args:
@@ -83,8 +88,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out: str | Pat
     meta = read_meta(checkpoint)
     m = meta["model"]
     if m.get("task", "classifier") != "classifier":
-        raise DataError(checkpoint, f"not a classifier checkpoint (task {m.get('task')!r}); "
-                                    "fine-tune it first")
+        raise DataError(
+            checkpoint, f"not a classifier checkpoint (task {m.get('task')!r}); fine-tune it first"
+        )
     model = load_model(checkpoint)
     classes = list(m["classes"])
     data_cls = jet_classes(data)
@@ -92,10 +98,15 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out: str | Pat
     if lmap is not None and (lmap < 0).all():
         raise DataError(data, f"none of its classes {data_cls} are known to the model {classes}")
     cfg = meta["config"]
-    labels, probs = predict(model, data, batch_size=batch_size,
-                            max_particles=cfg["data"]["max_particles"],
-                            feature_set=m.get("feature_set", "part"), max_jets=max_jets,
-                            label_map=lmap)
+    labels, probs = predict(
+        model,
+        data,
+        batch_size=batch_size,
+        max_particles=cfg["data"]["max_particles"],
+        feature_set=m.get("feature_set", "part"),
+        max_jets=max_jets,
+        label_map=lmap,
+    )
     if labels.size == 0:
         raise DataError(data, "no labelled jets to evaluate")
     sig = int(cfg["finetune"].get("signal_class", 1))
@@ -112,9 +123,15 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out: str | Pat
                 ps, pb = probs[sel, sig], probs[sel, 0]
                 y, s = labels[sel] == sig, ps / np.maximum(ps + pb, 1e-12)
             eps_s, eps_b, _ = roc_curve(y, s)
-            plot_roc(eps_s, eps_b, out.with_name("roc.png"), label=f"{classes[sig]} vs rest",
-                     auc=metrics["auc"] if probs.shape[1] == 2 else None)
-            plot_scores(y.astype(int), s, out.with_name("scores.png"),
-                        names=(classes[0], classes[sig]))
+            plot_roc(
+                eps_s,
+                eps_b,
+                out.with_name("roc.png"),
+                label=f"{classes[sig]} vs rest",
+                auc=metrics["auc"] if probs.shape[1] == 2 else None,
+            )
+            plot_scores(
+                y.astype(int), s, out.with_name("scores.png"), names=(classes[0], classes[sig])
+            )
         log.info("wrote %s", out)
     return metrics

@@ -85,8 +85,9 @@ class _ExportWrapper(nn.Module):
         self.task = task
         self.float_mask = float_mask
 
-    def forward(self, features: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor
-                ) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         """Run the model.
 
         Args:
@@ -140,8 +141,9 @@ def _symbolics(opset: int) -> Iterator[None]:
             unregister_custom_op_symbolic(name, opset)
 
 
-def example_batch(batch: int, particles: int, feature_set: str, seed: int = 0
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def example_batch(
+    batch: int, particles: int, feature_set: str, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A small batch of random jet-like inputs with padding (for tracing and checks).
 
     Args:
@@ -187,7 +189,8 @@ def _rebuild(checkpoint: Path, meta: dict[str, Any]) -> tuple[nn.Module, str]:
     if task not in ("classifier", "pretrain"):
         raise ExportError(
             f"{checkpoint}: cannot export a '{task}' checkpoint; export a classifier "
-            "(colliderfm finetune) or a pretraining run (colliderfm pretrain)")
+            "(colliderfm finetune) or a pretraining run (colliderfm pretrain)"
+        )
     spec = {**m, "kwargs": {**(m.get("kwargs") or {}), "pack": False}}
     try:
         build_backbone(spec)
@@ -202,8 +205,9 @@ def _rebuild(checkpoint: Path, meta: dict[str, Any]) -> tuple[nn.Module, str]:
     return module.eval(), task
 
 
-def _io_spec(task: str, n_feat: int, float_mask: bool, classes: list[str] | None,
-             dim: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _io_spec(
+    task: str, n_feat: int, float_mask: bool, classes: list[str] | None, dim: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Input and output descriptions for the sidecar.
 
     Args:
@@ -217,31 +221,65 @@ def _io_spec(task: str, n_feat: int, float_mask: bool, classes: list[str] | None
         (inputs, outputs), each a list of ``{"name", "shape", "dtype", "description"}``.
     """
     inputs = [
-        {"name": "features", "shape": ["batch", "particles", n_feat], "dtype": "float32",
-         "description": "normalised particle features in the order of 'features.names'"},
-        {"name": "mask", "shape": ["batch", "particles"],
-         "dtype": "float32" if float_mask else "bool",
-         "description": ("1.0 for real particles, 0.0 for padding" if float_mask
-                         else "true for real particles, false for padding")},
-        {"name": "vectors", "shape": ["batch", "particles", 4], "dtype": "float32",
-         "description": "particle four-momenta (px, py, pz, E) in GeV"},
+        {
+            "name": "features",
+            "shape": ["batch", "particles", n_feat],
+            "dtype": "float32",
+            "description": "normalised particle features in the order of 'features.names'",
+        },
+        {
+            "name": "mask",
+            "shape": ["batch", "particles"],
+            "dtype": "float32" if float_mask else "bool",
+            "description": (
+                "1.0 for real particles, 0.0 for padding"
+                if float_mask
+                else "true for real particles, false for padding"
+            ),
+        },
+        {
+            "name": "vectors",
+            "shape": ["batch", "particles", 4],
+            "dtype": "float32",
+            "description": "particle four-momenta (px, py, pz, E) in GeV",
+        },
     ]
     if task == "classifier":
         n = len(classes or [])
         outputs = [
-            {"name": "logits", "shape": ["batch", n], "dtype": "float32",
-             "description": "class logits in the order of 'classes'"},
-            {"name": "probs", "shape": ["batch", n], "dtype": "float32",
-             "description": "softmax of the logits"},
+            {
+                "name": "logits",
+                "shape": ["batch", n],
+                "dtype": "float32",
+                "description": "class logits in the order of 'classes'",
+            },
+            {
+                "name": "probs",
+                "shape": ["batch", n],
+                "dtype": "float32",
+                "description": "softmax of the logits",
+            },
         ]
     else:
-        outputs = [{"name": "embedding", "shape": ["batch", dim], "dtype": "float32",
-                    "description": "pooled jet representation of the pretrained backbone"}]
+        outputs = [
+            {
+                "name": "embedding",
+                "shape": ["batch", dim],
+                "dtype": "float32",
+                "description": "pooled jet representation of the pretrained backbone",
+            }
+        ]
     return inputs, outputs
 
 
-def sidecar(meta: dict[str, Any], checkpoint: Path, opset: int, inputs: list[dict[str, Any]],
-            outputs: list[dict[str, Any]], classes: list[str] | None) -> dict[str, Any]:
+def sidecar(
+    meta: dict[str, Any],
+    checkpoint: Path,
+    opset: int,
+    inputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+    classes: list[str] | None,
+) -> dict[str, Any]:
     """Everything a C++/CMSSW or onnxruntime user needs to prepare inputs.
 
     Args:
@@ -262,16 +300,28 @@ def sidecar(meta: dict[str, Any], checkpoint: Path, opset: int, inputs: list[dic
     features = []
     for i, name in enumerate(FEATURE_SETS[feature_set]):
         shift, scale = NORMALISATION.get(name, (0.0, 1.0))
-        features.append({"index": i, "name": name, "definition": FEATURE_DEFINITIONS[name],
-                         "shift": shift, "scale": scale})
+        features.append(
+            {
+                "index": i,
+                "name": name,
+                "definition": FEATURE_DEFINITIONS[name],
+                "shift": shift,
+                "scale": scale,
+            }
+        )
     return {
         "format": "colliderfm-onnx",
         "sidecar_schema": SIDECAR_SCHEMA,
         "colliderfm_version": __version__,
-        "checkpoint": {"path": str(checkpoint), "colliderfm_version": meta.get(
-            "colliderfm_version"), "task": m.get("task", "classifier"), "model": m.get("name"),
-            "preset": m.get("preset"), "kwargs": m.get("kwargs") or {},
-            "objective": m.get("objective")},
+        "checkpoint": {
+            "path": str(checkpoint),
+            "colliderfm_version": meta.get("colliderfm_version"),
+            "task": m.get("task", "classifier"),
+            "model": m.get("name"),
+            "preset": m.get("preset"),
+            "kwargs": m.get("kwargs") or {},
+            "objective": m.get("objective"),
+        },
         "opset": opset,
         "inputs": inputs,
         "outputs": outputs,
@@ -292,9 +342,8 @@ def sidecar(meta: dict[str, Any], checkpoint: Path, opset: int, inputs: list[dic
             "max_particles": max_particles,
             "truncation": f"keep the {max_particles} highest-pT particles of each jet",
             "jet_axis": "the sum of the four-vectors of the kept particles (not the clustered "
-                        "jet); pT_jet, E_jet, eta_jet, phi_jet in the features come from it",
-            "particles_axis": "any length >= 1; padding slots beyond a jet's particles are "
-                              "masked",
+            "jet); pT_jet, E_jet, eta_jet, phi_jet in the features come from it",
+            "particles_axis": "any length >= 1; padding slots beyond a jet's particles are masked",
         },
     }
 
@@ -310,8 +359,9 @@ def _write_atomic_text(path: Path, text: str) -> None:
         raise
 
 
-def _verify(path: Path, wrapper: _ExportWrapper, feature_set: str, float_mask: bool
-            ) -> float | None:
+def _verify(
+    path: Path, wrapper: _ExportWrapper, feature_set: str, float_mask: bool
+) -> float | None:
     """Largest ``|onnxruntime - torch|`` on a batch shaped unlike the trace (None without ORT).
 
     Args:
@@ -337,8 +387,13 @@ def _verify(path: Path, wrapper: _ExportWrapper, feature_set: str, float_mask: b
     return max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want, strict=True))
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17,
-                mask_dtype: str = "bool", verify: bool = True) -> dict[str, Any]:
+def export_onnx(
+    checkpoint: str | Path,
+    out: str | Path,
+    opset: int = 17,
+    mask_dtype: str = "bool",
+    verify: bool = True,
+) -> dict[str, Any]:
     """Export a classifier or pretraining checkpoint to ONNX plus a JSON sidecar.
 
     Args:
@@ -386,29 +441,52 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17,
         with torch.no_grad(), _symbolics(opset), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # constant shape checks
             warnings.simplefilter("ignore", DeprecationWarning)  # "legacy exporter"
-            torch.onnx.export(wrapper, example, str(tmp), input_names=names_in,
-                              output_names=names_out, dynamic_axes=axes, opset_version=opset,
-                              do_constant_folding=True, dynamo=False)
+            torch.onnx.export(
+                wrapper,
+                example,
+                str(tmp),
+                input_names=names_in,
+                output_names=names_out,
+                dynamic_axes=axes,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
         proto = onnx.load(str(tmp))
         onnx.checker.check_model(proto)
         # the exporter drops unused inputs (``vectors`` of a backbone without pair features)
         present = {i.name for i in proto.graph.input}
         inputs = [i for i in inputs if i["name"] in present]
-        info = {"colliderfm_version": __version__, "task": task, "feature_set": feature_set,
-                "classes": json.dumps(classes), "sidecar": out.name + ".json"}
+        info = {
+            "colliderfm_version": __version__,
+            "task": task,
+            "feature_set": feature_set,
+            "classes": json.dumps(classes),
+            "sidecar": out.name + ".json",
+        }
         for k, v in info.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = k, str(v)
         onnx.save(proto, str(tmp))
         diff = _verify(tmp, wrapper, feature_set, float_mask) if verify else None
         if diff is not None and not diff < MAX_DIFF:
-            raise ExportError(f"{checkpoint}: the exported model differs from torch by {diff:.3g} "
-                              f"(> {MAX_DIFF}); not written (please report this)")
+            raise ExportError(
+                f"{checkpoint}: the exported model differs from torch by {diff:.3g} "
+                f"(> {MAX_DIFF}); not written (please report this)"
+            )
         side = sidecar(meta, checkpoint, opset, inputs, outputs, classes)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     side_path = out.with_name(out.name + ".json")
     _write_atomic_text(side_path, json.dumps(side, indent=2) + "\n")
-    return {"onnx": str(out), "sidecar": str(side_path), "task": task, "opset": opset,
-            "inputs": inputs, "outputs": outputs, "classes": classes, "max_abs_diff": diff}
+    return {
+        "onnx": str(out),
+        "sidecar": str(side_path),
+        "task": task,
+        "opset": opset,
+        "inputs": inputs,
+        "outputs": outputs,
+        "classes": classes,
+        "max_abs_diff": diff,
+    }

@@ -25,8 +25,7 @@ def backbone_spec(cfg: Config, in_dim: int) -> dict[str, Any]:
         ``{"name", "preset", "in_dim", "kwargs"}``.
     """
     kwargs = {k: getattr(cfg.model, k) for k in _MODEL_KEYS if getattr(cfg.model, k) is not None}
-    return {"name": cfg.model.name, "preset": cfg.model.preset, "in_dim": in_dim,
-            "kwargs": kwargs}
+    return {"name": cfg.model.name, "preset": cfg.model.preset, "in_dim": in_dim, "kwargs": kwargs}
 
 
 def build_backbone(spec: dict[str, Any]) -> nn.Module:
@@ -77,11 +76,13 @@ def pretrained_backbone_spec(init: str | Path, cfg: Config, in_dim: int) -> dict
         raise CheckpointError(
             f"{init}: checkpoint holds model {spec['name']}/{spec['preset']} but the config asks "
             f"for {want['name']}/{want['preset']} (use --set model.name={spec['name']} "
-            f"--set model.preset={spec['preset']})")
+            f"--set model.preset={spec['preset']})"
+        )
     if spec["in_dim"] != in_dim:
         raise CheckpointError(
             f"{init}: checkpoint was trained on {spec['in_dim']} input features but the data "
-            f"gives {in_dim} (data.features={cfg.data.features})")
+            f"gives {in_dim} (data.features={cfg.data.features})"
+        )
     return spec
 
 

@@ -88,13 +88,20 @@ def make_validate(cfg: Config, classes: list[str]) -> Any:
         val = chunk.take(np.arange(min(len(chunk), cfg.train.val_max)))
 
     def validate(model: nn.Module) -> dict[str, float]:
-        labels, probs = predict(model, val, batch_size=512,
-                                max_particles=cfg.data.max_particles,
-                                feature_set=cfg.data.features)
+        labels, probs = predict(
+            model,
+            val,
+            batch_size=512,
+            max_particles=cfg.data.max_particles,
+            feature_set=cfg.data.features,
+        )
         m = classifier_metrics(labels, probs, classes, cfg.finetune.signal_class)
         p_true = probs[np.arange(len(labels)), labels]
-        out = {"val_loss": float(-np.log(np.clip(p_true, 1e-12, None)).mean()),
-               "val_auc": float(m["auc"]), "val_acc": float(m["accuracy"])}
+        out = {
+            "val_loss": float(-np.log(np.clip(p_true, 1e-12, None)).mean()),
+            "val_auc": float(m["auc"]),
+            "val_acc": float(m["accuracy"]),
+        }
         for wp, r in m["rejection"].items():
             if r is not None:
                 out[f"val_rej{wp}"] = float(r)
@@ -103,8 +110,9 @@ def make_validate(cfg: Config, classes: list[str]) -> Any:
     return validate
 
 
-def run_finetune(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True
-                 ) -> dict[str, Any]:
+def run_finetune(
+    cfg: Config, out: str | Path, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
     """Train a classifier (from scratch with ``finetune.init = none``, else from a checkpoint).
 
     Args:
@@ -120,26 +128,40 @@ def run_finetune(cfg: Config, out: str | Path, resume: bool = False, progress: b
         raise ConfigError("data.train is not set (give --set data.train=DIR)")
     out = Path(out)
     if not resume and (out / "last").exists():
-        raise ConfigError(f"{out}: a run already exists there (use --resume to continue it, or "
-                          "choose another --out)")
+        raise ConfigError(
+            f"{out}: a run already exists there (use --resume to continue it, or "
+            "choose another --out)"
+        )
     ft = cfg.finetune
     mode = ft.mode
     if mode == "lp-ft":
         raise ConfigError("finetune.mode=lp-ft is not available yet; use full, frozen or linear")
     if ft.init == "none" and mode in ("frozen", "linear"):
-        log.info("mode %s with --init none trains a head on a random frozen backbone "
-                 "(the random-backbone control)", mode)
+        log.info(
+            "mode %s with --init none trains a head on a random frozen backbone "
+            "(the random-backbone control)",
+            mode,
+        )
     seed_everything(cfg.train.seed)
     classes = jet_classes(cfg.data.train)
     if len(classes) < 2:
-        raise ConfigError(f"{cfg.data.train}: needs at least 2 classes to train a classifier, "
-                          f"found {classes}")
+        raise ConfigError(
+            f"{cfg.data.train}: needs at least 2 classes to train a classifier, found {classes}"
+        )
     in_dim = n_features(cfg.data.features)
-    spec = (pretrained_backbone_spec(ft.init, cfg, in_dim) if ft.init != "none"
-            else backbone_spec(cfg, in_dim))
-    meta_model = {**spec, "task": "classifier", "n_classes": len(classes), "classes": classes,
-                  "head_hidden": head_hidden_for(mode, HEAD_HIDDEN),
-                  "feature_set": cfg.data.features}
+    spec = (
+        pretrained_backbone_spec(ft.init, cfg, in_dim)
+        if ft.init != "none"
+        else backbone_spec(cfg, in_dim)
+    )
+    meta_model = {
+        **spec,
+        "task": "classifier",
+        "n_classes": len(classes),
+        "classes": classes,
+        "head_hidden": head_hidden_for(mode, HEAD_HIDDEN),
+        "feature_set": cfg.data.features,
+    }
     model = build_classifier(meta_model)
     if ft.init != "none":
         load_pretrained_backbone(model.backbone, ft.init)
@@ -149,16 +171,36 @@ def run_finetune(cfg: Config, out: str | Path, resume: bool = False, progress: b
     loader, spe = training_loader(source, n_jets, cfg)
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("%s: %d training jets, classes %s, %d steps/epoch, %d params (%d trainable)",
-             out, n_jets, classes, spe, n_params, n_train)
-    result: FitResult = fit(model, classification_loss, loader, cfg, out, spe,
-                            {"model": meta_model, "data": {"n_train": n_jets}},
-                            validate=make_validate(cfg, classes), lr_mults=lr_mults,
-                            resume=resume, progress=progress)
-    summary: dict[str, Any] = {"steps": result.steps, "epochs": result.epochs,
-                               "wall_s": round(result.wall_s, 1),
-                               "jets_per_s": round(result.examples_per_s, 1),
-                               "best": result.best, "n_train": n_jets}
+    log.info(
+        "%s: %d training jets, classes %s, %d steps/epoch, %d params (%d trainable)",
+        out,
+        n_jets,
+        classes,
+        spe,
+        n_params,
+        n_train,
+    )
+    result: FitResult = fit(
+        model,
+        classification_loss,
+        loader,
+        cfg,
+        out,
+        spe,
+        {"model": meta_model, "data": {"n_train": n_jets}},
+        validate=make_validate(cfg, classes),
+        lr_mults=lr_mults,
+        resume=resume,
+        progress=progress,
+    )
+    summary: dict[str, Any] = {
+        "steps": result.steps,
+        "epochs": result.epochs,
+        "wall_s": round(result.wall_s, 1),
+        "jets_per_s": round(result.examples_per_s, 1),
+        "best": result.best,
+        "n_train": n_jets,
+    }
     if cfg.data.test is not None and dist_info()[0] == 0:
         from colliderfm.evaluate.run import evaluate_checkpoint
 

@@ -66,11 +66,16 @@ class Particles(NamedTuple):
         return self.mask.sum(1)
 
 
-def _clean(v: torch.Tensor, mask: torch.Tensor, charge: torch.Tensor, pid: torch.Tensor
-           ) -> Particles:
+def _clean(
+    v: torch.Tensor, mask: torch.Tensor, charge: torch.Tensor, pid: torch.Tensor
+) -> Particles:
     """Zero everything at padding and pack into :class:`Particles`."""
-    return Particles(torch.where(mask.unsqueeze(-1), v, 0.0), mask, torch.where(mask, charge, 0.0),
-                     torch.where(mask, pid, 0))
+    return Particles(
+        torch.where(mask.unsqueeze(-1), v, 0.0),
+        mask,
+        torch.where(mask, charge, 0.0),
+        torch.where(mask, pid, 0),
+    )
 
 
 def from_batch(batch: Batch) -> Particles:
@@ -110,12 +115,21 @@ def compact(parts: Particles, size: int | None = None) -> Particles:
         return Particles(*(t[:, :keep] for t in parts))
     order = _select_index(mask, keep)  # [B, P']
     v = torch.gather(parts.vectors, 1, order.unsqueeze(-1).expand(-1, -1, 4))  # [B, P', 4]
-    return Particles(v, torch.gather(mask, 1, order), torch.gather(parts.charge, 1, order),
-                     torch.gather(parts.pid, 1, order))
+    return Particles(
+        v,
+        torch.gather(mask, 1, order),
+        torch.gather(parts.charge, 1, order),
+        torch.gather(parts.pid, 1, order),
+    )
 
 
-def to_batch(parts: Particles, labels: torch.Tensor, weights: torch.Tensor,
-             feature_set: str = "part", size: int | None = None) -> Batch:
+def to_batch(
+    parts: Particles,
+    labels: torch.Tensor,
+    weights: torch.Tensor,
+    feature_set: str = "part",
+    size: int | None = None,
+) -> Batch:
     """Rebuild a model-ready :class:`Batch` (features recomputed) from particles.
 
     Args:
@@ -130,8 +144,15 @@ def to_batch(parts: Particles, labels: torch.Tensor, weights: torch.Tensor,
     """
     parts = compact(parts, size)
     feats = particle_features(parts.vectors, parts.mask, parts.charge, parts.pid, feature_set)
-    return Batch(features=feats, mask=parts.mask, labels=labels, weights=weights,
-                 vectors=parts.vectors, charge=parts.charge, pid=parts.pid)
+    return Batch(
+        features=feats,
+        mask=parts.mask,
+        labels=labels,
+        weights=weights,
+        vectors=parts.vectors,
+        charge=parts.charge,
+        pid=parts.pid,
+    )
 
 
 # ---- helpers ----
@@ -150,15 +171,13 @@ def _select_index(sel: torch.Tensor, size: int) -> torch.Tensor:
     return out[:, :size]
 
 
-def _rand(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | None
-          ) -> torch.Tensor:
+def _rand(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
     """Uniform [0, 1) draws on the generator's device, moved to ``like``'s device and dtype."""
     dev = gen.device if gen is not None else like.device
     return torch.rand(shape, generator=gen, device=dev, dtype=like.dtype).to(like.device)
 
 
-def _randn(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | None
-           ) -> torch.Tensor:
+def _randn(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
     """Standard normal draws on the generator's device, moved to ``like``'s device and dtype."""
     dev = gen.device if gen is not None else like.device
     return torch.randn(shape, generator=gen, device=dev, dtype=like.dtype).to(like.device)
@@ -181,8 +200,9 @@ def _mass2(v: torch.Tensor) -> torch.Tensor:
     return ((v[..., 3] - p) * (v[..., 3] + p)).clamp_min(0.0)
 
 
-def _rebuild(p_t: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, m2: torch.Tensor
-             ) -> torch.Tensor:
+def _rebuild(
+    p_t: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, m2: torch.Tensor
+) -> torch.Tensor:
     """``[..., 4]`` four-vectors from pT, eta, phi and m^2 (E = sqrt(p^2 + m^2))."""
     p = p_t * torch.cosh(eta)
     return K.from_pt_eta_phi_e(p_t, eta, phi, torch.sqrt(p * p + m2))
@@ -194,12 +214,17 @@ def _grow(parts: Particles, size: int) -> Particles:
     if extra <= 0:
         return parts
     pad = torch.nn.functional.pad
-    return Particles(pad(parts.vectors, (0, 0, 0, extra)), pad(parts.mask, (0, extra)),
-                     pad(parts.charge, (0, extra)), pad(parts.pid, (0, extra)))
+    return Particles(
+        pad(parts.vectors, (0, 0, 0, extra)),
+        pad(parts.mask, (0, extra)),
+        pad(parts.charge, (0, extra)),
+        pad(parts.pid, (0, extra)),
+    )
 
 
-def _room(parts: Particles, wanted: torch.Tensor, max_particles: int
-          ) -> tuple[Particles, torch.Tensor, torch.Tensor]:
+def _room(
+    parts: Particles, wanted: torch.Tensor, max_particles: int
+) -> tuple[Particles, torch.Tensor, torch.Tensor]:
     """Grow the particle axis (up to ``max_particles``) to fit ``wanted`` new particles per jet.
 
     Returns:
@@ -218,8 +243,13 @@ def _room(parts: Particles, wanted: torch.Tensor, max_particles: int
 # ---- augmentations (each returns new Particles) ----
 
 
-def rotate(parts: Particles, *, p: float = 1.0, max_angle: float = math.pi,
-           generator: torch.Generator | None = None) -> Particles:
+def rotate(
+    parts: Particles,
+    *,
+    p: float = 1.0,
+    max_angle: float = math.pi,
+    generator: torch.Generator | None = None,
+) -> Particles:
     """Rotate each particle's (deta, dphi) about the jet axis by a random angle (per jet).
 
     Each particle keeps its pT and mass (E = sqrt(p^2 + m^2)); the jet axis moves only at second
@@ -247,9 +277,14 @@ def rotate(parts: Particles, *, p: float = 1.0, max_angle: float = math.pi,
     return parts._replace(vectors=torch.where(ok, new, v))  # padding stays zero
 
 
-def translate(parts: Particles, *, p: float = 1.0, sigma: float = 0.1,
-              distribution: str = "normal", generator: torch.Generator | None = None
-              ) -> Particles:
+def translate(
+    parts: Particles,
+    *,
+    p: float = 1.0,
+    sigma: float = 0.1,
+    distribution: str = "normal",
+    generator: torch.Generator | None = None,
+) -> Particles:
     """Shift all particles of a jet by the same random (d_eta, d_phi); pT and masses kept.
 
     The phi shift is a rotation about the beam axis (phi stays wrapped); the eta shift uses
@@ -271,8 +306,11 @@ def translate(parts: Particles, *, p: float = 1.0, sigma: float = 0.1,
     v = parts.vectors  # [B, P, 4]
     on = _jets_on(parts, p, generator)  # [B]
     b = on.shape[0]
-    shift = (_randn((b, 2), v, generator) if distribution == "normal"
-             else 2 * _rand((b, 2), v, generator) - 1) * sigma  # [B, 2]
+    shift = (
+        _randn((b, 2), v, generator)
+        if distribution == "normal"
+        else 2 * _rand((b, 2), v, generator) - 1
+    ) * sigma  # [B, 2]
     shift = shift * on.unsqueeze(1)  # [B, 2], zero for jets left alone
     v = K.rotate_z(v, shift[:, 1])  # [B, P, 4]
     pz, e = v[..., 2], v[..., 3]  # [B, P]
@@ -280,13 +318,19 @@ def translate(parts: Particles, *, p: float = 1.0, sigma: float = 0.1,
     m2 = ((e - mom) * (e + mom)).clamp_min(0.0)  # [B, P]
     ch, sh = torch.cosh(shift[:, :1]), torch.sinh(shift[:, :1])  # [B, 1]
     mom2 = mom * ch + pz * sh  # [B, P]
-    out = torch.stack((v[..., 0], v[..., 1], pz * ch + mom * sh, torch.sqrt(mom2 * mom2 + m2)),
-                      dim=-1)  # [B, P, 4]
+    out = torch.stack(
+        (v[..., 0], v[..., 1], pz * ch + mom * sh, torch.sqrt(mom2 * mom2 + m2)), dim=-1
+    )  # [B, P, 4]
     return parts._replace(vectors=torch.where(on.view(-1, 1, 1), out, parts.vectors))
 
 
-def boost_z(parts: Particles, *, p: float = 1.0, max_rapidity: float = 1.0,
-            generator: torch.Generator | None = None) -> Particles:
+def boost_z(
+    parts: Particles,
+    *,
+    p: float = 1.0,
+    max_rapidity: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Particles:
     """Longitudinal Lorentz boost of the whole jet: rapidities shift by ``y ~ U(-max, max)``.
 
     Keeps every pT and every invariant mass (particles and jet).
@@ -306,8 +350,15 @@ def boost_z(parts: Particles, *, p: float = 1.0, max_rapidity: float = 1.0,
     return parts._replace(vectors=K.boost_z(parts.vectors, beta))  # linear: padding stays 0
 
 
-def smear(parts: Particles, *, p: float = 1.0, strength: float = 1.0, stochastic: float = 0.5,
-          constant: float = 0.02, generator: torch.Generator | None = None) -> Particles:
+def smear(
+    parts: Particles,
+    *,
+    p: float = 1.0,
+    strength: float = 1.0,
+    stochastic: float = 0.5,
+    constant: float = 0.02,
+    generator: torch.Generator | None = None,
+) -> Particles:
     """Energy smearing: scale each four-vector by ``1 + delta`` (direction kept).
 
     ``delta ~ N(0, sigma)`` with ``sigma = strength * sqrt(stochastic^2 / pT + constant^2)``
@@ -334,9 +385,16 @@ def smear(parts: Particles, *, p: float = 1.0, strength: float = 1.0, stochastic
     return parts._replace(vectors=v * scale.unsqueeze(-1))
 
 
-def collinear_split(parts: Particles, *, p: float = 1.0, fraction: float = 0.1, zmin: float = 0.1,
-                    max_particles: int = 128, mode: str = "conserve",
-                    generator: torch.Generator | None = None) -> Particles:
+def collinear_split(
+    parts: Particles,
+    *,
+    p: float = 1.0,
+    fraction: float = 0.1,
+    zmin: float = 0.1,
+    max_particles: int = 128,
+    mode: str = "conserve",
+    generator: torch.Generator | None = None,
+) -> Particles:
     """Split random particles into two collinear ones carrying fractions ``1 - z`` and ``z``.
 
     ``z ~ U(zmin, 0.5)``; the soft part is ``z * v`` in a free padding slot and the hard part is
@@ -379,8 +437,9 @@ def collinear_split(parts: Particles, *, p: float = 1.0, fraction: float = 0.1, 
     v = parts.vectors  # [B, P', 4]
     soft = v * z.unsqueeze(-1)  # [B, P', 4]
     out = torch.where(sel.unsqueeze(-1), v - soft, v)  # [B, P', 4]
-    out = torch.where(fill.unsqueeze(-1),
-                      torch.gather(soft, 1, src.unsqueeze(-1).expand(-1, -1, 4)), out)
+    out = torch.where(
+        fill.unsqueeze(-1), torch.gather(soft, 1, src.unsqueeze(-1).expand(-1, -1, 4)), out
+    )
     q_src = torch.gather(parts.charge, 1, src)  # [B, P']
     pid_src = torch.gather(parts.pid, 1, src)  # [B, P']
     if mode == "conserve":
@@ -391,9 +450,17 @@ def collinear_split(parts: Particles, *, p: float = 1.0, fraction: float = 0.1, 
     return Particles(out, parts.mask | fill, charge, pid)  # input padding was zero
 
 
-def add_soft(parts: Particles, *, p: float = 1.0, n: int = 5, pt_scale: float = 0.5,
-             radius: float = 0.8, photon_fraction: float = 0.5, max_particles: int = 128,
-             generator: torch.Generator | None = None) -> Particles:
+def add_soft(
+    parts: Particles,
+    *,
+    p: float = 1.0,
+    n: int = 5,
+    pt_scale: float = 0.5,
+    radius: float = 0.8,
+    photon_fraction: float = 0.5,
+    max_particles: int = 128,
+    generator: torch.Generator | None = None,
+) -> Particles:
     """Add ``n`` soft massless neutral particles uniformly in a cone around the jet axis.
 
     pT is exponential with mean ``pt_scale`` GeV, so ``pt_scale -> 0`` gives vanishing energy and
@@ -436,8 +503,9 @@ def add_soft(parts: Particles, *, p: float = 1.0, n: int = 5, pt_scale: float = 
     return Particles(out, parts.mask | fill, charge, pid)  # input padding was zero
 
 
-def dropout(parts: Particles, *, p: float = 1.0, rate: float = 0.1,
-            generator: torch.Generator | None = None) -> Particles:
+def dropout(
+    parts: Particles, *, p: float = 1.0, rate: float = 0.1, generator: torch.Generator | None = None
+) -> Particles:
     """Drop each real particle with probability ``rate``, never the leading (highest-pT) one.
 
     Args:
@@ -462,13 +530,24 @@ def dropout(parts: Particles, *, p: float = 1.0, rate: float = 0.1,
 
 #: Name -> function of every augmentation.
 AUGMENTATIONS: dict[str, Callable[..., Particles]] = {
-    "collinear_split": collinear_split, "add_soft": add_soft, "dropout": dropout,
-    "smear": smear, "rotate": rotate, "translate": translate, "boost_z": boost_z,
+    "collinear_split": collinear_split,
+    "add_soft": add_soft,
+    "dropout": dropout,
+    "smear": smear,
+    "rotate": rotate,
+    "translate": translate,
+    "boost_z": boost_z,
 }
 
 #: The fixed order in which :class:`Augmenter` applies the configured augmentations.
 ORDER: tuple[str, ...] = (
-    "collinear_split", "add_soft", "dropout", "smear", "rotate", "translate", "boost_z",
+    "collinear_split",
+    "add_soft",
+    "dropout",
+    "smear",
+    "rotate",
+    "translate",
+    "boost_z",
 )
 
 #: JetCLR-style recipe for contrastive pretraining: rotations, translations, collinear splits and
@@ -482,11 +561,17 @@ JETCLR_DEFAULT: dict[str, dict[str, Any]] = {
 }
 
 _RANGES: dict[str, tuple[float, float]] = {
-    "p": (0.0, 1.0), "fraction": (0.0, 1.0), "rate": (0.0, 1.0), "photon_fraction": (0.0, 1.0),
-    "zmin": (0.0, 0.5), "max_rapidity": (0.0, 5.0), "max_particles": (1, math.inf),
+    "p": (0.0, 1.0),
+    "fraction": (0.0, 1.0),
+    "rate": (0.0, 1.0),
+    "photon_fraction": (0.0, 1.0),
+    "zmin": (0.0, 0.5),
+    "max_rapidity": (0.0, 5.0),
+    "max_particles": (1, math.inf),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "mode": ("conserve", "duplicate"), "distribution": ("normal", "uniform"),
+    "mode": ("conserve", "duplicate"),
+    "distribution": ("normal", "uniform"),
 }
 
 
@@ -505,8 +590,9 @@ def _check(name: str, key: str, value: Any, default: Any) -> None:
         return
     kind = int if isinstance(default, int) else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"{where}: expected a number{' (integer)' if kind is int else ''}, "
-                          f"got {value!r}")
+        raise ConfigError(
+            f"{where}: expected a number{' (integer)' if kind is int else ''}, got {value!r}"
+        )
     lo, hi = _RANGES.get(key, (0.0, math.inf))
     if not lo <= value <= hi:
         raise ConfigError(f"{where}: {value!r} is outside [{lo}, {hi}]")
@@ -530,8 +616,12 @@ class Augmenter:
             value of the wrong type or out of range.
     """
 
-    def __init__(self, config: Mapping[str, Mapping[str, Any] | None] | None = None,
-                 feature_set: str | None = None, max_particles: int | None = None) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, Mapping[str, Any] | None] | None = None,
+        feature_set: str | None = None,
+        max_particles: int | None = None,
+    ) -> None:
         config = JETCLR_DEFAULT if config is None else config
         if not isinstance(config, Mapping):
             raise ConfigError(f"augment: expected a mapping of augmentations, got {config!r}")
@@ -539,8 +629,9 @@ class Augmenter:
             if name not in AUGMENTATIONS:
                 raise ConfigError(f"augment: unknown augmentation {name!r}; valid: {list(ORDER)}")
         if feature_set is not None and feature_set not in FEATURE_SETS:
-            raise ConfigError(f"augment: unknown feature set {feature_set!r}; "
-                              f"valid: {list(FEATURE_SETS)}")
+            raise ConfigError(
+                f"augment: unknown feature set {feature_set!r}; valid: {list(FEATURE_SETS)}"
+            )
         self.feature_set = feature_set
         self.steps: list[tuple[str, dict[str, Any]]] = []
         for name in ORDER:
@@ -550,16 +641,18 @@ class Augmenter:
             valid = _params(name)
             for key, value in section.items():
                 if key not in valid:
-                    raise ConfigError(f"augment.{name}: unknown parameter {key!r}; "
-                                      f"valid: {list(valid)}")
+                    raise ConfigError(
+                        f"augment.{name}: unknown parameter {key!r}; valid: {list(valid)}"
+                    )
                 _check(name, key, value, valid[key])
             if max_particles is not None and "max_particles" in valid:
                 section.setdefault("max_particles", max_particles)
             self.steps.append((name, section))
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{n}({', '.join(f'{k}={v}' for k, v in kw.items())})"
-                          for n, kw in self.steps)
+        inner = ", ".join(
+            f"{n}({', '.join(f'{k}={v}' for k, v in kw.items())})" for n, kw in self.steps
+        )
         return f"Augmenter({inner})"
 
     def apply(self, parts: Particles, generator: torch.Generator | None = None) -> Particles:
@@ -588,12 +681,14 @@ class Augmenter:
             as the input (more if splits/additions needed them).
         """
         feature_set = self.feature_set or next(
-            (k for k, v in FEATURE_SETS.items() if len(v) == batch.features.shape[-1]), "part")
+            (k for k, v in FEATURE_SETS.items() if len(v) == batch.features.shape[-1]), "part"
+        )
         parts = self.apply(from_batch(batch), generator)
         return to_batch(parts, batch.labels, batch.weights, feature_set, size=batch.mask.shape[1])
 
-    def views(self, batch: Batch, n: int = 2, generator: torch.Generator | None = None
-              ) -> list[Batch]:
+    def views(
+        self, batch: Batch, n: int = 2, generator: torch.Generator | None = None
+    ) -> list[Batch]:
         """``n`` independently augmented views of a batch (for contrastive objectives).
 
         Args:

@@ -129,8 +129,9 @@ def delta_phi(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return wrap_phi(a - b)
 
 
-def delta_r(eta1: torch.Tensor, phi1: torch.Tensor, eta2: torch.Tensor, phi2: torch.Tensor
-            ) -> torch.Tensor:
+def delta_r(
+    eta1: torch.Tensor, phi1: torch.Tensor, eta2: torch.Tensor, phi2: torch.Tensor
+) -> torch.Tensor:
     """Angular distance ``sqrt(d_eta^2 + d_phi^2)``.
 
     Args:
@@ -143,8 +144,9 @@ def delta_r(eta1: torch.Tensor, phi1: torch.Tensor, eta2: torch.Tensor, phi2: to
     return torch.hypot(eta1 - eta2, delta_phi(phi1, phi2))
 
 
-def from_pt_eta_phi_e(p_t: torch.Tensor, eta_: torch.Tensor, phi_: torch.Tensor, e: torch.Tensor
-                      ) -> torch.Tensor:
+def from_pt_eta_phi_e(
+    p_t: torch.Tensor, eta_: torch.Tensor, phi_: torch.Tensor, e: torch.Tensor
+) -> torch.Tensor:
     """Build four-vectors from (pT, eta, phi, E).
 
     Args:

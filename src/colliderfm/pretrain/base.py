@@ -83,10 +83,12 @@ def register_objective(name: str, params: type) -> Callable[[type[Objective]], t
     Returns:
         Class decorator.
     """
+
     def deco(cls: type[Objective]) -> type[Objective]:
         cls.Params = params
         _OBJECTIVES[name] = cls
         return cls
+
     return deco
 
 
@@ -125,8 +127,9 @@ def make_params(name: str, params: dict[str, Any]) -> Any:
     return _build(_OBJECTIVES[name].Params, params, "objective.params")
 
 
-def create_objective(name: str, params: dict[str, Any], backbone_dim: int, in_dim: int
-                     ) -> Objective:
+def create_objective(
+    name: str, params: dict[str, Any], backbone_dim: int, in_dim: int
+) -> Objective:
     """Instantiate a registered objective.
 
     Args:
@@ -166,8 +169,9 @@ class PretrainModel(nn.Module):
         """
         return self.objective.loss(self.backbone, batch)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor | None = None
-                ) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Pooled backbone embedding (what downstream tasks use).
 
         Args:

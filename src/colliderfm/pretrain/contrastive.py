@@ -67,8 +67,15 @@ def pad_to(b: Batch, p: int) -> Batch:
         shape = (t.shape[0], extra, *t.shape[2:])
         return torch.cat((t, t.new_zeros(shape)), dim=1)
 
-    return Batch(features=pad(b.features), mask=pad(b.mask), labels=b.labels,  # type: ignore[arg-type]
-                 weights=b.weights, vectors=pad(b.vectors), charge=pad(b.charge), pid=pad(b.pid))
+    return Batch(
+        features=pad(b.features),
+        mask=pad(b.mask),
+        labels=b.labels,  # type: ignore[arg-type]
+        weights=b.weights,
+        vectors=pad(b.vectors),
+        charge=pad(b.charge),
+        pid=pad(b.pid),
+    )
 
 
 def concat_batches(a: Batch, b: Batch) -> Batch:
@@ -87,14 +94,20 @@ def concat_batches(a: Batch, b: Batch) -> Batch:
     def cat(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
         return None if x is None or y is None else torch.cat((x, y), 0)
 
-    return Batch(features=cat(a.features, b.features), mask=cat(a.mask, b.mask),  # type: ignore[arg-type]
-                 labels=cat(a.labels, b.labels), weights=cat(a.weights, b.weights),  # type: ignore[arg-type]
-                 vectors=cat(a.vectors, b.vectors), charge=cat(a.charge, b.charge),
-                 pid=cat(a.pid, b.pid))
+    return Batch(
+        features=cat(a.features, b.features),
+        mask=cat(a.mask, b.mask),  # type: ignore[arg-type]
+        labels=cat(a.labels, b.labels),
+        weights=cat(a.weights, b.weights),  # type: ignore[arg-type]
+        vectors=cat(a.vectors, b.vectors),
+        charge=cat(a.charge, b.charge),
+        pid=cat(a.pid, b.pid),
+    )
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def nt_xent(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """NT-Xent loss of two views.
 
     Args:
@@ -115,8 +128,9 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float
     return loss, acc
 
 
-def vicreg(z1: torch.Tensor, z2: torch.Tensor, w_sim: float, w_var: float, w_cov: float
-           ) -> torch.Tensor:
+def vicreg(
+    z1: torch.Tensor, z2: torch.Tensor, w_sim: float, w_var: float, w_cov: float
+) -> torch.Tensor:
     """VICReg loss (Bardes et al. 2022).
 
     Args:
@@ -164,8 +178,9 @@ class Contrastive(Objective):
     def __init__(self, params: ContrastiveParams, backbone_dim: int, in_dim: int) -> None:
         super().__init__(params, backbone_dim, in_dim)
         if params.loss not in ("ntxent", "vicreg"):
-            raise ConfigError(f"config key 'objective.params.loss' = {params.loss!r} is not one "
-                              "of ntxent, vicreg")
+            raise ConfigError(
+                f"config key 'objective.params.loss' = {params.loss!r} is not one of ntxent, vicreg"
+            )
         if params.temperature <= 0:
             raise ConfigError("config key 'objective.params.temperature' must be > 0")
         from colliderfm.models.heads import ProjectorHead

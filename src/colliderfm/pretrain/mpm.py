@@ -43,8 +43,12 @@ from colliderfm.train.logging import log
 MAX_RANK = 256  # pT ranks beyond this share the last positional embedding
 
 #: VQ-VAE structure key -> the MPM param that must match it
-_TOKENIZER_KEYS = {"codebook_size": "codebook_size", "code_dim": "code_dim",
-                   "hidden": "tokenizer_hidden", "layers": "tokenizer_layers"}
+_TOKENIZER_KEYS = {
+    "codebook_size": "codebook_size",
+    "code_dim": "code_dim",
+    "hidden": "tokenizer_hidden",
+    "layers": "tokenizer_layers",
+}
 
 
 @dataclass
@@ -110,8 +114,9 @@ class MaskedParticleModelling(Objective):
     def __init__(self, params: MPMParams, backbone_dim: int, in_dim: int) -> None:
         super().__init__(params, backbone_dim, in_dim)
         self.mask_token = nn.Parameter(0.02 * torch.randn(in_dim))
-        self.rank_embed = (nn.Embedding(MAX_RANK, in_dim) if params.positional == "pt_order"
-                           else None)
+        self.rank_embed = (
+            nn.Embedding(MAX_RANK, in_dim) if params.positional == "pt_order" else None
+        )
         if self.rank_embed is not None:
             nn.init.normal_(self.rank_embed.weight, std=0.02)
         self.tokenizer: VQVAE | None = None
@@ -122,9 +127,11 @@ class MaskedParticleModelling(Objective):
             self.tokenizer.eval()
             n_out = params.codebook_size
         h = params.head_hidden
-        self.head: nn.Module = (TokenHead(backbone_dim, n_out) if h is None else
-                                nn.Sequential(nn.Linear(backbone_dim, h), nn.GELU(),
-                                              nn.Linear(h, n_out)))
+        self.head: nn.Module = (
+            TokenHead(backbone_dim, n_out)
+            if h is None
+            else nn.Sequential(nn.Linear(backbone_dim, h), nn.GELU(), nn.Linear(h, n_out))
+        )
 
     def _tokenizer_structure(self) -> dict[str, Any]:
         p = self.params
@@ -165,9 +172,11 @@ class MaskedParticleModelling(Objective):
         if p.tokenizer is not None:
             path = Path(p.tokenizer)
             if not path.exists():
-                raise ConfigError(f"objective.params.tokenizer: {path} does not exist (train one "
-                                  "with configs/pretrain/vqvae.yaml, or set it to null to train "
-                                  "one first)")
+                raise ConfigError(
+                    f"objective.params.tokenizer: {path} does not exist (train one "
+                    "with configs/pretrain/vqvae.yaml, or set it to null to train "
+                    "one first)"
+                )
         else:
             path = self._train_tokenizer(cfg, Path(out), progress)
         self.load_tokenizer(path, cfg.data.features)
@@ -180,12 +189,23 @@ class MaskedParticleModelling(Objective):
         tok = out / "tokenizer"
         params = dataclasses.asdict(VQVAEParams(**self._tokenizer_structure()))
         tok_cfg = dataclasses.replace(
-            cfg, data=dataclasses.replace(cfg.data, val=None),
+            cfg,
+            data=dataclasses.replace(cfg.data, val=None),
             objective=ObjectiveConfig(name="vqvae", params=params),
-            train=dataclasses.replace(cfg.train, max_steps=p.tokenizer_steps, lr=p.tokenizer_lr,
-                                      early_stopping=None, checkpoint_every=None))
-        log.info("%s: no tokenizer given; training a VQ-VAE (%d codes, %d steps) first", tok,
-                 p.codebook_size, p.tokenizer_steps)
+            train=dataclasses.replace(
+                cfg.train,
+                max_steps=p.tokenizer_steps,
+                lr=p.tokenizer_lr,
+                early_stopping=None,
+                checkpoint_every=None,
+            ),
+        )
+        log.info(
+            "%s: no tokenizer given; training a VQ-VAE (%d codes, %d steps) first",
+            tok,
+            p.codebook_size,
+            p.tokenizer_steps,
+        )
         train_tokenizer(tok_cfg, tok, resume=(tok / "last").exists(), progress=progress)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.barrier()  # rank 0 writes the checkpoint
@@ -201,19 +221,24 @@ class MaskedParticleModelling(Objective):
         meta = read_meta(path)
         m = meta["model"]
         if m.get("task") != "vqvae":
-            raise CheckpointError(f"{path}: not a VQ-VAE tokenizer checkpoint (it holds a "
-                                  f"'{m.get('task', 'classifier')}' model)")
+            raise CheckpointError(
+                f"{path}: not a VQ-VAE tokenizer checkpoint (it holds a "
+                f"'{m.get('task', 'classifier')}' model)"
+            )
         if m.get("in_dim") != self.in_dim or m.get("feature_set") != feature_set:
             raise CheckpointError(
                 f"{path}: tokenizer was trained on feature set '{m.get('feature_set')}' "
                 f"({m.get('in_dim')} features) but this run uses '{feature_set}' "
-                f"({self.in_dim} features)")
+                f"({self.in_dim} features)"
+            )
         for key, mkey in _TOKENIZER_KEYS.items():
             have, want = m["params"].get(key), getattr(self.params, mkey)
             if have != want:
-                raise CheckpointError(f"{path}: tokenizer has {key}={have} but "
-                                      f"objective.params.{mkey}={want} (use --set "
-                                      f"objective.params.{mkey}={have})")
+                raise CheckpointError(
+                    f"{path}: tokenizer has {key}={have} but "
+                    f"objective.params.{mkey}={want} (use --set "
+                    f"objective.params.{mkey}={have})"
+                )
         assert self.tokenizer is not None
         load_weights(self.tokenizer, path)
         self.tokenizer.eval()

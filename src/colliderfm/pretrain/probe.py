@@ -21,9 +21,13 @@ from colliderfm.evaluate.metrics import auc
 
 
 @torch.no_grad()
-def embed_source(backbone: nn.Module, source: str | Path | JetChunk, feature_set: str = "part",
-                 max_particles: int = 128, batch_size: int = 512
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def embed_source(
+    backbone: nn.Module,
+    source: str | Path | JetChunk,
+    feature_set: str = "part",
+    max_particles: int = 128,
+    batch_size: int = 512,
+) -> tuple[np.ndarray, np.ndarray]:
     """Pooled embeddings of every jet of a source.
 
     Args:
@@ -39,16 +43,29 @@ def embed_source(backbone: nn.Module, source: str | Path | JetChunk, feature_set
     was = backbone.training
     backbone.eval()
     xs, ys = [], []
-    for b in JetStream(source, batch_size=batch_size, max_particles=max_particles,
-                       shuffle=False, feature_set=feature_set, rank=0, world_size=1):
+    for b in JetStream(
+        source,
+        batch_size=batch_size,
+        max_particles=max_particles,
+        shuffle=False,
+        feature_set=feature_set,
+        rank=0,
+        world_size=1,
+    ):
         xs.append(backbone.embed(b.features, b.mask, b.vectors).float().numpy())  # [B, D]
         ys.append(b.labels.numpy())
     backbone.train(was)
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def logistic_auc(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                 y_test: np.ndarray, l2: float = 1e-3, iters: int = 200) -> float:
+def logistic_auc(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    l2: float = 1e-3,
+    iters: int = 200,
+) -> float:
     """Fit a logistic regression and return its test AUC.
 
     Args:
@@ -95,8 +112,15 @@ class LinearProbe:
         seed: subset seed.
     """
 
-    def __init__(self, data: str | Path, n: int = 4000, feature_set: str = "part",
-                 max_particles: int = 128, signal: str = "Tbqq", seed: int = 0) -> None:
+    def __init__(
+        self,
+        data: str | Path,
+        n: int = 4000,
+        feature_set: str = "part",
+        max_particles: int = 128,
+        signal: str = "Tbqq",
+        seed: int = 0,
+    ) -> None:
         classes = jet_classes(data)
         sig = classes.index(signal) if signal in classes else 1
         chunk = load_subset(data, n, seed)

@@ -31,8 +31,9 @@ def build_pretrain_model(m: dict[str, Any]) -> nn.Module:
         The module (random weights).
     """
     backbone = build_backbone(m)
-    return PretrainModel(backbone, create_objective(m["objective"], m["params"], backbone.dim,
-                                                    m["in_dim"]))
+    return PretrainModel(
+        backbone, create_objective(m["objective"], m["params"], backbone.dim, m["in_dim"])
+    )
 
 
 def pretrain_loss(module: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
@@ -48,8 +49,9 @@ def pretrain_loss(module: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str
     return module.loss(batch)
 
 
-def run_pretrain(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True
-                 ) -> dict[str, Any]:
+def run_pretrain(
+    cfg: Config, out: str | Path, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
     """Pretrain a backbone on ``data.train`` with ``objective.name`` (labels are ignored).
 
     Args:
@@ -67,33 +69,48 @@ def run_pretrain(cfg: Config, out: str | Path, resume: bool = False, progress: b
         raise ConfigError("objective.name is not set (choose a recipe, e.g. contrastive or mpm)")
     out = Path(out)
     if not resume and (out / "last").exists():
-        raise ConfigError(f"{out}: a run already exists there (use --resume to continue it, or "
-                          "choose another --out)")
+        raise ConfigError(
+            f"{out}: a run already exists there (use --resume to continue it, or "
+            "choose another --out)"
+        )
     params = make_params(cfg.objective.name, cfg.objective.params)  # validate before any work
     probe = None
     if cfg.objective.probe_data is not None:
-        probe = LinearProbe(cfg.objective.probe_data, n=cfg.objective.probe_n,
-                            feature_set=cfg.data.features, max_particles=cfg.data.max_particles,
-                            seed=cfg.train.seed)
+        probe = LinearProbe(
+            cfg.objective.probe_data,
+            n=cfg.objective.probe_n,
+            feature_set=cfg.data.features,
+            max_particles=cfg.data.max_particles,
+            seed=cfg.train.seed,
+        )
     seed_everything(cfg.train.seed)
     in_dim = n_features(cfg.data.features)
     spec = backbone_spec(cfg, in_dim)
     backbone = build_backbone(spec)
     objective = create_objective(cfg.objective.name, cfg.objective.params, backbone.dim, in_dim)
-    meta_model = {**spec, "task": "pretrain", "objective": cfg.objective.name,
-                  "params": params_dict(params), "feature_set": cfg.data.features}
+    meta_model = {
+        **spec,
+        "task": "pretrain",
+        "objective": cfg.objective.name,
+        "params": params_dict(params),
+        "feature_set": cfg.data.features,
+    }
     model = PretrainModel(backbone, objective)
     if not resume:
         objective.setup(backbone, cfg, out, progress)
     summary: dict[str, Any] = {}
     if probe is not None and dist_info()[0] == 0:
         summary["probe_auc_random"] = probe(backbone)
-        log.info("linear probe on the randomly initialised backbone: AUC %.4f",
-                 summary["probe_auc_random"])
+        log.info(
+            "linear probe on the randomly initialised backbone: AUC %.4f",
+            summary["probe_auc_random"],
+        )
     n_jets = count_jets(cfg.data.train)
     if n_jets is None:
-        raise ConfigError(f"{cfg.data.train}: pretraining reads shard directories; convert it "
-                          "first with `colliderfm convert`")
+        raise ConfigError(
+            f"{cfg.data.train}: pretraining reads shard directories; convert it "
+            "first with `colliderfm convert`"
+        )
     loader, spe = training_loader(cfg.data.train, n_jets, cfg)
     rank = dist_info()[0]
 
@@ -108,12 +125,34 @@ def run_pretrain(cfg: Config, out: str | Path, resume: bool = False, progress: b
             return None
         return {"probe_auc": probe(module.backbone)}
 
-    log.info("%s: pretraining %s on %d jets, %d steps/epoch, backbone %d params", out,
-             cfg.objective.name, n_jets, spe, sum(p.numel() for p in backbone.parameters()))
-    result = fit(model, pretrain_loss, loader, cfg, out, spe,
-                 {"model": meta_model, "data": {"n_train": n_jets}},
-                 validate=validate, resume=resume, progress=progress, step_callback=every)
-    summary.update({"steps": result.steps, "epochs": result.epochs,
-                    "wall_s": round(result.wall_s, 1),
-                    "jets_per_s": round(result.examples_per_s, 1), "last": result.last})
+    log.info(
+        "%s: pretraining %s on %d jets, %d steps/epoch, backbone %d params",
+        out,
+        cfg.objective.name,
+        n_jets,
+        spe,
+        sum(p.numel() for p in backbone.parameters()),
+    )
+    result = fit(
+        model,
+        pretrain_loss,
+        loader,
+        cfg,
+        out,
+        spe,
+        {"model": meta_model, "data": {"n_train": n_jets}},
+        validate=validate,
+        resume=resume,
+        progress=progress,
+        step_callback=every,
+    )
+    summary.update(
+        {
+            "steps": result.steps,
+            "epochs": result.epochs,
+            "wall_s": round(result.wall_s, 1),
+            "jets_per_s": round(result.examples_per_s, 1),
+            "last": result.last,
+        }
+    )
     return summary

@@ -85,8 +85,13 @@ def _val_chunk(cfg: Config) -> JetChunk | None:
 
 
 @torch.no_grad()
-def evaluate_tokenizer(model: VQVAE, source: Any, feature_set: str = "part",
-                       max_particles: int = 128, batch_size: int = 512) -> dict[str, float]:
+def evaluate_tokenizer(
+    model: VQVAE,
+    source: Any,
+    feature_set: str = "part",
+    max_particles: int = 128,
+    batch_size: int = 512,
+) -> dict[str, float]:
     """Reconstruction error and codebook usage of a tokenizer on a data source.
 
     Args:
@@ -105,8 +110,15 @@ def evaluate_tokenizer(model: VQVAE, source: Any, feature_set: str = "part",
     tot: dict[str, float] = {"loss": 0.0, "recon_mse": 0.0}
     counts = torch.zeros(model.codebook_size)
     n = 0
-    for b in JetStream(source, batch_size=batch_size, max_particles=max_particles,
-                       shuffle=False, feature_set=feature_set, rank=0, world_size=1):
+    for b in JetStream(
+        source,
+        batch_size=batch_size,
+        max_particles=max_particles,
+        shuffle=False,
+        feature_set=feature_set,
+        rank=0,
+        world_size=1,
+    ):
         loss, logs = model.loss(b)
         k = int(b.mask.sum())
         tot["loss"] += float(loss) * k
@@ -117,12 +129,17 @@ def evaluate_tokenizer(model: VQVAE, source: Any, feature_set: str = "part",
     model.train(was)
     p = counts / counts.sum().clamp_min(1)
     perplexity = float(torch.exp(-(p * p.clamp_min(1e-12).log()).sum()))
-    return {"val_loss": tot["loss"] / max(n, 1), "val_recon_mse": tot["recon_mse"] / max(n, 1),
-            "val_perplexity": perplexity, "val_usage": float((counts > 0).float().mean())}
+    return {
+        "val_loss": tot["loss"] / max(n, 1),
+        "val_recon_mse": tot["recon_mse"] / max(n, 1),
+        "val_perplexity": perplexity,
+        "val_usage": float((counts > 0).float().mean()),
+    }
 
 
-def train_tokenizer(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True
-                    ) -> dict[str, Any]:
+def train_tokenizer(
+    cfg: Config, out: str | Path, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
     """Train a VQ-VAE tokenizer on ``data.train`` (labels ignored) with the shared loop.
 
     Args:
@@ -140,25 +157,45 @@ def train_tokenizer(cfg: Config, out: str | Path, resume: bool = False, progress
     params = tokenizer_params(cfg.objective.name, cfg.objective.params)
     out = Path(out)
     if not resume and (out / "last").exists():
-        raise ConfigError(f"{out}: a run already exists there (use --resume to continue it, or "
-                          "choose another --out)")
+        raise ConfigError(
+            f"{out}: a run already exists there (use --resume to continue it, or "
+            "choose another --out)"
+        )
     n_jets = count_jets(cfg.data.train)
     if n_jets is None:
-        raise ConfigError(f"{cfg.data.train}: tokenizer training reads shard directories; "
-                          "convert it first with `colliderfm convert`")
+        raise ConfigError(
+            f"{cfg.data.train}: tokenizer training reads shard directories; "
+            "convert it first with `colliderfm convert`"
+        )
     val = _val_chunk(cfg)
     seed_everything(cfg.train.seed)
     in_dim = n_features(cfg.data.features)
     model = vqvae_from_params(in_dim, params)
-    meta_model = {"task": "vqvae", "tokenizer": cfg.objective.name, "in_dim": in_dim,
-                  "feature_set": cfg.data.features, "params": dataclasses.asdict(params)}
+    meta_model = {
+        "task": "vqvae",
+        "tokenizer": cfg.objective.name,
+        "in_dim": in_dim,
+        "feature_set": cfg.data.features,
+        "params": dataclasses.asdict(params),
+    }
     _, world = dist_info()
-    stream = JetStream(cfg.data.train, batch_size=cfg.train.batch_size,
-                       max_particles=cfg.data.max_particles, shuffle=True,
-                       buffer_size=cfg.data.shuffle_buffer, seed=cfg.train.seed, infinite=True,
-                       feature_set=cfg.data.features, trim_padding=cfg.data.trim_padding)
-    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.train.workers,
-                                         persistent_workers=cfg.train.workers > 0)
+    stream = JetStream(
+        cfg.data.train,
+        batch_size=cfg.train.batch_size,
+        max_particles=cfg.data.max_particles,
+        shuffle=True,
+        buffer_size=cfg.data.shuffle_buffer,
+        seed=cfg.train.seed,
+        infinite=True,
+        feature_set=cfg.data.features,
+        trim_padding=cfg.data.trim_padding,
+    )
+    loader = torch.utils.data.DataLoader(
+        stream,
+        batch_size=None,
+        num_workers=cfg.train.workers,
+        persistent_workers=cfg.train.workers > 0,
+    )
     spe = cfg.train.steps_per_epoch or steps_per_pass(n_jets, cfg.train.batch_size, world)
 
     def validate(module: nn.Module) -> dict[str, float]:
@@ -166,10 +203,30 @@ def train_tokenizer(cfg: Config, out: str | Path, resume: bool = False, progress
             return {}
         return evaluate_tokenizer(module, val, cfg.data.features, cfg.data.max_particles)
 
-    log.info("%s: training a %s tokenizer (%d codes) on %d jets, %d steps/epoch", out,
-             cfg.objective.name, params.codebook_size, n_jets, spe)
-    result = fit(model, tokenizer_loss, loader, cfg, out, spe,
-                 {"model": meta_model, "data": {"n_train": n_jets}},
-                 validate=validate, resume=resume, progress=progress)
-    return {"steps": result.steps, "epochs": result.epochs, "wall_s": round(result.wall_s, 1),
-            "jets_per_s": round(result.examples_per_s, 1), "last": result.last}
+    log.info(
+        "%s: training a %s tokenizer (%d codes) on %d jets, %d steps/epoch",
+        out,
+        cfg.objective.name,
+        params.codebook_size,
+        n_jets,
+        spe,
+    )
+    result = fit(
+        model,
+        tokenizer_loss,
+        loader,
+        cfg,
+        out,
+        spe,
+        {"model": meta_model, "data": {"n_train": n_jets}},
+        validate=validate,
+        resume=resume,
+        progress=progress,
+    )
+    return {
+        "steps": result.steps,
+        "epochs": result.epochs,
+        "wall_s": round(result.wall_s, 1),
+        "jets_per_s": round(result.examples_per_s, 1),
+        "last": result.last,
+    }

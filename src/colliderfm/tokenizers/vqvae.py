@@ -137,10 +137,20 @@ class VQVAE(nn.Module):
         reconstruct: ``"kinematic"`` (features 0-6) or ``"all"`` features in the loss.
     """
 
-    def __init__(self, in_dim: int, codebook_size: int = 512, code_dim: int = 8,
-                 hidden: int = 128, layers: int = 1, update: str = "ema", beta: float = 0.25,
-                 decay: float = 0.99, restart_every: int = 50, restart_threshold: float = 1.0,
-                 reconstruct: str = "kinematic") -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        codebook_size: int = 512,
+        code_dim: int = 8,
+        hidden: int = 128,
+        layers: int = 1,
+        update: str = "ema",
+        beta: float = 0.25,
+        decay: float = 0.99,
+        restart_every: int = 50,
+        restart_threshold: float = 1.0,
+        reconstruct: str = "kinematic",
+    ) -> None:
         super().__init__()
         if update not in ("ema", "st"):
             raise ValueError(f"update must be 'ema' or 'st', got {update!r}")
@@ -152,8 +162,9 @@ class VQVAE(nn.Module):
         self.n_target = min(N_KINEMATIC, in_dim) if reconstruct == "kinematic" else in_dim
         self.encoder = _SetMLP(in_dim, hidden, code_dim, layers)
         self.decoder = _SetMLP(code_dim, hidden, in_dim, layers)
-        self.codebook = nn.Parameter(torch.randn(codebook_size, code_dim),
-                                     requires_grad=update == "st")
+        self.codebook = nn.Parameter(
+            torch.randn(codebook_size, code_dim), requires_grad=update == "st"
+        )
         self.register_buffer("ema_count", torch.ones(codebook_size))
         self.register_buffer("ema_sum", self.codebook.detach().clone())
         self.register_buffer("hits", torch.zeros(codebook_size))
@@ -184,8 +195,9 @@ class VQVAE(nn.Module):
         return d.argmin(-1)  # [N]
 
     @torch.no_grad()
-    def tokenize(self, x: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor | None = None
-                 ) -> torch.Tensor:
+    def tokenize(
+        self, x: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Code index of every real particle.
 
         Args:
@@ -200,8 +212,9 @@ class VQVAE(nn.Module):
         ids = self._nearest(z.reshape(-1, self.code_dim)).view(mask.shape)  # [B, P]
         return ids.masked_fill(~mask, -1)  # [B, P]
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor | None = None
-                ) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Same as :meth:`tokenize` (what ``colliderfm.load(path)(x, mask)`` returns).
 
         Args:
@@ -245,8 +258,11 @@ class VQVAE(nn.Module):
     @torch.no_grad()
     def _set_codes(self, which: torch.Tensor, z: torch.Tensor) -> None:
         n = int(which.sum())
-        pick = torch.randint(len(z), (n,), device=z.device) if len(z) < n else \
-            torch.randperm(len(z), device=z.device)[:n]
+        pick = (
+            torch.randint(len(z), (n,), device=z.device)
+            if len(z) < n
+            else torch.randperm(len(z), device=z.device)[:n]
+        )
         new = z[pick] + 1e-3 * z.std() * torch.randn(n, self.code_dim, device=z.device)  # [n, C]
         self.codebook.data[which] = new
         self.ema_sum[which] = new
@@ -308,7 +324,8 @@ class VQVAE(nn.Module):
             loss = loss + F.mse_loss(e, z.detach())
         zq = z + (e - z).detach()  # [N, C] straight-through
         zq_full = torch.zeros_like(z_full).masked_scatter(  # [B, P, C]
-            mask.unsqueeze(-1), zq.to(z_full.dtype))
+            mask.unsqueeze(-1), zq.to(z_full.dtype)
+        )
         rec = self.decoder(zq_full, mask)  # [B, P, F]
         t = self.n_target
         recon = F.mse_loss(rec[mask][:, :t], xn[mask][:, :t])
@@ -325,9 +342,13 @@ class VQVAE(nn.Module):
                 self.steps.add_(1)
                 if self.restart_every and int(self.steps) % self.restart_every == 0:
                     restarted = self._restart_dead(z.detach().float())
-        logs = {"recon_mse": recon.item(), "commit": commit.item(),
-                "perplexity": perplexity.item(),
-                "usage": (counts > 0).float().mean().item(), "restarted": float(restarted)}
+        logs = {
+            "recon_mse": recon.item(),
+            "commit": commit.item(),
+            "perplexity": perplexity.item(),
+            "usage": (counts > 0).float().mean().item(),
+            "restarted": float(restarted),
+        }
         return loss, logs
 
 

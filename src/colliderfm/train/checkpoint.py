@@ -35,8 +35,9 @@ WEIGHTS, META, STATE = "model.safetensors", "config.yaml", "state.pt"
 _BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {}
 
 
-def register_builder(task: str) -> Callable[[Callable[[dict[str, Any]], nn.Module]],
-                                           Callable[[dict[str, Any]], nn.Module]]:
+def register_builder(
+    task: str,
+) -> Callable[[Callable[[dict[str, Any]], nn.Module]], Callable[[dict[str, Any]], nn.Module]]:
     """Register a function that rebuilds a module of kind ``task`` from checkpoint metadata.
 
     Args:
@@ -45,9 +46,11 @@ def register_builder(task: str) -> Callable[[Callable[[dict[str, Any]], nn.Modul
     Returns:
         Decorator.
     """
+
     def deco(fn: Callable[[dict[str, Any]], nn.Module]) -> Callable[[dict[str, Any]], nn.Module]:
         _BUILDERS[task] = fn
         return fn
+
     return deco
 
 
@@ -88,8 +91,13 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
-def save_checkpoint(target: str | Path, module: nn.Module, meta: dict[str, Any],
-                    state: dict[str, Any] | None = None, inplace: bool = False) -> Path:
+def save_checkpoint(
+    target: str | Path,
+    module: nn.Module,
+    meta: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    inplace: bool = False,
+) -> Path:
     """Write a checkpoint directory atomically.
 
     Args:
@@ -107,8 +115,9 @@ def save_checkpoint(target: str | Path, module: nn.Module, meta: dict[str, Any],
     target.parent.mkdir(parents=True, exist_ok=True)
     if inplace:
         target.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-",
-                                dir=target if inplace else target.parent))
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target if inplace else target.parent)
+    )
     try:
         tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
         save_file(tensors, str(tmp / WEIGHTS))
@@ -171,12 +180,14 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{p}: checkpoint schema {schema!r} is newer than this colliderfm supports "
             f"({CHECKPOINT_SCHEMA}); upgrade colliderfm (checkpoint written by "
-            f"{meta.get('colliderfm_version')})")
+            f"{meta.get('colliderfm_version')})"
+        )
     return meta
 
 
-def load_weights(module: nn.Module, path: str | Path, prefix: str = "", strict: bool = True
-                 ) -> None:
+def load_weights(
+    module: nn.Module, path: str | Path, prefix: str = "", strict: bool = True
+) -> None:
     """Load saved weights into ``module``.
 
     Args:
@@ -188,7 +199,7 @@ def load_weights(module: nn.Module, path: str | Path, prefix: str = "", strict: 
     p = resolve(path)
     tensors = load_file(str(p / WEIGHTS))
     if prefix:
-        tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     try:
         missing, unexpected = module.load_state_dict(tensors, strict=strict)
     except RuntimeError as exc:

@@ -76,8 +76,9 @@ def is_main_process() -> bool:
     return rank_and_world()[0] == 0
 
 
-def init_distributed(backend: str | None = None, timeout_min: float | None = None
-                     ) -> tuple[int, int]:
+def init_distributed(
+    backend: str | None = None, timeout_min: float | None = None
+) -> tuple[int, int]:
     """Initialise ``torch.distributed`` when launched by torchrun; otherwise do nothing.
 
     An already initialised process group is left alone (and not torn down by

@@ -75,8 +75,9 @@ def dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-def param_groups(module: nn.Module, weight_decay: float,
-                 lr_mults: dict[str, float] | None = None) -> list[dict[str, Any]]:
+def param_groups(
+    module: nn.Module, weight_decay: float, lr_mults: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
     """AdamW parameter groups: no weight decay on biases/norms; per-prefix lr multipliers.
 
     Args:
@@ -96,10 +97,15 @@ def param_groups(module: nn.Module, weight_decay: float,
         prefix = max((k for k in lr_mults if name.startswith(k)), key=len, default=None)
         mult = lr_mults[prefix] if prefix is not None else 1.0
         decay = p.ndim >= 2
-        g = groups.setdefault((mult, decay), {
-            "params": [], "weight_decay": weight_decay if decay else 0.0, "lr_mult": mult,
-            "name": f"{prefix or 'all'}{'' if decay else ':no_decay'}",
-        })
+        g = groups.setdefault(
+            (mult, decay),
+            {
+                "params": [],
+                "weight_decay": weight_decay if decay else 0.0,
+                "lr_mult": mult,
+                "name": f"{prefix or 'all'}{'' if decay else ':no_decay'}",
+            },
+        )
         g["params"].append(p)
     return list(groups.values())
 
@@ -114,11 +120,13 @@ def lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
     Returns:
         Multiplier as a function of the step.
     """
+
     def f(step: int) -> float:
         if warmup > 0 and step < warmup:
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
     return f
 
 
@@ -132,7 +140,7 @@ def _allreduce_grads(params: list[nn.Parameter], world: int) -> None:
     i = 0
     for g in grads:
         n = g.numel()
-        g.copy_(flat[i:i + n].view_as(g))
+        g.copy_(flat[i : i + n].view_as(g))
         i += n
 
 
@@ -143,8 +151,11 @@ def _from_rank0(obj: Any) -> Any:
 
 
 def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate()}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
 
 
 def _set_rng_state(s: dict[str, Any]) -> None:
@@ -153,10 +164,20 @@ def _set_rng_state(s: dict[str, Any]) -> None:
     random.setstate(s["python"])
 
 
-def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, out: str | Path,
-        steps_per_epoch: int, meta: dict[str, Any], validate: ValidateFn | None = None,
-        lr_mults: dict[str, float] | None = None, resume: bool = False, progress: bool = True,
-        step_callback: StepCallback | None = None) -> FitResult:
+def fit(
+    module: nn.Module,
+    loss_fn: LossFn,
+    data: Iterable[Batch],
+    cfg: Config,
+    out: str | Path,
+    steps_per_epoch: int,
+    meta: dict[str, Any],
+    validate: ValidateFn | None = None,
+    lr_mults: dict[str, float] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    step_callback: StepCallback | None = None,
+) -> FitResult:
     """Train ``module`` on ``data`` (an endless iterable of batches) and write checkpoints.
 
     Args:
@@ -210,8 +231,12 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
         best, history = state.get("best", {}), state.get("history", [])
         if state.get("finished"):
             log.info("run in %s already finished at step %d", out, step)
-            return FitResult(steps=step, epochs=step // steps_per_epoch, best=best,
-                             last=history[-1] if history else {})
+            return FitResult(
+                steps=step,
+                epochs=step // steps_per_epoch,
+                best=best,
+                last=history[-1] if history else {},
+            )
         log.info("resuming %s at step %d", out, step)
     if world > 1:
         for p in module.state_dict().values():
@@ -225,17 +250,31 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
     if resume:
         _set_rng_state(state["rng"])
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=tc.precision == "bf16")
-    bar = tqdm(total=total, initial=step, disable=not (progress and main), unit="step",
-               dynamic_ncols=True, leave=True)
+    bar = tqdm(
+        total=total,
+        initial=step,
+        disable=not (progress and main),
+        unit="step",
+        dynamic_ncols=True,
+        leave=True,
+    )
     t0, n_seen, stopped, last = time.perf_counter(), 0, False, {}
     module.train()
 
     def save(finished: bool = False) -> None:
         if not main:
             return
-        state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
-                 "best_score": best_score, "bad_epochs": bad_epochs, "best": best,
-                 "history": history, "rng": _rng_state(), "finished": finished}
+        state = {
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "step": step,
+            "best_score": best_score,
+            "bad_epochs": bad_epochs,
+            "best": best,
+            "history": history,
+            "rng": _rng_state(),
+            "finished": finished,
+        }
         save_checkpoint(out / "last", module, meta, state)
 
     try:
@@ -247,7 +286,8 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
                 raise TrainingError(
                     f"non-finite loss ({loss.item()}) at step {step} (epoch "
                     f"{step // steps_per_epoch}, batch {step % steps_per_epoch}); the last good "
-                    f"checkpoint is in {out / 'last'}")
+                    f"checkpoint is in {out / 'last'}"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if world > 1:
@@ -265,8 +305,11 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
                     module.train()
                     logger.log(step, (step - 1) // steps_per_epoch, extra)
                     if main:
-                        bar.write("[colliderfm] step {}: {}".format(
-                            step, ", ".join(f"{k}={v:.4f}" for k, v in extra.items())))
+                        bar.write(
+                            "[colliderfm] step {}: {}".format(
+                                step, ", ".join(f"{k}={v:.4f}" for k, v in extra.items())
+                            )
+                        )
             if step % tc.log_every == 0 or step == total:
                 logs = {"train_loss": loss.detach().item(), "lr": sched.get_last_lr()[0], **logs}
                 logger.log(step, (step - 1) // steps_per_epoch, logs)
@@ -281,8 +324,9 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
                 module.train()
                 last = {"epoch": epoch, "step": step, **last}
                 history.append(last)
-                logger.log(step, epoch, {k: v for k, v in last.items()
-                                         if k not in ("epoch", "step")})
+                logger.log(
+                    step, epoch, {k: v for k, v in last.items() if k not in ("epoch", "step")}
+                )
                 score = sign * last[monitor] if monitor else float(step)
                 if score > best_score:
                     best_score, bad_epochs, best = score, 0, dict(last)
@@ -291,13 +335,18 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
                 else:
                     bad_epochs += 1
                 if last and main:
-                    shown = ", ".join(f"{k}={v:.4f}" for k, v in last.items()
-                                      if k not in ("epoch", "step"))
+                    shown = ", ".join(
+                        f"{k}={v:.4f}" for k, v in last.items() if k not in ("epoch", "step")
+                    )
                     bar.write(f"[colliderfm] epoch {epoch + 1}/{n_epochs} step {step}: {shown}")
                 if monitor and bad_epochs >= tc.patience:
                     stopped = True
-                    log.info("early stopping at epoch %d (%s did not improve for %d epochs)",
-                             epoch + 1, monitor, bad_epochs)
+                    log.info(
+                        "early stopping at epoch %d (%s did not improve for %d epochs)",
+                        epoch + 1,
+                        monitor,
+                        bad_epochs,
+                    )
                     break
                 save()
             elif tc.checkpoint_every and step % tc.checkpoint_every == 0:
@@ -307,6 +356,12 @@ def fit(module: nn.Module, loss_fn: LossFn, data: Iterable[Batch], cfg: Config, 
         bar.close()
         logger.close()
     wall = time.perf_counter() - t0
-    return FitResult(steps=step, epochs=math.ceil(step / steps_per_epoch), best=best, last=last,
-                     wall_s=wall, examples_per_s=n_seen * world / max(wall, 1e-9),
-                     stopped_early=stopped)
+    return FitResult(
+        steps=step,
+        epochs=math.ceil(step / steps_per_epoch),
+        best=best,
+        last=last,
+        wall_s=wall,
+        examples_per_s=n_seen * world / max(wall, 1e-9),
+        stopped_early=stopped,
+    )

@@ -20,12 +20,18 @@ N = 10  # jets per process: keeps the whole file well under a minute on 2 cores
 PER_SHARD = 10  # -> 2 shards of 10 jets, 5 of each class
 
 
-def _generate(out: Path, workers: int, processes: tuple[str, ...] = ("top", "qcd"), n: int = N,
-              per_shard: int = PER_SHARD) -> Path:
+def _generate(
+    out: Path,
+    workers: int,
+    processes: tuple[str, ...] = ("top", "qcd"),
+    n: int = N,
+    per_shard: int = PER_SHARD,
+) -> Path:
     pytest.importorskip("pythia8mc")
     pytest.importorskip("fastjet")
-    generate_jets(list(processes), n, out, seed=7, workers=workers, jets_per_shard=per_shard,
-                  progress=False)
+    generate_jets(
+        list(processes), n, out, seed=7, workers=workers, jets_per_shard=per_shard, progress=False
+    )
     return out
 
 
@@ -85,7 +91,7 @@ def test_jets_pass_selection_and_format(gen1: Path) -> None:
     pt = np.hypot(jets.px, jets.py)
     off = jets.offsets
     for i in range(len(jets)):
-        assert np.all(np.diff(pt[off[i]:off[i + 1]]) <= 0)  # pT descending
+        assert np.all(np.diff(pt[off[i] : off[i + 1]]) <= 0)  # pT descending
 
 
 def test_scalars_are_constituent_sums(gen1: Path) -> None:
@@ -154,7 +160,7 @@ def _toy_record() -> dict[str, np.ndarray]:
     ids = np.array([2212, 6, 6, 5, 24, 2, -1, 2212, 6, 6, 5, 24, 2, -1])
     d1 = np.array([-1, 2, 3, -1, 5, -1, -1, -1, 9, 10, -1, 12, -1, -1])
     d2 = np.array([-1, 2, 4, -1, 6, -1, -1, -1, 9, 11, -1, 13, -1, -1])
-    etas = [0, .1, .1, .3, 0, .2, -.2, 0, .1, .1, .9, 0, .2, -.2]
+    etas = [0, 0.1, 0.1, 0.3, 0, 0.2, -0.2, 0, 0.1, 0.1, 0.9, 0, 0.2, -0.2]
     p4 = np.zeros((len(ids), 4))
     p4[:, 0] = 100 * np.cosh(0)  # px: phi = 0 for everything
     p4[:, 2] = 100 * np.sinh(etas)
@@ -180,8 +186,15 @@ def test_detector_response() -> None:
     # charged pion, soft photon, hard photon, neutron, forward charged pion (calorimeter)
     pid = np.array([211, 22, 22, 2112, 211])
     charge = np.array([1, 0, 0, 0, 1])
-    p4 = np.array([[10.0, 0, 0, 10.0], [0.5, 0, 0, 0.5], [50.0, 0, 0, 50.0], [0, 20.0, 0, 20.0],
-                   [1.0, 0, 20.0, np.hypot(1.0, 20.0)]])
+    p4 = np.array(
+        [
+            [10.0, 0, 0, 10.0],
+            [0.5, 0, 0, 0.5],
+            [50.0, 0, 0, 50.0],
+            [0, 20.0, 0, 20.0],
+            [1.0, 0, 20.0, np.hypot(1.0, 20.0)],
+        ]
+    )
     keep, out = det.apply(p4, pid, charge, np.random.default_rng(0))
     keep2, out2 = det.apply(p4, pid, charge, np.random.default_rng(0))
     assert keep.tolist() == [True, False, True, True, True] == keep2.tolist()

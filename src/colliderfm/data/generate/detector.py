@@ -63,8 +63,9 @@ class DetectorResponse:
         """
         return asdict(self)
 
-    def apply(self, p4: np.ndarray, pid: np.ndarray, charge: np.ndarray,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def apply(
+        self, p4: np.ndarray, pid: np.ndarray, charge: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Measure particles: smear their four-momenta and apply thresholds and acceptances.
 
         Args:
@@ -87,9 +88,11 @@ class DetectorResponse:
         sigma = np.where(
             tracked,
             np.hypot(self.track_res_const, self.track_res_slope * pt),
-            np.where(em,
-                     np.hypot(self.photon_res_stoch / np.sqrt(e_safe), self.photon_res_const),
-                     np.hypot(self.neutral_res_stoch / np.sqrt(e_safe), self.neutral_res_const)),
+            np.where(
+                em,
+                np.hypot(self.photon_res_stoch / np.sqrt(e_safe), self.photon_res_const),
+                np.hypot(self.neutral_res_stoch / np.sqrt(e_safe), self.neutral_res_const),
+            ),
         )
         scale = np.maximum(1.0 + sigma * rng.standard_normal(pt.shape[0]), 0.0)
         keep = np.where(

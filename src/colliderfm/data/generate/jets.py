@@ -88,8 +88,9 @@ def _count_jets(k: int) -> None:
         _WORKER_COUNTER.value += k
 
 
-def _run_unit(unit: _Unit, progress: Callable[[int], Any] | None = None
-              ) -> tuple[int, JetChunk, tuple[int, int]]:
+def _run_unit(
+    unit: _Unit, progress: Callable[[int], Any] | None = None
+) -> tuple[int, JetChunk, tuple[int, int]]:
     """Generate one unit (top-level so that a spawn pool can pickle it).
 
     Args:
@@ -116,8 +117,15 @@ def _shard_counts(n_total: int, n_proc: int, jets_per_shard: int) -> list[list[i
     return out
 
 
-def _check_args(processes: list[str], n: int, seed: int, workers: int, jets_per_shard: int,
-                pt_min: float, pt_max: float) -> list[str]:
+def _check_args(
+    processes: list[str],
+    n: int,
+    seed: int,
+    workers: int,
+    jets_per_shard: int,
+    pt_min: float,
+    pt_max: float,
+) -> list[str]:
     """Validate arguments; return the unique process keys in JetClass class order."""
     unknown = [p for p in processes if p not in PROCESSES]
     if unknown or not processes:
@@ -144,14 +152,22 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
-def _source(keys: list[str], n: int, seed: int, jets_per_shard: int, s: JetSettings,
-            stats: dict[str, list[int]]) -> dict[str, Any]:
+def _source(
+    keys: list[str],
+    n: int,
+    seed: int,
+    jets_per_shard: int,
+    s: JetSettings,
+    stats: dict[str, list[int]],
+) -> dict[str, Any]:
     """The manifest ``source`` record: every setting needed to regenerate the data."""
     return {
         "generator": "colliderfm.data.generate.jets",
         "processes": {k: PROCESSES[k] for k in keys},
-        "pythia_settings": {k: [s.pythia_settings(k, variant=v)
-                                for v in range(len(SPECS[k].variants))] for k in keys},
+        "pythia_settings": {
+            k: [s.pythia_settings(k, variant=v) for v in range(len(SPECS[k].variants))]
+            for k in keys
+        },
         "sqrt_s_gev": SQRT_S,
         "mpi": s.mpi,
         "hadronisation": True,
@@ -171,9 +187,9 @@ def _source(keys: list[str], n: int, seed: int, jets_per_shard: int, s: JetSetti
         "unit_jets": UNIT_JETS,
         "seed": seed,
         "seed_derivation": "SeedSequence([seed, jetclass_index(process), shard, chunk])"
-                           ".generate_state(1 + n_variants) -> (s0 = detector numpy seed, "
-                           "1 + s_i % 900000000 = Pythia Random:seed of variant i); shard shuffle: "
-                           f"default_rng([seed, {_SHUFFLE_TAG}, shard])",
+        ".generate_state(1 + n_variants) -> (s0 = detector numpy seed, "
+        "1 + s_i % 900000000 = Pythia Random:seed of variant i); shard shuffle: "
+        f"default_rng([seed, {_SHUFFLE_TAG}, shard])",
         "events_generated": {k: stats[k][0] for k in keys},
         "selection_efficiency": {k: round(stats[k][1] / max(stats[k][0], 1), 4) for k in keys},
         "pythia_version": _version("pythia8mc"),
@@ -181,9 +197,18 @@ def _source(keys: list[str], n: int, seed: int, jets_per_shard: int, s: JetSetti
     }
 
 
-def generate_jets(processes: list[str], n: int, out: str | Path, seed: int = 0, workers: int = 1,
-                  jets_per_shard: int = 10_000, pt_min: float = 550.0, pt_max: float = 650.0,
-                  progress: bool = True, overwrite: bool = False) -> dict:
+def generate_jets(
+    processes: list[str],
+    n: int,
+    out: str | Path,
+    seed: int = 0,
+    workers: int = 1,
+    jets_per_shard: int = 10_000,
+    pt_min: float = 550.0,
+    pt_max: float = 650.0,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict:
     """Generate labelled jets with Pythia 8 + FastJet and write them as canonical shards.
 
     Args:
@@ -211,16 +236,28 @@ def generate_jets(processes: list[str], n: int, out: str | Path, seed: int = 0, 
         for label, (key, count) in enumerate(zip(keys, counts, strict=True)):
             for c, lo in enumerate(range(0, count, UNIT_JETS)):
                 py_seeds, det_seed = _unit_seeds(seed, key, s, c)
-                units.append(_Unit(len(units), key, label, s, c, min(UNIT_JETS, count - lo),
-                                   py_seeds, det_seed, settings))
+                units.append(
+                    _Unit(
+                        len(units),
+                        key,
+                        label,
+                        s,
+                        c,
+                        min(UNIT_JETS, count - lo),
+                        py_seeds,
+                        det_seed,
+                        settings,
+                    )
+                )
     shard_units = [[u.index for u in units if u.shard == s] for s in range(len(shards))]
     stats = {k: [0, 0] for k in keys}  # events generated, jets selected
 
     from tqdm.auto import tqdm
 
     # the manifest's source is filled in once the event counts are known
-    writer = ShardWriter(out, "jets", classes, {}, rows_per_shard=jets_per_shard,
-                         overwrite=overwrite)
+    writer = ShardWriter(
+        out, "jets", classes, {}, rows_per_shard=jets_per_shard, overwrite=overwrite
+    )
     n_workers = min(workers, len(units))
     # fork where available: no `if __name__ == "__main__"` guard needed in user scripts, and the
     # workers only run NumPy, Pythia and FastJet. The pool is created before the progress bar so
@@ -229,8 +266,14 @@ def generate_jets(processes: list[str], n: int, out: str | Path, seed: int = 0, 
     ctx = multiprocessing.get_context(method)
     counter = ctx.Value("q", 0)
     pool = ctx.Pool(n_workers, _init_worker, (counter,)) if n_workers > 1 else None
-    bar = tqdm(total=n * len(keys), unit="jet", file=sys.stderr, disable=not progress,
-               desc="generate jets", smoothing=0.1)
+    bar = tqdm(
+        total=n * len(keys),
+        unit="jet",
+        file=sys.stderr,
+        disable=not progress,
+        desc="generate jets",
+        smoothing=0.1,
+    )
     with writer, bar:
         pending: dict[int, JetChunk] = {}
         next_shard = 0

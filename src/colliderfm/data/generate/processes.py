@@ -42,8 +42,11 @@ from colliderfm.data.schema import JETCLASS_CLASSES
 
 _W_HADRONIC = ["24:onMode = off", "24:onIfAny = 1 2 3 4 5"]
 _HIGGS_JET = [
-    "HiggsSM:gg2Hg(l:t) = on", "HiggsSM:qg2Hq(l:t) = on", "HiggsSM:qqbar2Hg(l:t) = on",
-    "25:m0 = 125.0", "25:onMode = off",
+    "HiggsSM:gg2Hg(l:t) = on",
+    "HiggsSM:qg2Hq(l:t) = on",
+    "HiggsSM:qqbar2Hg(l:t) = on",
+    "25:m0 = 125.0",
+    "25:onMode = off",
 ]
 _TTBAR = ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on"]
 
@@ -78,18 +81,47 @@ _SPECS: tuple[ProcessSpec, ...] = (
     ProcessSpec("hcc", "Hcc", (*_HIGGS_JET, "25:onIfMatch = 4 -4"), (25,), 0),
     ProcessSpec("hgg", "Hgg", (*_HIGGS_JET, "25:onIfMatch = 21 21"), (25,), 0),
     ProcessSpec("h4q", "H4q", (*_HIGGS_JET, "25:onIfMatch = 24 -24", *_W_HADRONIC), (25,), 0),
-    ProcessSpec("hlnuqq", "Hqql", (*_HIGGS_JET, "25:onIfMatch = 24 -24", "24:onMode = off"),
-                (25,), 1, pthat=(50.0, 150.0),
-                variants=(("24:onPosIfAny = 1 2 3 4 5", "24:onNegIfAny = 11 13"),
-                          ("24:onPosIfAny = 11 13", "24:onNegIfAny = 1 2 3 4 5"))),
-    ProcessSpec("zqq", "Zqq", ("WeakBosonAndParton:qqbar2gmZg = on",
-                               "WeakBosonAndParton:qg2gmZq = on", "WeakZ0:gmZmode = 2",
-                               "23:onMode = off", "23:onIfAny = 1 2 3 4 5"), (23,), 0),
-    ProcessSpec("wqq", "Wqq", ("WeakBosonAndParton:qqbar2Wg = on",
-                               "WeakBosonAndParton:qg2Wq = on", *_W_HADRONIC), (24,), 0),
+    ProcessSpec(
+        "hlnuqq",
+        "Hqql",
+        (*_HIGGS_JET, "25:onIfMatch = 24 -24", "24:onMode = off"),
+        (25,),
+        1,
+        pthat=(50.0, 150.0),
+        variants=(
+            ("24:onPosIfAny = 1 2 3 4 5", "24:onNegIfAny = 11 13"),
+            ("24:onPosIfAny = 11 13", "24:onNegIfAny = 1 2 3 4 5"),
+        ),
+    ),
+    ProcessSpec(
+        "zqq",
+        "Zqq",
+        (
+            "WeakBosonAndParton:qqbar2gmZg = on",
+            "WeakBosonAndParton:qg2gmZq = on",
+            "WeakZ0:gmZmode = 2",
+            "23:onMode = off",
+            "23:onIfAny = 1 2 3 4 5",
+        ),
+        (23,),
+        0,
+    ),
+    ProcessSpec(
+        "wqq",
+        "Wqq",
+        ("WeakBosonAndParton:qqbar2Wg = on", "WeakBosonAndParton:qg2Wq = on", *_W_HADRONIC),
+        (24,),
+        0,
+    ),
     ProcessSpec("top", "Tbqq", (*_TTBAR, *_W_HADRONIC), (6,), 0),
-    ProcessSpec("tblnu", "Tbl", (*_TTBAR, "24:onMode = off", "24:onIfAny = 11 13"), (6,), 1,
-                pthat=(50.0, 250.0)),
+    ProcessSpec(
+        "tblnu",
+        "Tbl",
+        (*_TTBAR, "24:onMode = off", "24:onIfAny = 11 13"),
+        (6,),
+        1,
+        pthat=(50.0, 250.0),
+    ),
 )
 
 #: Process key -> JetClass class name, in JetClass class order.

@@ -64,8 +64,7 @@ class JetSettings:
         below, above = SPECS[process].pthat
         return max(self.pt_min - below, 1.0), self.pt_max + above
 
-    def pythia_settings(self, process: str, seed: int | None = None, variant: int = 0
-                        ) -> list[str]:
+    def pythia_settings(self, process: str, seed: int | None = None, variant: int = 0) -> list[str]:
         """Full list of Pythia ``readString`` lines for one process.
 
         Args:
@@ -125,16 +124,19 @@ def _record_arrays(batch: object) -> dict[str, np.ndarray]:
     d2 = flat(prt.daughter2).astype(np.int64)  # type: ignore[attr-defined]
     p = prt.p  # type: ignore[attr-defined]
     return {
-        "evt": evt, "offsets": offsets,
+        "evt": evt,
+        "offsets": offsets,
         "id": flat(prt.id).astype(np.int32),  # type: ignore[attr-defined]
         "status": flat(prt.status),  # type: ignore[attr-defined]
-        "d1": np.where(d1 > 0, d1 + base, -1), "d2": np.where(d2 > 0, d2 + base, -1),
+        "d1": np.where(d1 > 0, d1 + base, -1),
+        "d2": np.where(d2 > 0, d2 + base, -1),
         "p4": np.stack([flat(p.px), flat(p.py), flat(p.pz), flat(p.e)], axis=1),
     }
 
 
-def _cluster(p4: np.ndarray, counts: np.ndarray, radius: float, min_pt: float
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cluster(
+    p4: np.ndarray, counts: np.ndarray, radius: float, min_pt: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Anti-kT cluster every event of a batch with FastJet's multi-event interface.
 
     Returns:
@@ -145,8 +147,9 @@ def _cluster(p4: np.ndarray, counts: np.ndarray, radius: float, min_pt: float
     import fastjet
 
     parts = ak.unflatten(
-        ak.zip({"px": p4[:, 0], "py": p4[:, 1], "pz": p4[:, 2], "E": p4[:, 3]},
-               with_name="Momentum4D"),
+        ak.zip(
+            {"px": p4[:, 0], "py": p4[:, 1], "pz": p4[:, 2], "E": p4[:, 3]}, with_name="Momentum4D"
+        ),
         counts,
     )
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
@@ -182,8 +185,15 @@ def _without_stdout(fn: Callable[[], T]) -> T:
         os.close(devnull)
 
 
-def _jet_chunk(p4: np.ndarray, charge: np.ndarray, pid: np.ndarray, cons: np.ndarray,
-               cons_off: np.ndarray, max_particles: int, label: int) -> JetChunk:
+def _jet_chunk(
+    p4: np.ndarray,
+    charge: np.ndarray,
+    pid: np.ndarray,
+    cons: np.ndarray,
+    cons_off: np.ndarray,
+    max_particles: int,
+    label: int,
+) -> JetChunk:
     """Build jets from their constituents: highest pT first, at most ``max_particles`` each.
 
     Args:
@@ -203,9 +213,12 @@ def _jet_chunk(p4: np.ndarray, charge: np.ndarray, pid: np.ndarray, cons: np.nda
     cons = cons[np.arange(len(cons)) - cons_off[cons_jet] < max_particles]
     chunk = JetChunk(
         counts=np.minimum(n_cons, max_particles).astype(np.int64),
-        px=p4[cons, 0].astype(np.float32), py=p4[cons, 1].astype(np.float32),
-        pz=p4[cons, 2].astype(np.float32), energy=p4[cons, 3].astype(np.float32),
-        charge=charge[cons].astype(np.int8), pid=pid[cons].astype(np.int32),
+        px=p4[cons, 0].astype(np.float32),
+        py=p4[cons, 1].astype(np.float32),
+        pz=p4[cons, 2].astype(np.float32),
+        energy=p4[cons, 3].astype(np.float32),
+        charge=charge[cons].astype(np.int8),
+        pid=pid[cons].astype(np.int32),
         label=np.full(len(n_cons), label, dtype=np.int64),
     )
     chunk.jet = jet_scalars_from_particles(chunk)
@@ -225,14 +238,15 @@ class JetUnit:
         detector_seed: seed of the detector-response NumPy generator.
     """
 
-    def __init__(self, process: str, settings: JetSettings, pythia_seeds: tuple[int, ...],
-                 detector_seed: int) -> None:
+    def __init__(
+        self, process: str, settings: JetSettings, pythia_seeds: tuple[int, ...], detector_seed: int
+    ) -> None:
         pythia8 = require("pythia8mc", "gen")
         require("fastjet", "gen")
         self.spec = SPECS[process]
         self.settings = settings
         self.pythias = []
-        for variant, seed in enumerate(pythia_seeds[:len(self.spec.variants)]):
+        for variant, seed in enumerate(pythia_seeds[: len(self.spec.variants)]):
             pythia = pythia8.Pythia("", False)  # type: ignore[attr-defined]
             for line in settings.pythia_settings(process, seed, variant):
                 if not pythia.readString(line):
@@ -267,13 +281,22 @@ class JetUnit:
         jet_evt, cons_off, cons_local = _cluster(p4, counts, s.radius, 0.8 * s.pt_min)
         cons = cons_local + part_off[np.repeat(jet_evt, np.diff(cons_off))]
         chunk = _jet_chunk(p4, charge, ids[part], cons, cons_off, s.max_particles, label)
-        ok = ((chunk.jet["jet_pt"] >= s.pt_min) & (chunk.jet["jet_pt"] <= s.pt_max)
-              & (np.abs(chunk.jet["jet_eta"]) < s.eta_max))
+        ok = (
+            (chunk.jet["jet_pt"] >= s.pt_min)
+            & (chunk.jet["jet_pt"] <= s.pt_max)
+            & (np.abs(chunk.jet["jet_eta"]) < s.eta_max)
+        )
         if self.spec.root_ids:
             truth = find_truth(ids, rec["d1"], rec["d2"], rec["p4"], evt, self.spec.root_ids)
             cand = np.flatnonzero(ok)
-            ok[cand] = match_jets(truth, jet_evt[cand], chunk.jet["jet_eta"][cand],
-                                  chunk.jet["jet_phi"][cand], s.radius, self.spec.n_leptons)
+            ok[cand] = match_jets(
+                truth,
+                jet_evt[cand],
+                chunk.jet["jet_eta"][cand],
+                chunk.jet["jet_phi"][cand],
+                s.radius,
+                self.spec.n_leptons,
+            )
         cand = np.flatnonzero(ok)
         # highest-pT passing jet per event, in event order
         order = cand[np.lexsort((-chunk.jet["jet_pt"][cand], jet_evt[cand]))]
@@ -281,8 +304,9 @@ class JetUnit:
         self.n_selected += len(first)
         return chunk.take(order[first])
 
-    def generate(self, n_jets: int, label: int,
-                 on_jets: Callable[[int], None] | None = None) -> JetChunk:
+    def generate(
+        self, n_jets: int, label: int, on_jets: Callable[[int], None] | None = None
+    ) -> JetChunk:
         """Generate exactly ``n_jets`` selected jets.
 
         The batch sizes depend only on this unit's own history, so the output is a deterministic
@@ -308,6 +332,8 @@ class JetUnit:
             if on_jets is not None and len(got):
                 on_jets(len(got))
             if self.n_events > 20_000 and have < 1e-3 * self.n_events:
-                raise RuntimeError(f"selection efficiency too low for {self.spec.key!r} "
-                                   f"({have} jets from {self.n_events} events)")
+                raise RuntimeError(
+                    f"selection efficiency too low for {self.spec.key!r} "
+                    f"({have} jets from {self.n_events} events)"
+                )
         return JetChunk.concat(chunks)

@@ -72,8 +72,14 @@ def _last_copy(idx: np.ndarray, ids: np.ndarray, d1: np.ndarray, d2: np.ndarray)
     return idx
 
 
-def find_truth(ids: np.ndarray, d1: np.ndarray, d2: np.ndarray, p4: np.ndarray, evt: np.ndarray,
-               root_ids: tuple[int, ...]) -> Truth:
+def find_truth(
+    ids: np.ndarray,
+    d1: np.ndarray,
+    d2: np.ndarray,
+    p4: np.ndarray,
+    evt: np.ndarray,
+    root_ids: tuple[int, ...],
+) -> Truth:
     """Find the resonances ``root_ids`` in a batch and collect the objects to match.
 
     Args:
@@ -108,20 +114,30 @@ def find_truth(ids: np.ndarray, d1: np.ndarray, d2: np.ndarray, p4: np.ndarray, 
 
     leaf_owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
     leaf = np.concatenate(leaves) if leaves else np.zeros(0, np.int64)
-    n_leptons = np.bincount(leaf_owner[np.isin(aid[leaf], CHARGED_LEPTONS)],
-                            minlength=len(roots))
+    n_leptons = np.bincount(leaf_owner[np.isin(aid[leaf], CHARGED_LEPTONS)], minlength=len(roots))
     visible = ~np.isin(aid[leaf], NEUTRINOS)
     obj_owner = np.concatenate([np.arange(len(roots)), leaf_owner[visible]])
     obj = np.concatenate([_last_copy(roots, ids, d1, d2), leaf[visible]])
     order = np.argsort(obj_owner, kind="stable")
     obj_owner, obj = obj_owner[order], obj[order]
     px, py, pz = p4[obj, 0], p4[obj, 1], p4[obj, 2]
-    return Truth(root_evt=evt[roots], n_leptons=n_leptons, obj_owner=obj_owner,
-                 obj_eta=np_eta(px, py, pz), obj_phi=np_phi(px, py))
+    return Truth(
+        root_evt=evt[roots],
+        n_leptons=n_leptons,
+        obj_owner=obj_owner,
+        obj_eta=np_eta(px, py, pz),
+        obj_phi=np_phi(px, py),
+    )
 
 
-def match_jets(truth: Truth, jet_evt: np.ndarray, jet_eta: np.ndarray, jet_phi: np.ndarray,
-               radius: float, n_leptons: int | None = None) -> np.ndarray:
+def match_jets(
+    truth: Truth,
+    jet_evt: np.ndarray,
+    jet_eta: np.ndarray,
+    jet_phi: np.ndarray,
+    radius: float,
+    n_leptons: int | None = None,
+) -> np.ndarray:
     """Flag jets that contain a whole resonance decay.
 
     Args:

@@ -31,7 +31,9 @@ def sanitize_jets(chunk: JetChunk, skipped: Counter[str] | None = None) -> JetCh
     if n == 0:
         return chunk
     flat_ok = (
-        np.isfinite(chunk.px) & np.isfinite(chunk.py) & np.isfinite(chunk.pz)
+        np.isfinite(chunk.px)
+        & np.isfinite(chunk.py)
+        & np.isfinite(chunk.pz)
         & np.isfinite(chunk.energy)
     )
     jet_ok = np.ones(n, dtype=bool)

@@ -44,8 +44,9 @@ def detect_format(path: str | Path) -> str:
         if "Events" in names:
             return "nanoaod"
         return "jetclass"
-    raise DataError(path, "unknown file format (expected a shard directory, .parquet, ROOT or "
-                          "HDF5 file)")
+    raise DataError(
+        path, "unknown file format (expected a shard directory, .parquet, ROOT or HDF5 file)"
+    )
 
 
 def jet_classes(path: str | Path, fmt: str | None = None) -> list[str]:
@@ -111,8 +112,12 @@ def count_jets(path: str | Path, fmt: str | None = None) -> int | None:
     raise DataError(path, f"format '{fmt}' does not hold jets")
 
 
-def iter_jet_chunks(path: str | Path, fmt: str | None = None, chunk_size: int = 8192,
-                    skipped: Counter[str] | None = None) -> Iterator[JetChunk]:
+def iter_jet_chunks(
+    path: str | Path,
+    fmt: str | None = None,
+    chunk_size: int = 8192,
+    skipped: Counter[str] | None = None,
+) -> Iterator[JetChunk]:
     """Stream any readable jet input as :class:`JetChunk` blocks with bounded memory.
 
     Args:

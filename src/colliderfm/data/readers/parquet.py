@@ -67,22 +67,28 @@ def table_to_chunk(table: pa.Table | pa.RecordBatch) -> JetChunk:
     Returns:
         The jets as a :class:`JetChunk`.
     """
+
     def flat(name: str) -> tuple[np.ndarray, np.ndarray]:
         col = table.column(name)
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         offs = arr.offsets.to_numpy()
         values = arr.values.to_numpy(zero_copy_only=False)
-        return values[offs[0]: offs[-1]], np.diff(offs)
+        return values[offs[0] : offs[-1]], np.diff(offs)
 
     px, counts = flat("part_px")
     jet = {
         k: np.asarray(table.column(k).to_numpy(), dtype=np.float32)
-        for k in JET_SCALARS if k in table.column_names
+        for k in JET_SCALARS
+        if k in table.column_names
     }
     return JetChunk(
         counts=counts.astype(np.int64),
-        px=px, py=flat("part_py")[0], pz=flat("part_pz")[0], energy=flat("part_energy")[0],
-        charge=flat("part_charge")[0], pid=flat("part_pid")[0],
+        px=px,
+        py=flat("part_py")[0],
+        pz=flat("part_pz")[0],
+        energy=flat("part_energy")[0],
+        charge=flat("part_charge")[0],
+        pid=flat("part_pid")[0],
         label=np.asarray(table.column("label").to_numpy(), dtype=np.int64),
         jet=jet,
     )
@@ -110,8 +116,15 @@ class ShardWriter:
         overwrite: replace an existing directory.
     """
 
-    def __init__(self, out: str | Path, kind: str, classes: list[str], source: dict[str, Any],
-                 rows_per_shard: int = 100_000, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        out: str | Path,
+        kind: str,
+        classes: list[str],
+        source: dict[str, Any],
+        rows_per_shard: int = 100_000,
+        overwrite: bool = False,
+    ) -> None:
         self.out = Path(out)
         if self.out.exists() and any(self.out.iterdir()) and not overwrite:
             raise DataError(self.out, "output directory exists and is not empty (use --overwrite)")
@@ -176,8 +189,9 @@ class ShardWriter:
         if self._writer is None or self._path is None:
             return
         self._writer.close()
-        self.shards.append({"file": self._path.name, "n": self._rows_in_shard,
-                            "sha256": _sha256(self._path)})
+        self.shards.append(
+            {"file": self._path.name, "n": self._rows_in_shard, "sha256": _sha256(self._path)}
+        )
         self._writer = None
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -258,8 +272,11 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise DataError(mf, "manifest has no 'shards' list")
     version = manifest.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise DataError(mf, f"schema_version {version!r} is not supported "
-                            f"(this colliderfm reads <= {SCHEMA_VERSION})")
+        raise DataError(
+            mf,
+            f"schema_version {version!r} is not supported "
+            f"(this colliderfm reads <= {SCHEMA_VERSION})",
+        )
     for s in manifest["shards"]:
         if not (path / s["file"]).is_file():
             raise DataError(path / s["file"], "shard listed in manifest is missing")
@@ -279,8 +296,9 @@ def shard_paths(path: str | Path) -> list[Path]:
     return [Path(path) / s["file"] for s in manifest["shards"]]
 
 
-def iter_shard(path: str | Path, rows: int = ROW_GROUP,
-               row_groups: Iterable[int] | None = None) -> Iterator[pa.RecordBatch]:
+def iter_shard(
+    path: str | Path, rows: int = ROW_GROUP, row_groups: Iterable[int] | None = None
+) -> Iterator[pa.RecordBatch]:
     """Stream record batches from one Parquet shard with bounded memory.
 
     Args:
@@ -313,8 +331,11 @@ def iter_parquet_jets(path: str | Path, rows: int = 8192) -> Iterator[JetChunk]:
     files = shard_paths(path) if path.is_dir() else [path]
     for f in files:
         for rb in iter_shard(f, rows=rows):
-            missing = [c for c in ("part_px", "part_py", "part_pz", "part_energy", "label")
-                       if c not in rb.schema.names]
+            missing = [
+                c
+                for c in ("part_px", "part_py", "part_pz", "part_energy", "label")
+                if c not in rb.schema.names
+            ]
             if missing:
                 raise DataError(f, f"missing column(s) {', '.join(missing)}")
             yield table_to_chunk(rb)
