@@ -65,6 +65,14 @@ def generate_jets_cmd(
     pt_min: Annotated[float, typer.Option(help="Jet pT window low edge, GeV.")] = 550.0,
     pt_max: Annotated[float, typer.Option(help="Jet pT window high edge, GeV.")] = 650.0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    num_shards: Annotated[
+        int | None,
+        typer.Option(help="Batch mode: cut the data set into this many shards."),
+    ] = None,
+    shard_index: Annotated[
+        int | None,
+        typer.Option(help="Batch mode: the one shard this job writes (0-based)."),
+    ] = None,
 ) -> None:
     """Generate labelled jets (top vs QCD, or JetClass-like classes) as Parquet shards."""
     from colliderfm.data.generate.jets import generate_jets
@@ -80,6 +88,8 @@ def generate_jets_cmd(
         pt_min=pt_min,
         pt_max=pt_max,
         overwrite=overwrite,
+        num_shards=num_shards,
+        shard_index=shard_index,
     )
     typer.echo(f"wrote {manifest['n']} jets to {out}: {manifest['counts']}")
 
@@ -108,6 +118,23 @@ def convert(
     skipped = manifest.get("skipped") or {}
     extra = f" (skipped: {skipped})" if any(skipped.values()) else ""
     typer.echo(f"wrote {manifest['n']} jets to {out}: {manifest['counts']}{extra}")
+
+
+@app.command(
+    epilog="Example (after a SLURM array of `colliderfm generate jets ... --num-shards 100 "
+    "--shard-index $SLURM_ARRAY_TASK_ID --out parts/$SLURM_ARRAY_TASK_ID`):\n\n"
+    "  colliderfm merge parts/* --out data/big"
+)
+def merge(
+    inputs: Annotated[list[Path], typer.Argument(help="Shard directories to combine.")],
+    out: Annotated[Path, typer.Option(help="Output shard directory.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Check and combine shard directories (reports missing or duplicated batch shards)."""
+    from colliderfm.data.merge import merge_shards
+
+    manifest = merge_shards(inputs, out, overwrite=overwrite)
+    typer.echo(f"wrote {manifest['n']} jets to {out}: {manifest['counts']}")
 
 
 @app.command(

@@ -29,6 +29,7 @@ suppressed. Pythia 8: C. Bierlich et al., SciPost Phys. Codebases 8 (2022).
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import sys
 from collections.abc import Callable
@@ -208,8 +209,15 @@ def generate_jets(
     pt_max: float = 650.0,
     progress: bool = True,
     overwrite: bool = False,
+    num_shards: int | None = None,
+    shard_index: int | None = None,
 ) -> dict:
     """Generate labelled jets with Pythia 8 + FastJet and write them as canonical shards.
+
+    For batch systems, ``num_shards``/``shard_index`` generate only shard ``shard_index`` of a
+    data set cut into ``num_shards`` equal shards (``jets_per_shard`` is then derived); each
+    such job is independent and reproducible, and :func:`colliderfm.data.merge.merge_shards`
+    checks and combines the finished directories.
 
     Args:
         processes: process keys (see :data:`PROCESSES`), e.g. ``["top", "qcd"]``. The class list
@@ -223,10 +231,20 @@ def generate_jets(
         pt_max: high edge of the jet pT window, GeV.
         progress: show a progress bar with jets/s on stderr.
         overwrite: replace an existing output directory.
+        num_shards: cut the data set into this many shards (batch-system mode).
+        shard_index: the one shard to generate, ``0 <= shard_index < num_shards``.
 
     Returns:
         The manifest dict (as written to ``out/manifest.json``).
     """
+    if (num_shards is None) != (shard_index is None):
+        raise ColliderFMError("--num-shards and --shard-index must be given together")
+    if num_shards is not None and shard_index is not None:
+        if num_shards < 1 or not 0 <= shard_index < num_shards:
+            raise ColliderFMError(
+                f"need 0 <= --shard-index < --num-shards (got {shard_index}, {num_shards})"
+            )
+        jets_per_shard = -(-n * len(set(processes)) // num_shards)
     keys = _check_args(processes, n, seed, workers, jets_per_shard, pt_min, pt_max)
     settings = JetSettings(pt_min=float(pt_min), pt_max=float(pt_max))
     classes = [PROCESSES[k] for k in keys]
@@ -249,7 +267,15 @@ def generate_jets(
                         settings,
                     )
                 )
-    shard_units = [[u.index for u in units if u.shard == s] for s in range(len(shards))]
+    wanted = list(range(len(shards))) if shard_index is None else [shard_index]
+    if shard_index is not None:
+        if shard_index >= len(shards):
+            raise ColliderFMError(
+                f"shard {shard_index} is empty: {n} jets per process fill only {len(shards)} shards"
+            )
+        mine = [u for u in units if u.shard == shard_index]
+        units = [dataclasses.replace(u, index=i) for i, u in enumerate(mine)]
+    shard_units = [[u.index for u in units if u.shard == s] for s in wanted]
     stats = {k: [0, 0] for k in keys}  # events generated, jets selected
 
     from tqdm.auto import tqdm
@@ -267,7 +293,7 @@ def generate_jets(
     counter = ctx.Value("q", 0)
     pool = ctx.Pool(n_workers, _init_worker, (counter,)) if n_workers > 1 else None
     bar = tqdm(
-        total=n * len(keys),
+        total=sum(u.n for u in units),
         unit="jet",
         file=sys.stderr,
         disable=not progress,
@@ -284,9 +310,9 @@ def generate_jets(
             for i, c in enumerate(counts):
                 stats[units[index].process][i] += c
             # write every shard whose units are all done, in shard order
-            while next_shard < len(shards) and all(i in pending for i in shard_units[next_shard]):
+            while next_shard < len(wanted) and all(i in pending for i in shard_units[next_shard]):
                 jets = JetChunk.concat([pending.pop(i) for i in shard_units[next_shard]])
-                rng = np.random.default_rng([seed, _SHUFFLE_TAG, next_shard])
+                rng = np.random.default_rng([seed, _SHUFFLE_TAG, wanted[next_shard]])
                 writer.write_chunk(jets.take(rng.permutation(len(jets))))
                 next_shard += 1
 
@@ -306,4 +332,6 @@ def generate_jets(
                     collect(*result)
                     bar.update(counter.value - bar.n)
         writer.source = _source(keys, n, seed, jets_per_shard, settings, stats)
+        if shard_index is not None:
+            writer.source.update(num_shards=num_shards, shard_index=shard_index)
     return read_manifest(out)
