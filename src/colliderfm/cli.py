@@ -189,7 +189,7 @@ def finetune(
     mode: Annotated[
         str | None,
         typer.Option(  # noqa: UP045
-            help="full | frozen | linear."
+            help="full | frozen | linear | lp-ft."
         ),
     ] = None,
     n_train: Annotated[

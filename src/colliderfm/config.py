@@ -74,6 +74,7 @@ class FinetuneConfig:
     backbone_lr_mult: float = field(default=1.0, metadata=_range(0.0, None))
     head_lr_mult: float = field(default=1.0, metadata=_range(0.0, None))
     signal_class: int = field(default=1, metadata=_range(0, None))
+    lp_fraction: float = field(default=0.3, metadata=_range(0.0, 1.0))
 
 
 @dataclass

@@ -82,3 +82,22 @@ def test_init_checks_model_and_refuses_to_overwrite(data: Path, tmp_path: Path) 
             _cfg(data, f"finetune.init={tmp_path / 'nope'}"), tmp_path / "c", progress=False
         )
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+def test_lp_ft_probes_then_trains_everything(data: Path, tmp_path: Path) -> None:
+    run_finetune(_cfg(data, "train.max_steps=2"), tmp_path / "pre", progress=False)
+    init = load_model(tmp_path / "pre").backbone.state_dict()
+    cfg = _cfg(
+        data,
+        f"finetune.init={tmp_path / 'pre'}",
+        "finetune.mode=lp-ft",
+        "finetune.lp_fraction=0.5",
+        "train.max_steps=8",
+        "train.steps_per_epoch=4",
+    )
+    summary = run_finetune(cfg, tmp_path / "lpft", progress=False)
+    assert summary["steps"] == 4  # the full phase gets the other half
+    probe = load_model(tmp_path / "lpft" / "lp" / "last").backbone.state_dict()
+    final = load_model(tmp_path / "lpft" / "last").backbone.state_dict()
+    assert all(torch.equal(init[k], probe[k]) for k in init)  # phase 1: backbone frozen
+    assert any(not torch.equal(init[k], final[k]) for k in init)  # phase 2: backbone trains

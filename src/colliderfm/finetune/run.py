@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from colliderfm.finetune.classifier import (
     pretrained_backbone_spec,
 )
 from colliderfm.finetune.modes import apply_mode, head_hidden_for
+from colliderfm.train.checkpoint import load_weights
 from colliderfm.train.logging import log
 from colliderfm.train.loop import FitResult, dist_info, fit, seed_everything
 
@@ -134,8 +136,6 @@ def run_finetune(
         )
     ft = cfg.finetune
     mode = ft.mode
-    if mode == "lp-ft":
-        raise ConfigError("finetune.mode=lp-ft is not available yet; use full, frozen or linear")
     if ft.init == "none" and mode in ("frozen", "linear"):
         log.info(
             "mode %s with --init none trains a head on a random frozen backbone "
@@ -166,20 +166,42 @@ def run_finetune(
     if ft.init != "none":
         load_pretrained_backbone(model.backbone, ft.init)
         log.info("initialised backbone from %s", ft.init)
-    lr_mults = apply_mode(model, mode, ft)
     source, n_jets = _train_source(cfg)
     loader, spe = training_loader(source, n_jets, cfg)
-    n_params = sum(p.numel() for p in model.parameters())
-    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info(
-        "%s: %d training jets, classes %s, %d steps/epoch, %d params (%d trainable)",
+        "%s: %d training jets, classes %s, %d steps/epoch, %d params",
         out,
         n_jets,
         classes,
         spe,
-        n_params,
-        n_train,
+        sum(p.numel() for p in model.parameters()),
     )
+    meta = {"model": meta_model, "data": {"n_train": n_jets}}
+    validate = make_validate(cfg, classes)
+    if mode == "lp-ft":
+        # phase 1: linear probe on the frozen backbone (out/lp); phase 2: everything, from there
+        total = cfg.train.max_steps or cfg.train.epochs * spe
+        if total < 2:
+            raise ConfigError("finetune.mode=lp-ft needs at least 2 training steps")
+        n_lp = max(1, min(total - 1, round(ft.lp_fraction * total)))
+        cfg_lp = replace(cfg, train=replace(cfg.train, max_steps=n_lp, early_stopping=None))
+        fit(
+            model,
+            classification_loss,
+            loader,
+            cfg_lp,
+            out / "lp",
+            spe,
+            meta,
+            validate=validate,
+            lr_mults=apply_mode(model, "linear", ft),
+            resume=resume and (out / "lp" / "last").exists(),
+            progress=progress,
+        )
+        load_weights(model, out / "lp" / "last")
+        cfg = replace(cfg, train=replace(cfg.train, max_steps=total - n_lp))
+        resume = resume and (out / "last").exists()
+        mode = "full"
     result: FitResult = fit(
         model,
         classification_loss,
@@ -187,9 +209,9 @@ def run_finetune(
         cfg,
         out,
         spe,
-        {"model": meta_model, "data": {"n_train": n_jets}},
-        validate=make_validate(cfg, classes),
-        lr_mults=lr_mults,
+        meta,
+        validate=validate,
+        lr_mults=apply_mode(model, mode, ft),
         resume=resume,
         progress=progress,
     )
