@@ -59,7 +59,7 @@ def plot_roc(
     ax.set_xlim(0, 1)
     ax.set_xlabel(r"Signal efficiency $\varepsilon_S$")
     ax.set_ylabel(r"Background rejection $1/\varepsilon_B$")
-    ax.legend(loc="upper right")
+    ax.legend(loc="lower left")
     _save(fig, path)
     plt.close(fig)
     return path
