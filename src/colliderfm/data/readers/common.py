@@ -17,12 +17,13 @@ from colliderfm.data.schema import JetChunk
 log = logging.getLogger(__name__)
 
 
-def sanitize_jets(chunk: JetChunk, skipped: Counter[str] | None = None) -> JetChunk:
+def sanitize_jets(chunk: JetChunk, *counters: Counter[str] | None) -> JetChunk:
     """Drop zero-particle jets and jets with non-finite values, counting each reason.
 
     Args:
         chunk: jets to check.
-        skipped: counter updated in place with ``zero_particles`` / ``non_finite`` counts.
+        counters: counters updated in place with the non-zero ``zero_particles`` /
+            ``non_finite`` counts (None entries are ignored).
 
     Returns:
         The chunk without the bad jets (the same object if none were bad).
@@ -44,9 +45,10 @@ def sanitize_jets(chunk: JetChunk, skipped: Counter[str] | None = None) -> JetCh
         jet_ok &= np.isfinite(v)
     nonfinite = ~jet_ok
     empty = chunk.counts == 0
-    if skipped is not None:
-        skipped["non_finite"] += int((nonfinite & ~empty).sum())
-        skipped["zero_particles"] += int(empty.sum())
+    found = {"non_finite": int((nonfinite & ~empty).sum()), "zero_particles": int(empty.sum())}
+    for counter in counters:
+        if counter is not None:
+            counter.update({k: v for k, v in found.items() if v})
     keep = jet_ok & ~empty
     if keep.all():
         return chunk

@@ -130,12 +130,7 @@ def iter_jets(
                         break
                 chunk = _to_chunk(ak, arrays, path, tree, start)
                 start += len(chunk)
-                bad: Counter[str] = Counter()
-                chunk = sanitize_jets(chunk, bad)
-                bad = +bad  # drop zero counts
-                total.update(bad)
-                if skipped is not None:
-                    skipped.update(bad)
+                chunk = sanitize_jets(chunk, total, skipped)
                 if len(chunk):
                     _fill_jet_scalars(chunk)
                     yield chunk

@@ -227,12 +227,7 @@ def iter_jets(
                     break
                 chunk = _to_chunk(df, pos, has_label, path, key, start)
                 start += len(df)
-                bad: Counter[str] = Counter()
-                chunk = sanitize_jets(chunk, bad)
-                bad = +bad  # drop zero counts
-                total.update(bad)
-                if skipped is not None:
-                    skipped.update(bad)
+                chunk = sanitize_jets(chunk, total, skipped)
                 if len(chunk):
                     chunk.jet = jet_scalars_from_particles(chunk)
                     yield chunk
