@@ -112,8 +112,8 @@ def particle_features(
     Returns:
         ``[B, P, F]`` float32 features, zero at padding.
     """
-    if feature_set not in FEATURE_SETS:
-        raise ValueError(f"unknown feature set {feature_set!r}; choose from {list(FEATURE_SETS)}")
+    if feature_set not in ("part", "kinematic"):
+        raise ValueError(f"unknown particle feature set {feature_set!r}; choose part or kinematic")
     v = vectors.float() * mask.unsqueeze(-1)  # [B, P, 4]
     jet = v.sum(1, keepdim=True)  # [B, 1, 4]
     pt = K.pt(v)  # [B, P]
@@ -143,3 +143,69 @@ def particle_features(
     else:
         feats = torch.stack(cols, -1)  # [B, P, 7]
     return feats * mask.unsqueeze(-1)  # [B, P, F]
+
+
+#: Per-object features of event-level data (feature set ``event``), in this order. The last six
+#: columns are the object-type one-hot (ObjectType 1..5) and a ``masked`` flag that the masked
+#: object-id objective sets (with the one-hot zeroed) on objects whose type it hides.
+EVENT_FEATURES: tuple[str, ...] = (
+    "log_pt",
+    "eta",
+    "sin_phi",
+    "cos_phi",
+    "log_e",
+    "is_electron",
+    "is_muon",
+    "is_bjet",
+    "is_jet",
+    "is_met",
+    "is_masked",
+)
+FEATURE_SETS["event"] = EVENT_FEATURES
+#: Columns of the object-type one-hot inside :data:`EVENT_FEATURES` (ObjectType t -> 4 + t).
+EVENT_TYPE_SLICE = slice(5, 10)
+#: Column of the ``masked`` flag inside :data:`EVENT_FEATURES`.
+EVENT_MASKED_COLUMN = 10
+NORMALISATION["event_log_pt"] = (-4.0, 1.0)
+NORMALISATION["event_eta"] = (0.0, 0.5)
+NORMALISATION["event_log_e"] = (-4.5, 1.0)
+
+
+def event_features(
+    vectors: torch.Tensor, mask: torch.Tensor, obj_type: torch.Tensor
+) -> torch.Tensor:
+    """Build per-object features of events (feature set ``event``).
+
+    ``log_pt = ln pT - 4``, ``eta / 2`` (MET: 0), ``sin/cos phi``, ``log_e = ln E - 4.5`` (GeV), then
+    the one-hot of the :class:`~colliderfm.data.schema.ObjectType` and a zero ``masked`` flag.
+    No per-event reference frame is subtracted, so event-level Lorentz augmentations change the
+    features the way they change the physics.
+
+    Args:
+        vectors: ``[B, N, 4]`` (px, py, pz, E) in GeV (padding may hold anything).
+        mask: ``[B, N]`` bool, True for real objects.
+        obj_type: ``[B, N]`` int ObjectType (1..5; 0 at padding).
+
+    Returns:
+        ``[B, N, 11]`` float32 features, zero at padding.
+    """
+    v = vectors.float() * mask.unsqueeze(-1)  # [B, N, 4]
+    tiny = 1e-8
+    pt = K.pt(v)  # [B, N]
+    is_met = obj_type == 5  # [B, N]
+    eta = torch.where(is_met, torch.zeros_like(pt), K.eta(v)).clamp(-5.0, 5.0)  # [B, N]
+    phi = K.phi(v)  # [B, N]
+    onehot = torch.nn.functional.one_hot(obj_type.long().clamp(0, 5), 6)[..., 1:].float()
+    cols = torch.stack(
+        (
+            torch.log(pt.clamp_min(tiny)) - 4.0,
+            eta * 0.5,
+            torch.sin(phi),
+            torch.cos(phi),
+            torch.log(v[..., 3].clamp_min(tiny)) - 4.5,
+        ),
+        -1,
+    )  # [B, N, 5]
+    flag = torch.zeros_like(pt).unsqueeze(-1)  # [B, N, 1]
+    feats = torch.cat((cols, onehot, flag), -1)  # [B, N, 11]
+    return feats * mask.unsqueeze(-1)
