@@ -34,7 +34,7 @@ class DataConfig:
     val: str | None = None
     test: str | None = None
     max_particles: int = field(default=128, metadata=_range(1, 4096))
-    features: str = field(default="part", metadata=_choices("part", "kinematic"))
+    features: str = field(default="part", metadata=_choices("part", "kinematic", "event"))
     shuffle_buffer: int = field(default=20_000, metadata=_range(1, None))
     trim_padding: bool = True
 
