@@ -57,12 +57,43 @@ def tiny(**kw: object) -> torch.nn.Module:
 def test_shapes_every_registered_model(name: str, preset: str) -> None:
     torch.manual_seed(0)
     model = create_model(name, preset)
-    x, mask, vec = make_batch([5, 1, 9], p=11)
+    x, mask, vec = make_batch([5, 1, 9], p=11, f=model.in_dim)  # each model's own input width
     tokens = model(x, mask, vec)
     pooled = model.embed(x, mask, vec)
     assert tokens.shape == (3, 11, model.dim)
     assert pooled.shape == (3, model.dim)
     assert torch.isfinite(tokens).all() and torch.isfinite(pooled).all()
+
+
+@pytest.mark.parametrize("name", sorted(registered()))
+def test_every_registered_model_is_padding_and_permutation_safe(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, "tiny").eval()
+    f = model.in_dim
+    x, mask, vec = make_batch([6, 2, 8], p=8, f=f)
+    with torch.no_grad():
+        tokens, pooled = model(x, mask, vec), model.embed(x, mask, vec)
+    # garbage (NaN included) in extra padding slots changes nothing
+    xg = torch.cat((x, torch.full((3, 3, f), float("nan"))), dim=1)
+    vg = torch.cat((vec, torch.randn(3, 3, 4) * 1e4), dim=1)
+    mg = torch.cat((mask, torch.zeros(3, 3, dtype=torch.bool)), dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed(xg, mg, vg), pooled, atol=1e-5, rtol=1e-5)
+    # permuting the slots permutes the tokens and keeps the embedding
+    perm = torch.randperm(8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        tokens_p = model(x[:, perm], mask[:, perm], vec[:, perm])
+        pooled_p = model.embed(x[:, perm], mask[:, perm], vec[:, perm])
+    m = mask[:, perm]
+    torch.testing.assert_close(tokens_p[m], tokens[:, perm][m], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pooled_p, pooled, atol=1e-5, rtol=1e-5)
+    # finite gradients everywhere, with a one-object and an empty example
+    model.train()
+    x, mask, vec = make_batch([1, 7, 0], p=7, f=f)
+    tokens, pooled = model.forward_both(x, mask, vec)
+    (pooled.square().sum() + tokens[mask].square().sum()).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
 
 
 @pytest.mark.parametrize("kw", VARIANTS)

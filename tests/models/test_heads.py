@@ -63,3 +63,12 @@ def test_frozen_backbone_gets_no_gradient_head_does() -> None:
     model(x, mask, vec).sum().backward()
     assert all(p.grad is None for p in model.backbone.parameters())
     assert all(p.grad is not None for p in model.head.parameters())
+
+
+def test_object_id_head_gives_five_logits_per_token() -> None:
+    from colliderfm.models.heads import ObjectIdHead
+
+    head = ObjectIdHead(32)
+    assert head(torch.randn(3, 7, 32)).shape == (3, 7, 5)
+    assert head(torch.randn(4, 32)).shape == (4, 5)
+    assert ObjectIdHead(32, hidden=8).net[0].out_features == 8

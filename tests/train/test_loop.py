@@ -6,10 +6,11 @@ import torch.nn.functional as F
 from synth import synthetic_jets
 from torch import nn
 
-from colliderfm.config import load_config
+from colliderfm.config import TrainConfig, load_config
 from colliderfm.data.stream import JetStream
-from colliderfm.train.checkpoint import load_weights, save_checkpoint
-from colliderfm.train.loop import TrainingError, fit, lr_lambda, param_groups
+from colliderfm.errors import ConfigError
+from colliderfm.train.checkpoint import load_state, load_weights, save_checkpoint
+from colliderfm.train.loop import TrainingError, fit, lr_lambda, make_optimizer, param_groups
 
 
 class DeepSet(nn.Module):
@@ -122,6 +123,28 @@ def test_schedule_and_groups() -> None:
     mults = {g["name"]: (g["lr_mult"], g["weight_decay"]) for g in groups}
     assert mults["backbone."] == (0.1, 0.01) and mults["backbone.:no_decay"] == (0.1, 0.0)
     assert mults["head."] == (1.0, 0.01)
+
+
+def test_schedule_floor_and_optimizer_choice() -> None:
+    f = lr_lambda(100, 10, floor=0.01)
+    assert f(9) == pytest.approx(1.0) and f(100) == pytest.approx(0.01)
+    assert f(55) == pytest.approx(0.01 + 0.99 * 0.5, abs=0.01)
+    assert lr_lambda(100, 10, 0.0)(37) == lr_lambda(100, 10)(37)  # default: unchanged
+    groups = param_groups(DeepSet(), 0.01)
+    assert isinstance(make_optimizer(groups, TrainConfig()), torch.optim.AdamW)
+    sgd = make_optimizer(param_groups(DeepSet(), 0.01), TrainConfig(optimizer="sgd", momentum=0.5))
+    assert isinstance(sgd, torch.optim.SGD)
+    assert all(g["momentum"] == 0.5 for g in sgd.param_groups)
+
+
+def test_sgd_run_ends_at_min_lr(tmp_path: Path) -> None:
+    opts = ["train.optimizer=sgd", "train.lr=1e-2", "train.min_lr=1e-4", "train.warmup=0.2"]
+    _run(tmp_path / "sgd", 10, opts)
+    groups = load_state(tmp_path / "sgd" / "last")["optimizer"]["param_groups"]
+    assert all(g["momentum"] == 0.9 and "betas" not in g for g in groups)
+    assert all(g["lr"] == pytest.approx(1e-4) for g in groups)
+    with pytest.raises(ConfigError, match="min_lr"):
+        _run(tmp_path / "bad", 2, ["train.lr=1e-3", "train.min_lr=1e-2"])
 
 
 def test_non_finite_loss_stops_with_step(tmp_path: Path) -> None:

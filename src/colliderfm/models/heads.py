@@ -104,6 +104,38 @@ class TokenHead(nn.Module):
         return self.net(tokens)  # [..., n_out]
 
 
+class ObjectIdHead(nn.Module):
+    """Object-type logits per event object (masked object-id pretraining).
+
+    ``D -> hidden -> GELU -> n_types`` on each token; logit ``k`` is
+    :class:`~colliderfm.data.schema.ObjectType` ``k + 1`` (electron, muon, b-jet, jet, MET).
+    """
+
+    def __init__(self, dim: int, n_types: int = 5, hidden: int | None = None) -> None:
+        """Build the head.
+
+        Args:
+            dim: token width ``D``.
+            n_types: number of object types (logits).
+            hidden: hidden width (default ``D``).
+        """
+        super().__init__()
+        width = hidden or dim
+        self.n_types = n_types
+        self.net = nn.Sequential(nn.Linear(dim, width), nn.GELU(), nn.Linear(width, n_types))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Type logits.
+
+        Args:
+            tokens: ``[..., D]`` object tokens (e.g. ``[B, N, D]`` or the masked ones ``[M, D]``).
+
+        Returns:
+            ``[..., n_types]`` logits.
+        """
+        return self.net(tokens)  # [..., n_types]
+
+
 class Classifier(nn.Module):
     """Backbone + :class:`ClassifierHead`; ``backbone`` and ``head`` are separate attributes so
     fine-tuning can freeze one or give them different learning rates."""

@@ -58,6 +58,7 @@ def _constructor_keys(cls: type) -> set[str]:
 
 def _ensure_builtin() -> None:
     import colliderfm.models.backbones  # noqa: F401  (registers the built-in backbones)
+    import colliderfm.models.objects  # noqa: F401  (registers "objt")
 
 
 def create_model(name: str, preset: str = "small", **overrides: Any) -> nn.Module:
@@ -99,13 +100,14 @@ def list_models() -> list[tuple[str, str, int]]:
     """Every registered model and preset with its parameter count.
 
     Returns:
-        ``(name, preset, n_parameters)`` with ``in_dim`` = :data:`DEFAULT_IN_DIM`.
+        ``(name, preset, n_parameters)`` with each model's default ``in_dim`` (the 13 ParT
+        features for ``part``, the 11 event features for ``objt``).
     """
     _ensure_builtin()
     out = []
     for name, (_, presets) in sorted(_REGISTRY.items()):
         for preset in presets:
-            model = create_model(name, preset, in_dim=DEFAULT_IN_DIM)
+            model = create_model(name, preset)
             out.append((name, preset, sum(p.numel() for p in model.parameters())))
     return out
 

@@ -1,10 +1,11 @@
 """The one training loop every recipe uses (supervised, fine-tuning and pretraining).
 
 A recipe provides a module holding every trainable part and ``loss_fn(module, batch) ->
-(loss, logs)``. The loop adds: AdamW with per-group learning-rate multipliers, linear warm-up +
-cosine decay, gradient clipping, optional bf16 autocast on CPU, seed control, validation every
-epoch, early stopping, a progress bar, CSV/TensorBoard logs, atomic checkpoints (``out/`` holds
-the best model, ``out/last/`` the resumable latest state) and bit-for-bit resume.
+(loss, logs)``. The loop adds: AdamW (or SGD with momentum) with per-group learning-rate
+multipliers, linear warm-up + cosine decay to ``train.min_lr``, gradient clipping, optional bf16
+autocast on CPU, seed control, validation every epoch, early stopping, a progress bar,
+CSV/TensorBoard logs, atomic checkpoints (``out/`` holds the best model, ``out/last/`` the
+resumable latest state) and bit-for-bit resume.
 
 Under ``torchrun`` (torch.distributed initialised) gradients are averaged across ranks after
 each backward pass; only rank 0 logs and writes checkpoints.
@@ -25,9 +26,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from colliderfm.config import Config
+from colliderfm.config import Config, TrainConfig
 from colliderfm.data.schema import Batch
-from colliderfm.errors import ColliderFMError
+from colliderfm.errors import ColliderFMError, ConfigError
 from colliderfm.train.checkpoint import load_state, load_weights, save_checkpoint
 from colliderfm.train.logging import RunLogger, log
 
@@ -110,12 +111,13 @@ def param_groups(
     return list(groups.values())
 
 
-def lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
-    """Linear warm-up to 1 over ``warmup`` steps, then cosine decay to 0 at ``total``.
+def lr_lambda(total: int, warmup: int, floor: float = 0.0) -> Callable[[int], float]:
+    """Linear warm-up to 1 over ``warmup`` steps, then cosine decay to ``floor`` at ``total``.
 
     Args:
         total: total optimizer steps.
         warmup: warm-up steps.
+        floor: final multiplier (``min_lr / lr``; 0 decays to zero).
 
     Returns:
         Multiplier as a function of the step.
@@ -125,9 +127,27 @@ def lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
         if warmup > 0 and step < warmup:
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return f
+
+
+def make_optimizer(groups: list[dict[str, Any]], tc: TrainConfig) -> torch.optim.Optimizer:
+    """The run's optimizer over prepared parameter groups (each with its own ``lr``).
+
+    Args:
+        groups: groups from :func:`param_groups` with ``lr`` set.
+        tc: train config (``optimizer``, ``lr``, ``momentum``, ``weight_decay``).
+
+    Returns:
+        ``AdamW`` (``optimizer: adamw``) or ``SGD`` with momentum (``optimizer: sgd``; weight
+        decay is then the classic L2 penalty).
+    """
+    if tc.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    if tc.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=tc.lr, weight_decay=tc.weight_decay)
+    raise ConfigError(f"config key 'train.optimizer' = {tc.optimizer!r} is not one of adamw, sgd")
 
 
 def _allreduce_grads(params: list[nn.Parameter], world: int) -> None:
@@ -215,8 +235,11 @@ def fit(
     trainable = [p for g in groups for p in g["params"]]
     if not trainable:
         raise TrainingError("nothing to train: every parameter is frozen")
-    opt = torch.optim.AdamW(groups, lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup))
+    if tc.min_lr > tc.lr:
+        raise ConfigError(f"train.min_lr = {tc.min_lr} is larger than train.lr = {tc.lr}")
+    opt = make_optimizer(groups, tc)
+    floor = tc.min_lr / tc.lr if tc.lr > 0 else 0.0
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup, floor))
     meta = {**meta, "config": cfg.to_dict()}
     monitor = tc.early_stopping
     sign = 1.0 if monitor == "val_auc" else -1.0

@@ -1,0 +1,144 @@
+"""Masked object identification: hide the type of some objects of an event, predict it.
+
+For every event (after the event augmentations of :mod:`colliderfm.physics.augment_events`),
+``mask_rate`` of its real objects (rounded, at least one; never padding) are chosen at random.
+Their type one-hot (:data:`~colliderfm.data.features.EVENT_TYPE_SLICE`) is zeroed and their
+``masked`` flag (:data:`~colliderfm.data.features.EVENT_MASKED_COLUMN`) set to 1; their
+kinematics stay visible. An :class:`~colliderfm.models.heads.ObjectIdHead` on the backbone tokens
+of the hidden objects predicts the type (electron, muon, b-jet, light jet, MET) with a
+cross-entropy loss, so the backbone has to learn which kinematic configurations -- the object's
+own (mass, pT, direction) and its context in the event (W and top candidates, the lepton-MET
+pair) -- go with which object type.
+
+The type is hidden from everything the backbone sees: the features, and the
+:class:`~colliderfm.models.objects.ObjectTransformer` pair bias (computed from four-vectors only).
+Some types stay easy from kinematics alone (MET is transverse, ``pz = 0``); the per-type
+accuracies show which.
+
+Logged: ``acc`` (all hidden objects) and ``acc_electron``, ``acc_muon``, ``acc_bjet``, ``acc_jet``,
+``acc_met`` for the types present among the hidden objects of the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colliderfm.data.features import EVENT_FEATURES, EVENT_MASKED_COLUMN, EVENT_TYPE_SLICE
+from colliderfm.data.schema import Batch, ObjectType
+from colliderfm.errors import ConfigError
+from colliderfm.models.heads import ObjectIdHead
+from colliderfm.pretrain.base import Objective, register_objective
+from colliderfm.pretrain.mpm import choose_masked
+
+#: Log names of the object types, logit/target index ``k`` = ObjectType ``k + 1``.
+TYPE_NAMES: tuple[str, ...] = tuple(t.name.lower() for t in ObjectType)
+N_TYPES = len(TYPE_NAMES)
+
+
+def _default_augment() -> dict[str, Any]:
+    from colliderfm.physics.augment_events import EVENT_DEFAULT
+
+    return {k: dict(v) for k, v in EVENT_DEFAULT.items()}
+
+
+@dataclass
+class MaskedIdParams:
+    """Settings of masked object identification (``objective.params``)."""
+
+    mask_rate: float = field(default=0.3, metadata={"range": (0.0, 1.0)})
+    augment: dict[str, Any] = field(default_factory=_default_augment)
+    head_hidden: int | None = field(default=None, metadata={"range": (1, None)})
+
+
+def hide_types(features: torch.Tensor, hide: torch.Tensor) -> torch.Tensor:
+    """Hide the type of the chosen objects: zero their one-hot, set their ``masked`` flag.
+
+    Args:
+        features: ``[B, N, 11]`` event features (:data:`EVENT_FEATURES`).
+        hide: ``[B, N]`` bool, objects whose type is hidden.
+
+    Returns:
+        ``[B, N, 11]`` new features (the input is not modified).
+    """
+    x = features.clone()  # [B, N, F]
+    keep = (~hide).unsqueeze(-1).to(x.dtype)  # [B, N, 1]
+    x[..., EVENT_TYPE_SLICE] = x[..., EVENT_TYPE_SLICE] * keep
+    x[..., EVENT_MASKED_COLUMN] = hide.to(x.dtype)
+    return x
+
+
+def type_accuracy(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Overall and per-type accuracy of object-type predictions.
+
+    Args:
+        logits: ``[M, 5]`` type logits.
+        target: ``[M]`` int64 type index (ObjectType - 1).
+
+    Returns:
+        ``{"acc": ..., "acc_<type>": ...}`` for the types present in ``target``.
+    """
+    if target.numel() == 0:
+        return {}
+    correct = (logits.argmax(-1) == target).float()  # [M]
+    counts = torch.bincount(target, minlength=N_TYPES)  # [5]
+    hits = torch.bincount(target, weights=correct, minlength=N_TYPES)  # [5]
+    logs = {"acc": correct.mean().item()}
+    for name, n, h in zip(TYPE_NAMES, counts.tolist(), hits.tolist(), strict=True):
+        if n:
+            logs[f"acc_{name}"] = h / n
+    return logs
+
+
+@register_objective("masked_id", MaskedIdParams)
+class MaskedObjectId(Objective):
+    """Masked object-id pretraining for event-level backbones.
+
+    Args:
+        params: validated :class:`MaskedIdParams`.
+        backbone_dim: backbone token width ``D``.
+        in_dim: per-object input features (must be the 11 event features).
+    """
+
+    def __init__(self, params: MaskedIdParams, backbone_dim: int, in_dim: int) -> None:
+        super().__init__(params, backbone_dim, in_dim)
+        if in_dim != len(EVENT_FEATURES):
+            raise ConfigError(
+                f"objective masked_id needs the event features ({len(EVENT_FEATURES)} per "
+                f"object, data.features=event), got {in_dim}"
+            )
+        if params.mask_rate <= 0:
+            raise ConfigError("config key 'objective.params.mask_rate' must be > 0")
+        from colliderfm.physics.augment_events import EventAugmenter
+
+        self.augmenter = EventAugmenter(params.augment)
+        self.head = ObjectIdHead(backbone_dim, N_TYPES, params.head_hidden)
+
+    def loss(self, backbone: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy of the hidden objects' types.
+
+        Args:
+            backbone: the backbone (``forward`` -> tokens ``[B, N, D]``).
+            batch: an event batch (``pid`` = object types; labels ignored).
+
+        Returns:
+            (loss, logs with overall and per-type accuracy).
+        """
+        if batch.pid is None:
+            raise ValueError("masked_id needs the object types in batch.pid")
+        with torch.no_grad():
+            view = self.augmenter(batch)
+            known = view.mask & (view.pid >= 1) & (view.pid <= N_TYPES)  # [B, N]
+            hide = choose_masked(known, self.params.mask_rate)  # [B, N]
+            x = hide_types(view.features, hide)  # [B, N, F]
+            target = view.pid[hide] - 1  # [M]
+        tokens = backbone(x, view.mask, view.vectors)  # [B, N, D]
+        logits = self.head(tokens[hide]).float()  # [M, 5]
+        if target.numel() == 0:  # only empty events: nothing to predict
+            return logits.sum() * 0.0, {}
+        loss = F.cross_entropy(logits, target)
+        return loss, type_accuracy(logits.detach(), target)
