@@ -75,17 +75,29 @@ class FinetuneConfig:
     head_lr_mult: float = field(default=1.0, metadata=_range(0.0, None))
     signal_class: int = field(default=1, metadata=_range(0, None))
     lp_fraction: float = field(default=0.3, metadata=_range(0.0, 1.0))
+    cwola: bool = False
+    cwola_fractions: list[float] = field(default_factory=lambda: [0.7, 0.3])
+    cwola_samples: list[str] | None = None
 
 
 @dataclass
 class TrainConfig:
-    """The training loop's settings (shared by every recipe)."""
+    """The training loop's settings (shared by every recipe).
+
+    ``optimizer``: ``adamw`` (decoupled weight decay) or ``sgd`` (momentum ``momentum``, classic L2
+    weight decay); both skip decay on biases and norms. The learning rate warms up linearly over
+    ``warmup`` (a fraction of the steps if < 1, else steps), then follows a cosine from ``lr``
+    down to ``min_lr`` at the last step.
+    """
 
     epochs: int = field(default=10, metadata=_range(1, None))
     max_steps: int | None = field(default=None, metadata=_range(1, None))
     steps_per_epoch: int | None = field(default=None, metadata=_range(1, None))
     batch_size: int = field(default=256, metadata=_range(1, None))
+    optimizer: str = field(default="adamw", metadata=_choices("adamw", "sgd"))
     lr: float = field(default=1e-3, metadata=_range(0.0, None))
+    min_lr: float = field(default=0.0, metadata=_range(0.0, None))
+    momentum: float = field(default=0.9, metadata=_range(0.0, 1.0))
     weight_decay: float = field(default=0.01, metadata=_range(0.0, None))
     warmup: float = field(default=0.05, metadata=_range(0.0, None))
     grad_clip: float | None = field(default=1.0, metadata=_range(0.0, None))

@@ -26,6 +26,7 @@ from colliderfm.finetune.classifier import (
     load_pretrained_backbone,
     pretrained_backbone_spec,
 )
+from colliderfm.finetune.cwola import prepare_cwola
 from colliderfm.finetune.modes import apply_mode, head_hidden_for
 from colliderfm.train.checkpoint import load_weights
 from colliderfm.train.logging import log
@@ -126,7 +127,7 @@ def run_finetune(
     Returns:
         Summary: fit result, and test metrics when ``data.test`` is set.
     """
-    if cfg.data.train is None:
+    if cfg.data.train is None and not (cfg.finetune.cwola and cfg.finetune.cwola_samples):
         raise ConfigError("data.train is not set (give --set data.train=DIR)")
     out = Path(out)
     if not resume and (out / "last").exists():
@@ -143,7 +144,8 @@ def run_finetune(
             mode,
         )
     seed_everything(cfg.train.seed)
-    classes = jet_classes(cfg.data.train)
+    cw = prepare_cwola(cfg) if ft.cwola else None  # weak supervision: mixture ids as labels
+    classes = cw.classes if cw is not None else jet_classes(cfg.data.train)
     if len(classes) < 2:
         raise ConfigError(
             f"{cfg.data.train}: needs at least 2 classes to train a classifier, found {classes}"
@@ -166,7 +168,7 @@ def run_finetune(
     if ft.init != "none":
         load_pretrained_backbone(model.backbone, ft.init)
         log.info("initialised backbone from %s", ft.init)
-    source, n_jets = _train_source(cfg)
+    source, n_jets = (cw.chunk, len(cw.chunk)) if cw is not None else _train_source(cfg)
     loader, spe = training_loader(source, n_jets, cfg)
     log.info(
         "%s: %d training jets, classes %s, %d steps/epoch, %d params",
@@ -177,6 +179,9 @@ def run_finetune(
         sum(p.numel() for p in model.parameters()),
     )
     meta = {"model": meta_model, "data": {"n_train": n_jets}}
+    if cw is not None:
+        meta["data"]["cwola"] = cw.info
+        log.info("CWoLa mixtures: %s", cw.info)
     validate = make_validate(cfg, classes)
     if mode == "lp-ft":
         # phase 1: linear probe on the frozen backbone (out/lp); phase 2: everything, from there
@@ -223,6 +228,8 @@ def run_finetune(
         "best": result.best,
         "n_train": n_jets,
     }
+    if cw is not None:
+        summary["cwola"] = cw.info
     if cfg.data.test is not None and dist_info()[0] == 0:
         from colliderfm.evaluate.run import evaluate_checkpoint
 

@@ -1,0 +1,272 @@
+"""Typed study configuration: which arms, label counts, seeds and training budget to sweep.
+
+A study YAML names a base fine-tuning recipe plus overrides, and the sweep around it::
+
+    base: configs/finetune/top_tagging.yaml
+    overrides: [model.preset=small, train.batch_size=128]
+    arms:
+      - {name: scratch, init: none, mode: full}
+      - {name: clr-full, init: runs/clr, mode: full}
+    n_train: [100, 300, 1000, 3000]
+    seeds: [0, 1, 2]
+    budget: {max_steps: 200, eval_every: 50}
+    test: data/default/toptag/test
+
+Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming the key
+(``arms[1].mode``, ``budget.max_steps``, ...), before any training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from colliderfm.config import _build, parse_override
+from colliderfm.errors import ConfigError
+from colliderfm.finetune.modes import MODES
+
+#: the data-efficiency default: 1e2 .. 1e5 labelled jets in half-decade steps
+DEFAULT_N_TRAIN: tuple[int, ...] = (100, 300, 1_000, 3_000, 10_000, 30_000, 100_000)
+#: sections of the fine-tuning config; ``--set train.lr=...`` on a study goes to the base config
+BASE_SECTIONS = ("data", "model", "objective", "finetune", "train")
+KINDS = ("data-efficiency", "scaling", "compute")
+_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+@dataclass
+class ArmConfig:
+    """One arm of a study: an initialisation and a fine-tuning mode."""
+
+    name: str = ""
+    init: str = "none"
+    mode: str = field(default="full", metadata={"choices": MODES})
+    pretrain_size: int | None = field(default=None, metadata={"range": (1, None)})
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BudgetConfig:
+    """The training budget of every point (identical for every arm, scratch included)."""
+
+    max_steps: int = field(default=200, metadata={"range": (1, None)})
+    eval_every: int = field(default=50, metadata={"range": (1, None)})
+    batch_size: int | None = field(default=None, metadata={"range": (1, None)})
+    lr: float | None = field(default=None, metadata={"range": (0.0, None)})
+    select: str = field(default="val_auc", metadata={"choices": ("val_auc", "val_loss", "last")})
+
+
+@dataclass
+class PretrainRecipeConfig:
+    """Scaling studies: pretrain on nested subsets of one data set (optional).
+
+    Each size in ``sizes`` gives an arm ``<name>-p<size>`` initialised from a backbone pretrained
+    with ``config`` (+ ``overrides``) on the first ``size`` jets of a seeded permutation of
+    ``data`` (so smaller subsets are contained in larger ones).
+    """
+
+    config: str | None = None
+    data: str | None = None
+    sizes: list[int] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+    name: str = "pretrained"
+    mode: str = field(default="full", metadata={"choices": MODES})
+    seed: int = 0
+
+
+@dataclass
+class StudyConfig:
+    """A whole study: base recipe, arms, label counts, seeds, budget, test set."""
+
+    base: str = ""
+    overrides: list[str] = field(default_factory=list)
+    arms: list[ArmConfig] = field(default_factory=list)
+    n_train: list[int] = field(default_factory=lambda: list(DEFAULT_N_TRAIN))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    test: str | None = None
+    test_max: int | None = field(default=None, metadata={"range": (1, None)})
+    pretrain: PretrainRecipeConfig = field(default_factory=PretrainRecipeConfig)
+    keep_checkpoints: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON-serialisable).
+
+        Returns:
+            The study config as a dict.
+        """
+        return dataclasses.asdict(self)
+
+
+def _int_list(value: Any, key: str, lo: int | None = None) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"config key '{key}' must be a non-empty list of integers, got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, float) and v.is_integer():  # 1e3 in YAML
+            v = int(v)
+        if isinstance(v, str):
+            try:
+                f = float(v)
+            except ValueError:
+                f = float("nan")
+            if f.is_integer():
+                v = int(f)
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ConfigError(f"config key '{key}' must hold integers, got {v!r}")
+        if lo is not None and v < lo:
+            raise ConfigError(f"config key '{key}' holds {v}, below the minimum {lo}")
+        out.append(v)
+    if len(set(out)) != len(out):
+        raise ConfigError(f"config key '{key}' holds duplicates: {out}")
+    return out
+
+
+def _str_list(value: Any, key: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"config key '{key}' must be a list of 'section.key=value' strings")
+    for v in value:
+        try:
+            parse_override(v)  # early syntax check
+        except ConfigError as exc:
+            raise ConfigError(f"config key '{key}': {exc}") from exc
+    return list(value)
+
+
+def study_from_dict(data: dict[str, Any]) -> StudyConfig:
+    """Validate a nested dict into a :class:`StudyConfig`.
+
+    Args:
+        data: the parsed YAML (with overrides applied).
+
+    Returns:
+        The validated study config.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError("a study config must be a mapping")
+    data = dict(data)
+    arms_raw = data.pop("arms", [])
+    n_train = data.pop("n_train", None)
+    seeds = data.pop("seeds", None)
+    overrides = data.pop("overrides", None)
+    pre_raw = data.pop("pretrain", None) or {}
+    cfg: StudyConfig = _build(StudyConfig, data, "")
+    cfg.overrides = _str_list(overrides, "overrides")
+    if n_train is not None:
+        cfg.n_train = _int_list(n_train, "n_train", lo=1)
+    if seeds is not None:
+        cfg.seeds = _int_list(seeds, "seeds")
+    if not isinstance(pre_raw, dict):
+        raise ConfigError("config key 'pretrain' must be a mapping")
+    pre_raw = dict(pre_raw)
+    sizes = pre_raw.pop("sizes", None)
+    pre_over = pre_raw.pop("overrides", None)
+    cfg.pretrain = _build(PretrainRecipeConfig, pre_raw, "pretrain")
+    if sizes is not None:
+        cfg.pretrain.sizes = _int_list(sizes, "pretrain.sizes", lo=1)
+    cfg.pretrain.overrides = _str_list(pre_over, "pretrain.overrides")
+    if not isinstance(arms_raw, list):
+        raise ConfigError("config key 'arms' must be a list of {name, init, mode} mappings")
+    arms: list[ArmConfig] = []
+    for i, raw in enumerate(arms_raw):
+        key = f"arms[{i}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping with name, init and mode")
+        raw = dict(raw)
+        arm_over = raw.pop("overrides", None)
+        arm: ArmConfig = _build(ArmConfig, raw, key)
+        arm.overrides = _str_list(arm_over, f"{key}.overrides")
+        if not arm.name:
+            raise ConfigError(f"config key '{key}.name' is missing (every arm needs a name)")
+        if not _NAME.match(arm.name):
+            raise ConfigError(
+                f"config key '{key}.name' = {arm.name!r} may only hold letters, digits and . _ + -"
+            )
+        arms.append(arm)
+    names = [a.name for a in arms]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"config key 'arms' has duplicate names: {', '.join(dup)}")
+    cfg.arms = arms
+    if not cfg.base:
+        raise ConfigError("config key 'base' is missing (the fine-tuning YAML to start from)")
+    if cfg.pretrain.sizes and cfg.pretrain.config is None:
+        raise ConfigError("config key 'pretrain.config' is missing (needed by pretrain.sizes)")
+    if not cfg.arms and not cfg.pretrain.sizes:
+        raise ConfigError("config key 'arms' is empty (give at least one arm)")
+    return cfg
+
+
+def split_overrides(items: list[str] | None) -> tuple[list[str], list[str]]:
+    """Split ``--set`` items into study keys and base fine-tuning-config keys.
+
+    ``train.lr=1e-3`` (a fine-tuning config section) goes to the base recipe of every point;
+    ``n_train=[100,1000]`` or ``budget.max_steps=50`` change the study itself.
+
+    Args:
+        items: ``key=value`` strings.
+
+    Returns:
+        (study overrides, base overrides).
+    """
+    study: list[str] = []
+    base: list[str] = []
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key=value")
+        head = item.split("=", 1)[0].strip().split(".")[0]
+        (base if head in BASE_SECTIONS else study).append(item)
+    return study, base
+
+
+def load_study_config(path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
+    """Load and validate a study YAML, applying ``--set`` overrides.
+
+    Study keys are set directly (``seeds=[0,1,2]``, ``budget.max_steps=100``); keys of a
+    fine-tuning config section (``train.lr=3e-4``) are appended to the study's ``overrides``.
+    A relative ``base`` is looked up from the working directory, then next to the study YAML.
+
+    Args:
+        path: study YAML.
+        overrides: ``key=value`` strings.
+
+    Returns:
+        The validated study config.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: study config file not found")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a study config must be a mapping")
+    study_sets, base_sets = split_overrides(overrides)
+    for item in study_sets:
+        key, raw = item.split("=", 1)
+        parts = [k for k in key.strip().split(".") if k]
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{part}' is not a section")
+        node[parts[-1]] = value
+    cfg = study_from_dict(data)
+    cfg.overrides = [*cfg.overrides, *base_sets]
+    base = Path(cfg.base)
+    if not base.is_file() and not base.is_absolute() and (p.parent / base).is_file():
+        cfg.base = str(p.parent / base)
+    if not Path(cfg.base).is_file():
+        raise ConfigError(f"config key 'base': {cfg.base} is not a file")
+    return cfg

@@ -1,0 +1,443 @@
+"""Study plots and the markdown report, regenerated from ``DIR/results.json`` alone.
+
+Plots (PNG, matplotlib like :mod:`colliderfm.evaluate.plots`):
+
+* ``auc_vs_n.png`` and ``rejection_vs_n.png``: test AUC and 1/eps_B at eps_S = 0.3 and 0.5 vs
+  the number of labelled jets (log x), one line per arm, band = mean +- std over seeds;
+* ``auc_vs_pretrain_size.png`` (arms with ``pretrain_size``): test AUC vs pretraining-set size,
+  one line per N_train, the from-scratch control as a horizontal band;
+* ``val_auc_vs_step.png`` and ``val_auc_vs_time.png`` (compute studies): validation AUC during
+  fine-tuning, per arm and N_train.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from colliderfm.errors import ColliderFMError
+from colliderfm.evaluate.plots import _plt, _save
+from colliderfm.studies.sweep import aggregate
+
+_LABELS = {
+    "auc": "test AUC",
+    "accuracy": "test accuracy",
+    "rej0.3": r"$1/\varepsilon_B$ at $\varepsilon_S=0.3$",
+    "rej0.5": r"$1/\varepsilon_B$ at $\varepsilon_S=0.5$",
+}
+
+
+def _band(ax: Any, x: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str, **kw: Any) -> None:
+    ok = np.isfinite(mean)
+    if not ok.any():
+        return
+    (line,) = ax.plot(x[ok], mean[ok], marker="o", label=label, **kw)
+    s = np.nan_to_num(std[ok])
+    ax.fill_between(x[ok], mean[ok] - s, mean[ok] + s, alpha=0.25, color=line.get_color(), lw=0)
+
+
+def _legend(ax: Any, **kw: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
+
+
+def _logx(ax: Any, xs: list[float] | np.ndarray) -> None:
+    """Log x axis with one labelled tick per value (no overlapping minor labels)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    vals = sorted({float(x) for x in xs})
+    if vals:
+        ax.set_xticks(vals)
+        ax.set_xticklabels([f"{v:g}" for v in vals], rotation=45 if len(vals) > 5 else 0)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _series(
+    summary: list[dict[str, Any]], arm: str, metric: str, x: str = "n_train"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rs = sorted((r for r in summary if r["arm"] == arm), key=lambda r: r[x] or 0)
+    xs = np.array([r[x] for r in rs], dtype=float)
+    mean = np.array([np.nan if r[f"{metric}_mean"] is None else r[f"{metric}_mean"] for r in rs])
+    std = np.array([np.nan if r[f"{metric}_std"] is None else r[f"{metric}_std"] for r in rs])
+    return xs, mean.astype(float), std.astype(float)
+
+
+def _arms(summary: list[dict[str, Any]]) -> list[str]:
+    seen: list[str] = []
+    for r in summary:
+        if r["arm"] not in seen:
+            seen.append(r["arm"])
+    return seen
+
+
+def plot_vs_n(summary: list[dict[str, Any]], out: Path) -> list[Path]:
+    """AUC vs N and rejection (eps_S = 0.3, 0.5) vs N, one band per arm.
+
+    Args:
+        summary: aggregated rows.
+        out: study directory.
+
+    Returns:
+        The PNGs written.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    for arm in _arms(summary):
+        _band(ax, *_series(summary, arm, "auc"), label=arm)
+    ns = [r["n_train"] for r in summary]
+    _logx(ax, ns)
+    ax.set_xlabel("labelled training jets $N_{train}$")
+    ax.set_ylabel("test AUC")
+    _legend(ax, loc="lower right", fontsize="small")
+    _save(fig, out / "auc_vs_n.png")
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    fig.subplots_adjust(wspace=0.35)
+    for ax, m in zip(axes, ("rej0.3", "rej0.5"), strict=True):
+        for arm in _arms(summary):
+            _band(ax, *_series(summary, arm, m), label=arm)
+        _logx(ax, ns)
+        ax.set_yscale("log")
+        ax.set_xlabel("labelled training jets $N_{train}$")
+        ax.set_ylabel(_LABELS[m])
+        _legend(ax, loc="upper left", fontsize="small")
+    _save(fig, out / "rejection_vs_n.png")
+    plt.close(fig)
+    return [out / "auc_vs_n.png", out / "rejection_vs_n.png"]
+
+
+def plot_scaling(summary: list[dict[str, Any]], out: Path) -> Path | None:
+    """Test AUC vs pretraining-set size per N_train; scratch arms as horizontal bands.
+
+    Args:
+        summary: aggregated rows.
+        out: study directory.
+
+    Returns:
+        The PNG, or None without pretrained arms.
+    """
+    pre = [r for r in summary if r.get("pretrain_size")]
+    if not pre:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    groups = sorted({(r["mode"], r["n_train"]) for r in pre}, key=lambda g: (g[1], g[0]))
+    modes = {g[0] for g in groups}
+    sizes = np.array(sorted({r["pretrain_size"] for r in pre}), dtype=float)
+    for mode, n in groups:
+        rs = sorted(
+            (r for r in pre if r["mode"] == mode and r["n_train"] == n),
+            key=lambda r: r["pretrain_size"],
+        )
+        x = np.array([r["pretrain_size"] for r in rs], dtype=float)
+        mean = np.array([np.nan if r["auc_mean"] is None else r["auc_mean"] for r in rs])
+        std = np.array([np.nan if r["auc_std"] is None else r["auc_std"] for r in rs])
+        label = f"$N_{{train}}$={n}" + (f" ({mode})" if len(modes) > 1 else "")
+        _band(ax, x, mean.astype(float), std.astype(float), label=label)
+        color = ax.lines[-1].get_color() if ax.lines else None
+        for r in summary:
+            if r["init"] == "none" and r["n_train"] == n and r["auc_mean"] is not None:
+                m, s = r["auc_mean"], r["auc_std"] or 0.0
+                ax.axhline(m, ls="--", color=color, lw=1, label=f"{r['arm']}, $N$={n}")
+                ax.fill_between(
+                    [sizes.min(), sizes.max()], m - s, m + s, color=color, alpha=0.1, lw=0
+                )
+    _logx(ax, sizes)
+    ax.set_xlabel("pretraining jets")
+    ax.set_ylabel("test AUC")
+    _legend(ax, loc="lower right", fontsize="small")
+    path = out / "auc_vs_pretrain_size.png"
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _mean_curve(
+    rows: list[dict[str, Any]], time: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Mean and std of validation AUC over seeds at the steps every seed logged."""
+    curves = []
+    for r in rows:
+        c = r.get("curve") or {}
+        pairs = [
+            (s, a)
+            for s, a in zip(c.get("step", []), c.get("val_auc", []), strict=False)
+            if a is not None
+        ]
+        steps, aucs = [p[0] for p in pairs], [p[1] for p in pairs]
+        if steps:
+            per = r["train_wall_s"] / r["steps"] if r.get("steps") else 0.0
+            curves.append(dict(zip(steps, aucs, strict=True)) | {"_per": per})
+    if not curves:
+        return None
+    common = sorted(set.intersection(*(set(k for k in c if k != "_per") for c in curves)))
+    if not common:
+        return None
+    a = np.array([[c[s] for s in common] for c in curves], dtype=float)
+    x = np.array(common, dtype=float)
+    if time:
+        x = x * float(np.mean([c["_per"] for c in curves]))
+    std = a.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(len(common))
+    return x, a.mean(axis=0), std
+
+
+def plot_curves(rows: list[dict[str, Any]], out: Path) -> list[Path]:
+    """Validation AUC vs step and vs (estimated) wall time, per arm, one panel per N_train.
+
+    Args:
+        rows: per-point rows with curves.
+        out: study directory.
+
+    Returns:
+        The PNGs written.
+    """
+    ns = sorted({r["n_train"] for r in rows})
+    arms: list[str] = []
+    for r in rows:
+        if r["arm"] not in arms:
+            arms.append(r["arm"])
+    plt = _plt()
+    paths = []
+    for time, name, xlabel in (
+        (False, "val_auc_vs_step.png", "fine-tuning step"),
+        (True, "val_auc_vs_time.png", "fine-tuning wall time [s] (mean s/step x step)"),
+    ):
+        fig, axes = plt.subplots(1, len(ns), figsize=(6.5 * len(ns), 5.5), squeeze=False)
+        for ax, n in zip(axes[0], ns, strict=True):
+            for arm in arms:
+                c = _mean_curve([r for r in rows if r["arm"] == arm and r["n_train"] == n], time)
+                if c is not None:
+                    _band(ax, *c, label=arm)
+            ax.set_title(f"$N_{{train}}$ = {n}", fontsize="medium")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("validation AUC")
+            _legend(ax, loc="lower right", fontsize="small")
+        _save(fig, out / name)
+        plt.close(fig)
+        paths.append(out / name)
+    return paths
+
+
+def _fmt(mean: float | None, std: float | None, digits: int) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.{digits}f} ± {0.0 if std is None else std:.{digits}f}"
+
+
+def _table(summary: list[dict[str, Any]], metric: str, digits: int, col: str = "n_train") -> str:
+    keys = sorted({r[col] for r in summary if r[col] is not None})
+    head = "| arm | init | mode | " + " | ".join(f"N={k}" for k in keys) + " |"
+    lines = [head, "|" + "---|" * (3 + len(keys))]
+    for arm in _arms(summary):
+        rs = {r[col]: r for r in summary if r["arm"] == arm}
+        first = next(iter(rs.values()))
+        cells = []
+        for k in keys:
+            r = rs.get(k)
+            if r is None:
+                cells.append("")
+                continue
+            cell = _fmt(r[f"{metric}_mean"], r[f"{metric}_std"], digits)
+            if r[f"{metric}_n"] < r["seeds"]:
+                cell += f" ({r[f'{metric}_n']}/{r['seeds']} finite)"
+            cells.append(cell)
+        lines.append(f"| {arm} | {first['init']} | {first['mode']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _scaling_table(summary: list[dict[str, Any]]) -> str:
+    ns = sorted({r["n_train"] for r in summary})
+    lines = [
+        "| arm | pretraining jets | mode | " + " | ".join(f"AUC at N={n}" for n in ns) + " |",
+        "|" + "---|" * (3 + len(ns)),
+    ]
+    arms = sorted(
+        _arms(summary),
+        key=lambda a: next((r.get("pretrain_size") or 0) for r in summary if r["arm"] == a),
+    )
+    for arm in arms:
+        rs = {r["n_train"]: r for r in summary if r["arm"] == arm}
+        first = next(iter(rs.values()))
+        size = first.get("pretrain_size") or ("0 (scratch)" if first["init"] == "none" else "?")
+        cells = [_fmt(rs[n]["auc_mean"], rs[n]["auc_std"], 4) if n in rs else "" for n in ns]
+        lines.append(f"| {arm} | {size} | {first['mode']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _compute_table(rows: list[dict[str, Any]]) -> tuple[str, str | None]:
+    from colliderfm.studies.compute import reference_arm, steps_to_target
+
+    ref = reference_arm(rows)
+    reach = steps_to_target(rows, ref)
+    lines = [
+        "| arm | N | reached | steps (mean ± std) | seconds (mean ± std) |",
+        "|---|---|---|---|---|",
+    ]
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in reach:
+        groups.setdefault((r["arm"], r["n_train"]), []).append(r)
+    for (arm, n), rs in groups.items():
+        ok = [r for r in rs if r["steps"] is not None]
+        st = np.array([r["steps"] for r in ok], dtype=float)
+        sec = np.array([r["seconds"] for r in ok if r["seconds"] is not None], dtype=float)
+
+        def ms(a: np.ndarray, d: int) -> str:
+            if a.size == 0:
+                return "never"
+            return _fmt(float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0, d)
+
+        lines.append(f"| {arm} | {n} | {len(ok)}/{len(rs)} | {ms(st, 0)} | {ms(sec, 1)} |")
+    return "\n".join(lines), ref
+
+
+def write_report(out: str | Path) -> Path:
+    """Regenerate every plot and ``report.md`` from ``out/results.json``.
+
+    Args:
+        out: study directory.
+
+    Returns:
+        Path of ``report.md``.
+    """
+    out = Path(out)
+    f = out / "results.json"
+    if not f.is_file():
+        raise ColliderFMError(f"{f}: no study results here (run `colliderfm study ...` first)")
+    try:
+        res = json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise ColliderFMError(f"{f}: not valid JSON") from exc
+    rows = res.get("points", [])
+    if not rows:
+        raise ColliderFMError(f"{f}: holds no finished points")
+    summary = aggregate(rows)
+    kind = res.get("kind", "data-efficiency")
+    data = res.get("data", {})
+    study = res.get("study", {})
+    budget = study.get("budget", {})
+    arms = _arms(summary)
+    ns = sorted({r["n_train"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    n_test = sorted({r.get("n_test") for r in rows if r.get("n_test") is not None})
+    plots = plot_vs_n(summary, out)
+    scaling_png = plot_scaling(summary, out)
+    curve_pngs = plot_curves(rows, out) if kind == "compute" else []
+    train_s = sum(r["train_wall_s"] for r in rows)
+    eval_s = sum(r["eval_wall_s"] for r in rows)
+    md = [f"# colliderfm study: {kind}", ""]
+    md += [
+        "## Scale of this run",
+        "",
+        f"- **Points:** {len(arms)} arm(s) x {len(ns)} label count(s) x {len(seeds)} seed(s) = "
+        f"{len(rows)} fine-tuning runs (arms: {', '.join(arms)}; N_train: "
+        f"{', '.join(map(str, ns))}; seeds: {', '.join(map(str, seeds))}).",
+        f"- **Data:** training subsets drawn class-balanced from `{data.get('train')}` "
+        f"({data.get('train_labelled')} labelled jets); validation `{data.get('val')}` (at most "
+        f"the first {data.get('val_max')} jets); test `{data.get('test')}` "
+        f"({', '.join(map(str, n_test))} jets).",
+        f"- **Budget per point (identical for every arm, scratch included):** "
+        f"{budget.get('max_steps')} optimizer steps at batch {data.get('batch_size')}, lr "
+        f"{data.get('lr')} (warm-up + cosine), validation every {budget.get('eval_every')} "
+        f"steps, test metrics of the checkpoint selected by `{budget.get('select')}`; model "
+        f"{data.get('model')}, precision {data.get('precision')}.",
+        f"- **Compute:** {train_s:.0f} s of fine-tuning and {eval_s:.0f} s of test evaluation "
+        f"in total ({(train_s + eval_s) / 3600:.2f} h, summed over points and invocations); "
+        f"the last invocation took {res.get('sweep_wall_s', 0):.0f} s of wall time.",
+    ]
+    if len(seeds) < 3:
+        md.append(
+            f"- **Caution:** only {len(seeds)} seed(s): the ± values are not meaningful "
+            "error estimates."
+        )
+    md += [
+        "- ± is the sample standard deviation over seeds (each seed changes both the labelled "
+        "subset and the initialisation of the trainable parts). Rejection is 1/eps_B with eps_B "
+        "linearly interpolated on the ROC curve; a small test set limits it: 'n/a' or 'k/n "
+        "finite' means that in some seeds no background jet passed at that signal efficiency "
+        "(rejection beyond what the test set can measure; those seeds are left out).",
+        "",
+    ]
+    if kind == "scaling" and scaling_png is not None:
+        md += [
+            "## Test AUC vs pretraining-set size",
+            "",
+            _scaling_table(summary),
+            "",
+            f"![AUC vs pretraining size]({scaling_png.name})",
+            "",
+        ]
+    if kind == "compute":
+        table, ref = _compute_table(rows)
+        md += [
+            f"## Steps to reach `{ref}`'s best validation AUC",
+            "",
+            "Per seed, the target is the reference run's best validation AUC with that seed and "
+            "N; seconds are estimated as step x the run's mean time per step.",
+            "",
+            table,
+            "",
+            *[f"![{p.stem}]({p.name})" for p in curve_pngs],
+            "",
+        ]
+    md += [
+        "## Test AUC (mean ± std over seeds)",
+        "",
+        _table(summary, "auc", 4),
+        "",
+        f"![AUC vs N]({plots[0].name})",
+        "",
+        "## Background rejection 1/eps_B at eps_S = 0.3",
+        "",
+        _table(summary, "rej0.3", 1),
+        "",
+        "## Background rejection 1/eps_B at eps_S = 0.5",
+        "",
+        _table(summary, "rej0.5", 1),
+        "",
+        f"![rejection vs N]({plots[1].name})",
+        "",
+        "## Test accuracy",
+        "",
+        _table(summary, "accuracy", 4),
+        "",
+        "## Fine-tuning wall time per point [s]",
+        "",
+        _table(summary, "train_wall_s", 0),
+        "",
+    ]
+    if kind != "scaling" and scaling_png is not None:
+        md += [f"![AUC vs pretraining size]({scaling_png.name})", ""]
+    md += ["## Command", "", "```bash"]
+    md += [c for c in res.get("commands", []) if c] or [str(res.get("command") or "(library call)")]
+    md += [
+        "```",
+        "",
+        "Regenerate this report from `results.json`: `colliderfm study report "
+        f"{out}`. Per-point rows: `results.csv`; aggregates: `summary.csv`.",
+        "",
+        "## Study config (resolved)",
+        "",
+        "```yaml",
+        yaml.safe_dump(study, sort_keys=False).rstrip(),
+        "```",
+        "",
+        "## Fine-tuning config of the first point",
+        "",
+        "```yaml",
+        str(res.get("base_config", "")).rstrip(),
+        "```",
+        "",
+        f"colliderfm {res.get('version', '?')}, results written {res.get('created', '?')}.",
+        "",
+    ]
+    path = out / "report.md"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("\n".join(md))
+    os.replace(tmp, path)
+    return path

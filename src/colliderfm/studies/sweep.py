@@ -1,0 +1,469 @@
+"""The sweep runner shared by every study: one fine-tuning run + test evaluation per point.
+
+A point is (arm, N_train, seed). Its run lives in ``DIR/points/<arm>-n<N>-s<seed>/run`` and its
+result in ``.../metrics.json``, written atomically once the point is finished; a rerun skips
+finished points and resumes an interrupted one from its ``run/last`` checkpoint. Every point
+gets the same budget (steps, schedule, validation cadence, checkpoint selection), whatever its
+initialisation: the from-scratch control is trained exactly like the pretrained arms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from colliderfm.config import Config, load_config
+from colliderfm.errors import ConfigError
+from colliderfm.evaluate.run import evaluate_checkpoint, write_json
+from colliderfm.finetune.run import run_finetune
+from colliderfm.studies.config import ArmConfig, StudyConfig
+from colliderfm.train.logging import log, read_metrics
+
+#: the per-point metrics aggregated over seeds
+METRICS = ("auc", "accuracy", "rej0.3", "rej0.5")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One fine-tuning run of a study."""
+
+    arm: ArmConfig
+    n_train: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """Directory name ``<arm>-n<N>-s<seed>``."""
+        return f"{self.arm.name}-n{self.n_train}-s{self.seed}"
+
+
+def make_points(
+    arms: Sequence[ArmConfig], n_train: Sequence[int], seeds: Sequence[int]
+) -> list[Point]:
+    """All (arm, N, seed) points, ordered by N, then seed, then arm.
+
+    Running every arm at a given (N, seed) next to each other means an interrupted sweep still
+    leaves complete comparisons behind.
+
+    Args:
+        arms: study arms.
+        n_train: labelled-set sizes.
+        seeds: seeds.
+
+    Returns:
+        The points.
+    """
+    return [Point(a, n, s) for n in n_train for s in seeds for a in arms]
+
+
+def point_config(study: StudyConfig, point: Point) -> Config:
+    """The resolved fine-tuning config of one point.
+
+    Order of precedence (last wins): base YAML, study ``overrides``, the arm's ``overrides``,
+    then the point itself (init, mode, N, seed) and the study budget, so no arm can change the
+    budget.
+
+    Args:
+        study: the study.
+        point: the point.
+
+    Returns:
+        The fine-tuning config (``data.test`` cleared: the study evaluates separately).
+    """
+    b = study.budget
+    monitor = "null" if b.select == "last" else b.select
+    sets = [
+        *study.overrides,
+        *point.arm.overrides,
+        f"finetune.init={point.arm.init}",
+        f"finetune.mode={point.arm.mode}",
+        f"finetune.n_train={point.n_train}",
+        f"train.seed={point.seed}",
+        f"train.max_steps={b.max_steps}",
+        f"train.steps_per_epoch={b.eval_every}",
+        f"train.early_stopping={monitor}",
+        "train.patience=1000000000",  # select the best checkpoint, never stop early
+        "data.test=null",
+    ]
+    if b.batch_size is not None:
+        sets.append(f"train.batch_size={b.batch_size}")
+    if b.lr is not None:
+        sets.append(f"train.lr={b.lr}")
+    try:
+        return load_config(study.base, sets)
+    except ConfigError as exc:
+        raise ConfigError(f"arm '{point.arm.name}': {exc}") from exc
+
+
+def _fingerprint(cfg: Config, test: str, test_max: int | None) -> str:
+    blob = json.dumps([cfg.to_dict(), test, test_max], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _curve(run_dir: Path) -> dict[str, list[Any]]:
+    """Validation curve of a run (lp-ft: the probe phase, then the full phase, steps offset)."""
+    steps: list[float] = []
+    aucs: list[float | None] = []
+    losses: list[float | None] = []
+    offset = 0
+    for d in (run_dir / "lp", run_dir):
+        if not (d / "metrics.csv").is_file():
+            continue
+        m = read_metrics(d)
+        auc = dict(m.get("val_auc", []))
+        loss = dict(m.get("val_loss", []))
+        for s in sorted(set(auc) | set(loss)):
+            steps.append(float(s + offset))
+            aucs.append(auc.get(s))
+            losses.append(loss.get(s))
+        train_steps = [s for s, _ in m.get("train_loss", [])] + [s for s in auc]
+        offset += max(train_steps, default=0)
+    return {"step": steps, "val_auc": aucs, "val_loss": losses}
+
+
+def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[str, Any]:
+    """Fine-tune and evaluate one point; write ``pdir/metrics.json`` atomically.
+
+    Args:
+        study: the study.
+        point: the point.
+        pdir: the point's directory.
+        test: test data path.
+
+    Returns:
+        The point's result row.
+    """
+    cfg = point_config(study, point)
+    fp = _fingerprint(cfg, test, study.test_max)
+    run_dir = pdir / "run"
+    resume = (run_dir / "last").exists()
+    if run_dir.exists() and not resume:
+        shutil.rmtree(run_dir)  # a start that never reached its first checkpoint
+    t0 = time.perf_counter()
+    summary = run_finetune(cfg, run_dir, resume=resume, progress=False)
+    t1 = time.perf_counter()
+    metrics = evaluate_checkpoint(
+        run_dir, test, pdir / "test_metrics.json", max_jets=study.test_max, plots=False
+    )
+    t2 = time.perf_counter()
+    rej = metrics.get("rejection", {})
+    best = summary.get("best") or {}
+    row: dict[str, Any] = {
+        "key": point.key,
+        "arm": point.arm.name,
+        "init": point.arm.init,
+        "mode": point.arm.mode,
+        "pretrain_size": point.arm.pretrain_size,
+        "n_train": point.n_train,
+        "seed": point.seed,
+        "auc": metrics.get("auc"),
+        "accuracy": metrics.get("accuracy"),
+        "rej0.3": rej.get("0.3"),
+        "rej0.5": rej.get("0.5"),
+        "n_test": metrics.get("n"),
+        "n_train_used": summary.get("n_train"),
+        "steps": summary.get("steps"),
+        "best_step": best.get("step"),
+        "best_val_auc": best.get("val_auc"),
+        "train_wall_s": round(t1 - t0, 2),
+        "eval_wall_s": round(t2 - t1, 2),
+        "resumed": resume,
+        "fingerprint": fp,
+        "curve": _curve(run_dir),
+    }
+    if not study.keep_checkpoints:
+        for f in ("model.safetensors", "last", "lp"):
+            target = run_dir / f
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    write_json(row, pdir / "metrics.json")
+    return row
+
+
+def _labelled_counts(path: str) -> dict[int, int]:
+    from colliderfm.data.subset import read_labels
+
+    labels = read_labels(path)
+    vals, counts = np.unique(labels[labels >= 0], return_counts=True)
+    return {int(v): int(c) for v, c in zip(vals, counts, strict=True)}
+
+
+def check_points(study: StudyConfig, points: list[Point]) -> tuple[str, dict[str, Any]]:
+    """Validate every point's config and the data before any training starts.
+
+    Args:
+        study: the study.
+        points: the points to run.
+
+    Returns:
+        (test data path, facts about the data for the report).
+    """
+    cfgs = {p.arm.name: point_config(study, p) for p in points}
+    first = next(iter(cfgs.values()))
+    if first.data.train is None:
+        raise ConfigError("data.train is not set in the base config (or give --set data.train=)")
+    test = study.test or first.data.test
+    if test is None:
+        raise ConfigError("config key 'test' is missing (and the base config has no data.test)")
+    if not Path(test).exists():
+        raise ConfigError(f"config key 'test': {test} does not exist")
+    for name, cfg in cfgs.items():
+        if cfg.data.train != first.data.train:
+            raise ConfigError(f"arm '{name}' trains on {cfg.data.train}, not {first.data.train}")
+        if study.budget.select != "last" and cfg.data.val is None:
+            raise ConfigError(
+                "budget.select needs a validation set (data.val); set it or use budget.select=last"
+            )
+        arm = next(p.arm for p in points if p.arm.name == name)
+        if arm.init != "none" and not Path(arm.init).exists():
+            raise ConfigError(f"arm '{name}': init checkpoint {arm.init} does not exist")
+    counts = _labelled_counts(first.data.train)
+    total = sum(counts.values())
+    too_big = [n for n in study.n_train if n > total]
+    if too_big:
+        raise ConfigError(
+            f"config key 'n_train' holds {too_big} but {first.data.train} has only {total} "
+            "labelled jets (generate more, or drop those sizes)"
+        )
+    facts = {
+        "train": first.data.train,
+        "val": first.data.val,
+        "test": test,
+        "train_labelled": total,
+        "train_counts": counts,
+        "model": f"{first.model.name}/{first.model.preset}",
+        "batch_size": first.train.batch_size,
+        "lr": first.train.lr,
+        "max_steps": study.budget.max_steps,
+        "eval_every": study.budget.eval_every,
+        "val_max": first.train.val_max,
+        "precision": first.train.precision,
+    }
+    return test, facts
+
+
+def run_sweep(
+    study: StudyConfig, points: list[Point], out: Path, test: str
+) -> list[dict[str, Any]]:
+    """Run (or skip, when finished) every point under one progress bar.
+
+    Args:
+        study: the study.
+        points: the points.
+        out: study directory.
+        test: test data path.
+
+    Returns:
+        One result row per point, in point order.
+    """
+    rows: list[dict[str, Any]] = []
+    done = [p for p in points if (out / "points" / p.key / "metrics.json").is_file()]
+    bar = tqdm(total=len(points), initial=len(done), unit="point", desc="study", dynamic_ncols=True)
+    try:
+        for p in points:
+            pdir = out / "points" / p.key
+            f = pdir / "metrics.json"
+            if f.is_file():
+                row = json.loads(f.read_text())
+                fp = _fingerprint(point_config(study, p), test, study.test_max)
+                if row.get("fingerprint") != fp:
+                    raise ConfigError(
+                        f"{pdir}: this point was run with a different config; delete it or use "
+                        "another --out"
+                    )
+                rows.append(row)
+                continue
+            bar.set_postfix_str(p.key)
+            row = run_point(study, p, pdir, test)
+            log.info(
+                "%s: test AUC %.4f after %s steps (%.0f s)",
+                p.key,
+                row["auc"] if row["auc"] is not None else math.nan,
+                row["steps"],
+                row["train_wall_s"] + row["eval_wall_s"],
+            )
+            rows.append(row)
+            bar.update(1)
+    finally:
+        bar.close()
+    return rows
+
+
+def _stats(values: list[Any]) -> dict[str, Any]:
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not vals:
+        return {"mean": None, "std": None, "n": 0}
+    a = np.asarray(vals)
+    return {
+        "mean": float(a.mean()),
+        "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+        "n": int(a.size),
+    }
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard deviation (ddof=1) over seeds per (arm, N).
+
+    Rejections that are unbounded at the test-set size (``None``) are left out of the mean and
+    counted in ``<metric>_n``.
+
+    Args:
+        rows: per-point rows.
+
+    Returns:
+        One row per (arm, N) in first-seen order, with ``<metric>_mean``, ``_std``, ``_n``.
+    """
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["arm"], r["n_train"]), []).append(r)
+    out = []
+    for (arm, n), rs in groups.items():
+        agg: dict[str, Any] = {
+            "arm": arm,
+            "init": rs[0]["init"],
+            "mode": rs[0]["mode"],
+            "pretrain_size": rs[0].get("pretrain_size"),
+            "n_train": n,
+            "seeds": len(rs),
+        }
+        for m in (*METRICS, "train_wall_s"):
+            s = _stats([r.get(m) for r in rs])
+            agg[f"{m}_mean"], agg[f"{m}_std"], agg[f"{m}_n"] = s["mean"], s["std"], s["n"]
+        out.append(agg)
+    return out
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path, columns: list[str]) -> Path:
+    """Write rows as CSV atomically (missing values empty).
+
+    Args:
+        rows: dicts.
+        path: target file.
+        columns: column order.
+
+    Returns:
+        The path.
+    """
+    import csv
+    import io
+    import os
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(columns)
+    for r in rows:
+        w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, path)
+    return path
+
+
+POINT_COLUMNS = [
+    "arm",
+    "init",
+    "mode",
+    "pretrain_size",
+    "n_train",
+    "seed",
+    "auc",
+    "accuracy",
+    "rej0.3",
+    "rej0.5",
+    "n_test",
+    "steps",
+    "best_step",
+    "best_val_auc",
+    "train_wall_s",
+    "eval_wall_s",
+]
+
+
+def summary_columns() -> list[str]:
+    """Columns of ``summary.csv``.
+
+    Returns:
+        Column names.
+    """
+    cols = ["arm", "init", "mode", "pretrain_size", "n_train", "seeds"]
+    for m in (*METRICS, "train_wall_s"):
+        cols += [f"{m}_mean", f"{m}_std", f"{m}_n"]
+    return cols
+
+
+def execute(
+    kind: str,
+    study: StudyConfig,
+    arms: list[ArmConfig],
+    out: str | Path,
+    command: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run a study's sweep and write ``results.csv``, ``summary.csv``, ``results.json``, plots
+    and ``report.md`` into ``out``.
+
+    Args:
+        kind: ``data-efficiency``, ``scaling`` or ``compute``.
+        study: the study config.
+        arms: the arms to run (the study's, plus any produced by a pretraining recipe).
+        out: study directory.
+        command: the command line that started the study (recorded in the report).
+        extra: more facts for ``results.json`` (e.g. pretraining runs).
+
+    Returns:
+        The results dict that was written to ``results.json``.
+    """
+    from colliderfm import __version__
+    from colliderfm.config import dump_config
+    from colliderfm.studies.report import write_report
+
+    out = Path(out)
+    if len(study.seeds) < 3:
+        log.warning(
+            "only %d seed(s): the mean +- std bands are not meaningful (use 3 or more)",
+            len(study.seeds),
+        )
+    points = make_points(arms, study.n_train, study.seeds)
+    test, facts = check_points(study, points)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rows = run_sweep(study, points, out, test)
+    sweep_wall = time.perf_counter() - t0
+    previous = {}
+    if (out / "results.json").is_file():
+        try:
+            previous = json.loads((out / "results.json").read_text())
+        except json.JSONDecodeError:
+            previous = {}
+    results: dict[str, Any] = {
+        "kind": kind,
+        "version": __version__,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": command,
+        "commands": [*previous.get("commands", []), command] if command else [],
+        "study": {**study.to_dict(), "arms": [a.__dict__ for a in arms]},
+        "base_config": dump_config(point_config(study, points[0])),
+        "data": facts,
+        "points": rows,
+        "summary": aggregate(rows),
+        "point_wall_s": round(sum(r["train_wall_s"] + r["eval_wall_s"] for r in rows), 1),
+        "sweep_wall_s": round(sweep_wall, 1),
+        **(extra or {}),
+    }
+    write_csv(rows, out / "results.csv", POINT_COLUMNS)
+    write_csv(results["summary"], out / "summary.csv", summary_columns())
+    write_json(results, out / "results.json")
+    write_report(out)
+    return results
