@@ -29,6 +29,11 @@ export_app = typer.Typer(
     no_args_is_help=True, help="Export a trained model for inference outside colliderfm."
 )
 app.add_typer(export_app, name="export")
+study_app = typer.Typer(
+    no_args_is_help=True,
+    help="Transfer studies: data efficiency, pretraining-set scaling, compute efficiency.",
+)
+app.add_typer(study_app, name="study")
 
 Overrides = Annotated[
     list[str] | None,
@@ -94,30 +99,138 @@ def generate_jets_cmd(
     typer.echo(f"wrote {manifest['n']} jets to {out}: {manifest['counts']}")
 
 
+@generate_app.command(
+    "events",
+    epilog="Examples:\n\n  colliderfm generate events --process ttbar,h2hdm --n 10000 "
+    "--out data/events --workers 2\n\n  colliderfm generate events --process datalike "
+    "--n 50000 --out data/datalike --seed 1\n\n  colliderfm generate events --process "
+    "ttbar,h2hdm --mass 750 --n 5000 --out data/events-m750",
+)
+def generate_events_cmd(
+    process: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated processes: ttbar (label 0), h2hdm (label 1), datalike "
+            "(unlabelled SM mix, another tune)."
+        ),
+    ] = "ttbar,h2hdm",
+    n: Annotated[int, typer.Option(help="Selected events per process.", min=1)] = 1000,
+    out: Annotated[Path, typer.Option(help="Output shard directory.")] = Path("data/events"),
+    seed: Annotated[int, typer.Option(help="Seed (same seed -> same bytes).")] = 0,
+    workers: Annotated[int, typer.Option(help="Parallel generator processes.", min=1)] = 1,
+    events_per_shard: Annotated[
+        int, typer.Option(help="Events per Parquet shard.", min=1)
+    ] = 10_000,
+    mass: Annotated[float, typer.Option(help="Heavy Higgs (H -> tt) mass for h2hdm, GeV.")] = 550.0,
+    btag_eff: Annotated[float, typer.Option(help="b-tag efficiency of b-jets.")] = 0.70,
+    min_leptons: Annotated[int, typer.Option(help="Selection: leptons required.", min=0)] = 1,
+    min_bjets: Annotated[int, typer.Option(help="Selection: b-tagged jets required.", min=0)] = 2,
+    min_light_jets: Annotated[
+        int, typer.Option(help="Selection: untagged jets required.", min=0)
+    ] = 2,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    num_shards: Annotated[
+        int | None,
+        typer.Option(help="Batch mode: cut the data set into this many shards."),
+    ] = None,
+    shard_index: Annotated[
+        int | None,
+        typer.Option(help="Batch mode: the one shard this job writes (0-based)."),
+    ] = None,
+) -> None:
+    """Generate whole collision events (leptons, b-jets, jets, MET) as event shards."""
+    from colliderfm.data.generate.events import EventSettings, generate_events
+    from colliderfm.data.objects import Selection
+
+    procs = [p.strip() for p in process.split(",") if p.strip()]
+    settings = EventSettings(
+        btag_eff=btag_eff,
+        selection=Selection(
+            min_leptons=min_leptons, min_bjets=min_bjets, min_light_jets=min_light_jets
+        ),
+    )
+    manifest = generate_events(
+        procs,
+        n,
+        out,
+        seed=seed,
+        workers=workers,
+        events_per_shard=events_per_shard,
+        mass=mass,
+        settings=settings,
+        overwrite=overwrite,
+        num_shards=num_shards,
+        shard_index=shard_index,
+    )
+    eff = manifest["source"]["selection_efficiency"]
+    typer.echo(
+        f"wrote {manifest['n']} events to {out}: {manifest['counts']} "
+        f"(selection efficiency: {', '.join(f'{k} {v:.1%}' for k, v in eff.items())})"
+    )
+
+
 @app.command(
     epilog="Examples:\n\n  colliderfm convert JetClass_TTBar_000.root --format jetclass "
     "--out data/jetclass\n\n  colliderfm convert train.h5 --format toptagging "
-    "--out data/toptag-train"
+    "--out data/toptag-train\n\n  colliderfm convert nano_*.root --format nanoaod "
+    "--out data/cms-events --btag-wp 0.2783 --min-bjets 2"
 )
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="Input files (same format).")],
     format: Annotated[
         str | None,
         typer.Option(  # noqa: UP045
-            help="jetclass | toptagging (detected when omitted)."
+            help="jetclass | toptagging | nanoaod (detected when omitted)."
         ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Output shard directory.")] = Path("data/converted"),
-    chunk_size: Annotated[int, typer.Option(help="Jets read per chunk.", min=1)] = 8192,
+    chunk_size: Annotated[
+        int, typer.Option(help="Jets (NanoAOD: events) read per chunk.", min=1)
+    ] = 8192,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    btag_wp: Annotated[
+        float, typer.Option(help="NanoAOD: Jet_btagDeepFlavB b-tag threshold (DeepJet medium).")
+    ] = 0.2783,
+    lepton_pt_min: Annotated[float, typer.Option(help="NanoAOD: lepton pT cut, GeV.")] = 25.0,
+    lepton_eta_max: Annotated[float, typer.Option(help="NanoAOD: lepton |eta| cut.")] = 2.5,
+    iso_max: Annotated[float, typer.Option(help="NanoAOD: max relative lepton isolation.")] = 0.15,
+    jet_pt_min: Annotated[float, typer.Option(help="NanoAOD: jet pT cut, GeV.")] = 25.0,
+    jet_eta_max: Annotated[float, typer.Option(help="NanoAOD: jet |eta| cut.")] = 2.5,
+    min_leptons: Annotated[int, typer.Option(help="NanoAOD: leptons required.", min=0)] = 1,
+    min_bjets: Annotated[int, typer.Option(help="NanoAOD: b-tagged jets required.", min=0)] = 2,
+    min_light_jets: Annotated[
+        int, typer.Option(help="NanoAOD: untagged jets required.", min=0)
+    ] = 2,
+    max_leptons: Annotated[int, typer.Option(help="NanoAOD: leptons kept.", min=0)] = 2,
+    max_jets: Annotated[int, typer.Option(help="NanoAOD: jets kept.", min=0)] = 10,
+    label: Annotated[
+        int, typer.Option(help="NanoAOD: label of every event (-1 data, 0 ttbar, 1 h2hdm).")
+    ] = -1,
 ) -> None:
-    """Convert JetClass ROOT or Top Tagging HDF5 files into canonical Parquet shards."""
+    """Convert JetClass ROOT, Top Tagging HDF5 or CMS NanoAOD files into canonical shards."""
     from colliderfm.data.convert import convert as do_convert
 
-    manifest = do_convert(inputs, format, out, chunk_size=chunk_size, overwrite=overwrite)
+    nano = None
+    if (format or "").lower() == "nanoaod" or format is None:
+        from colliderfm.data.objects import Selection
+        from colliderfm.data.readers.nanoaod import NanoAODOptions
+
+        nano = NanoAODOptions(
+            btag_wp=btag_wp,
+            lepton_pt_min=lepton_pt_min,
+            lepton_eta_max=lepton_eta_max,
+            iso_max=iso_max,
+            jet_pt_min=jet_pt_min,
+            jet_eta_max=jet_eta_max,
+            selection=Selection(min_leptons, min_bjets, min_light_jets, max_leptons, max_jets),
+        )
+    manifest = do_convert(
+        inputs, format, out, chunk_size=chunk_size, overwrite=overwrite, nanoaod=nano, label=label
+    )
     skipped = manifest.get("skipped") or {}
     extra = f" (skipped: {skipped})" if any(skipped.values()) else ""
-    typer.echo(f"wrote {manifest['n']} jets to {out}: {manifest['counts']}{extra}")
+    what = "events" if manifest.get("kind") == "events" else "jets"
+    typer.echo(f"wrote {manifest['n']} {what} to {out}: {manifest['counts']}{extra}")
 
 
 @app.command(
@@ -175,7 +288,8 @@ def models() -> None:
     "configs/finetune/top_tagging.yaml --init runs/pretrain --mode linear "
     "--n-train 1000 --out runs/probe\n\n  colliderfm finetune --config "
     "configs/finetune/top_tagging.yaml --set data.train=data/big "
-    "--set train.epochs=20 --out runs/big"
+    "--set train.epochs=20 --out runs/big\n\n  colliderfm finetune --config "
+    "configs/finetune/top_tagging.yaml --cwola --init none --out runs/cwola"
 )
 def finetune(
     config: Annotated[Path, typer.Option(help="YAML recipe.")],
@@ -200,6 +314,13 @@ def finetune(
     ] = None,
     overrides: Overrides = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    cwola: Annotated[
+        bool,
+        typer.Option(
+            help="Weak supervision (CWoLa): train on two mixed samples (finetune.cwola_fractions "
+            "of the labelled data, or finetune.cwola_samples=[A,B]); validate on true labels."
+        ),
+    ] = False,
 ) -> None:
     """Train a classifier: from scratch (--init none) or from a pretrained backbone."""
     from colliderfm.config import load_config
@@ -213,6 +334,8 @@ def finetune(
         sets.append(f"finetune.mode={mode}")
     if n_train is not None:
         sets.append(f"finetune.n_train={n_train}")
+    if cwola:
+        sets.append("finetune.cwola=true")
     cfg = load_config(config, sets)
     with distributed() as (rank, _):  # under torchrun: one process group for the run
         summary = run_finetune(cfg, out, resume=resume)
@@ -306,6 +429,82 @@ def export_onnx_cmd(
     typer.echo(json.dumps(info, indent=2, default=str))
 
 
+def _study(kind: str, config: Path, out: Path, overrides: list[str] | None) -> None:
+    from colliderfm.studies import run_study
+
+    res = run_study(kind, config, out, overrides)
+    for r in res["summary"]:
+        auc = "n/a" if r["auc_mean"] is None else f"{r['auc_mean']:.4f} +- {r['auc_std']:.4f}"
+        typer.echo(f"{r['arm']:<24} N={r['n_train']:<8} test AUC {auc} ({r['seeds']} seeds)")
+    typer.echo(f"report: {out / 'report.md'}")
+
+
+_STUDY_EPILOG = (
+    "Any --set key of a fine-tuning section (data, model, finetune, train) goes to every "
+    "point's fine-tuning config; other keys change the study (n_train, seeds, budget.*, ...)."
+)
+
+
+@study_app.command(
+    "data-efficiency",
+    epilog="Examples:\n\n  colliderfm study data-efficiency --config "
+    "configs/study/data_efficiency.yaml --out studies/de\n\n  colliderfm study "
+    "data-efficiency --config configs/study/data_efficiency.yaml --out studies/de-quick "
+    "--set 'n_train=[100,1000]' --set 'seeds=[0,1,2]' --set budget.max_steps=100\n\n"
+    + _STUDY_EPILOG,
+)
+def study_data_efficiency(
+    config: Annotated[Path, typer.Option(help="Study YAML (configs/study/*.yaml).")],
+    out: Annotated[Path, typer.Option(help="Study directory (rerun to resume).")],
+    overrides: Overrides = None,
+) -> None:
+    """Test AUC and rejection vs the number of labelled jets, per arm (pretrained vs scratch)."""
+    _study("data-efficiency", config, out, overrides)
+
+
+@study_app.command(
+    "scaling",
+    epilog="Examples:\n\n  colliderfm study scaling --config configs/study/scaling.yaml "
+    "--out studies/scaling\n\n  colliderfm study scaling --config "
+    "configs/study/scaling.yaml --out studies/scaling --set 'pretrain.sizes=[1000,10000]'\n\n"
+    + _STUDY_EPILOG,
+)
+def study_scaling(
+    config: Annotated[Path, typer.Option(help="Study YAML (configs/study/scaling.yaml).")],
+    out: Annotated[Path, typer.Option(help="Study directory (rerun to resume).")],
+    overrides: Overrides = None,
+) -> None:
+    """Downstream test AUC at fixed N_train vs the size of the pretraining set."""
+    _study("scaling", config, out, overrides)
+
+
+@study_app.command(
+    "compute",
+    epilog="Examples:\n\n  colliderfm study compute --config configs/study/compute.yaml "
+    "--out studies/compute\n\n" + _STUDY_EPILOG,
+)
+def study_compute(
+    config: Annotated[Path, typer.Option(help="Study YAML (configs/study/compute.yaml).")],
+    out: Annotated[Path, typer.Option(help="Study directory (rerun to resume).")],
+    overrides: Overrides = None,
+) -> None:
+    """Validation AUC vs fine-tuning step and time; steps to reach scratch's best AUC."""
+    _study("compute", config, out, overrides)
+
+
+@study_app.command(
+    "report",
+    epilog="Example:\n\n  colliderfm study report studies/de",
+)
+def study_report(
+    directory: Annotated[Path, typer.Argument(help="Study directory holding results.json.")],
+) -> None:
+    """Regenerate a study's plots and report.md from its results.json (no training)."""
+    from colliderfm.studies import write_report
+
+    typer.echo(f"report: {write_report(directory)}")
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one line and exit code 2."""
     from colliderfm.train.logging import setup_console_logging
@@ -325,13 +524,33 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("colliderfm: interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+    except OSError as exc:  # disk full, permission denied, ...: the environment, not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"colliderfm: error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # usage errors (click's, or the copy newer typer vendors)
+        if isinstance(exc, _usage_error_types()):
+            exc.show()  # type: ignore[attr-defined]
             sys.exit(2)
         raise
+
+
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """Click's ``ClickException`` classes (newer typer releases vendor their own copy of click)."""
+    types: list[type[Exception]] = []
+    try:
+        import click
+
+        types.append(click.ClickException)
+    except ImportError:
+        pass
+    try:
+        from typer._click.exceptions import ClickException
+
+        types.append(ClickException)
+    except ImportError:
+        pass
+    return tuple(types)
 
 
 if __name__ == "__main__":

@@ -149,8 +149,8 @@ def test_different_class_lists(small_shards, tmp_path: Path) -> None:
         convert([a.path, b.path], None, tmp_path / "out", progress=False)
 
 
-def test_nanoaod_not_supported_yet(jetclass_root, tmp_path: Path) -> None:
-    with pytest.raises(ColliderFMError, match="nanoaod conversion is not supported yet"):
+def test_nanoaod_format_on_a_jetclass_file(jetclass_root, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no tree 'Events', not a NanoAOD file"):
         convert([jetclass_root(n=2).path], "nanoaod", tmp_path / "out", progress=False)
     with pytest.raises(ColliderFMError, match="unknown format"):
         convert([jetclass_root(n=2).path], "csv", tmp_path / "out", progress=False)

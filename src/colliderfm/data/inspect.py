@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 
 from colliderfm.data.readers.dispatch import count_jets, detect_format, iter_jet_chunks, jet_classes
-from colliderfm.data.schema import JetChunk, jet_scalars_from_particles
+from colliderfm.data.schema import JetChunk, ObjectType, jet_scalars_from_particles
 from colliderfm.errors import ColliderFMError
 from colliderfm.physics.kinematics import np_eta, np_phi
 
 HIST_BINS = 10
+#: Manifest ``source`` entries too long for the one-line text summary (still in ``--json``).
+_LONG_SOURCE_KEYS = ("inputs", "pythia_settings", "settings", "seed_derivation", "nanoaod")
 BAR = 30
 
 #: Quantity name -> unit, in report order.
@@ -137,6 +139,10 @@ def _schema(path: Path, fmt: str) -> dict[str, Any]:
         from colliderfm.data.readers.toptagging import schema as tt_schema
 
         return tt_schema(path)
+    if fmt == "nanoaod":
+        from colliderfm.data.readers.nanoaod import schema as nano_schema
+
+        return nano_schema(path)
     from colliderfm.data.readers.rootfile import tree_names
 
     return {"trees": tree_names(path)}
@@ -156,8 +162,11 @@ def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
         scanning), ``multiplicity`` (min/mean/median/max and ``histogram`` bins), ``particle`` and
         ``jet`` (min/mean/max of pT, energy in GeV, eta, phi, mass; particle ``deta``/``dphi``
         relative to the jet axis), ``charge`` and ``pid`` counts, and for shard directories the
-        ``manifest`` summary (source, skipped at conversion, shards). NanoAOD files and event
-        shards get only the format, schema and metadata.
+        ``manifest`` summary (source, skipped at conversion, shards). Event shards and NanoAOD
+        files (default selection) instead get ``n_events``, ``counts``, ``objects_per_event``,
+        ``objects`` (per ObjectType name), ``objects_per_event_by_type`` and
+        ``object_kinematics`` (min/mean/max of pt, eta, energy per object type); ``max_jets``
+        then counts events.
     """
     if max_jets is not None and max_jets < 1:
         raise ColliderFMError(f"max_jets must be >= 1, got {max_jets}")
@@ -165,8 +174,8 @@ def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
     fmt = detect_format(path)
     info: dict[str, Any] = {"path": str(path), "format": fmt, "schema": _schema(path, fmt)}
     if fmt == "nanoaod":
-        info["note"] = "event-level NanoAOD: only the trees are listed for now"
-        return info
+        info["note"] = "NanoAOD read with the default object definitions and event selection"
+        return _inspect_events(path, fmt, info, max_jets)
     if fmt == "parquet" and path.is_dir():
         from colliderfm.data.readers.parquet import read_manifest
 
@@ -182,8 +191,14 @@ def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
             "created_by": mf.get("created_by"),
         }
         if mf.get("kind") == "events":
-            info["note"] = "event shards: jet statistics do not apply"
-            return info
+            return _inspect_events(path, fmt, info, max_jets)
+    if fmt == "parquet" and not path.is_dir():
+        import pyarrow.parquet as pq
+
+        from colliderfm.data.readers.parquet import is_event_table
+
+        if is_event_table(pq.read_schema(path).names):
+            return _inspect_events(path, fmt, info, max_jets)
     classes = jet_classes(path, fmt)
     stats, skipped = _Stats(), Counter()
     complete = True
@@ -219,6 +234,74 @@ def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
     return info
 
 
+#: Object-type names in ObjectType order (index = value).
+OBJECT_NAMES = {int(t): t.name.lower() for t in ObjectType}
+
+
+def _inspect_events(
+    path: Path, fmt: str, info: dict[str, Any], max_events: int | None
+) -> dict[str, Any]:
+    """Event statistics: events, classes, objects per event and per type, kinematic ranges."""
+    classes = jet_classes(path, fmt)
+    n, mult = 0, np.zeros(0, dtype=np.int64)
+    labels: Counter[int] = Counter()
+    per_type: Counter[int] = Counter()
+    ranges = {t: {k: _Range() for k in ("pt", "eta", "energy")} for t in OBJECT_NAMES}
+    skipped: Counter[str] = Counter()
+    complete = True
+    for chunk in iter_jet_chunks(path, fmt, skipped=skipped):
+        if max_events is not None and n + len(chunk) >= max_events:
+            chunk = chunk.take(np.arange(max_events - n))
+            complete = False
+        n += len(chunk)
+        values, k = np.unique(chunk.label, return_counts=True)
+        labels.update(dict(zip(values.tolist(), k.tolist(), strict=True)))
+        bc = np.bincount(chunk.counts)
+        mult = np.pad(mult, (0, max(0, bc.size - mult.size)))
+        mult[: bc.size] += bc
+        px, py, pz = (a.astype(np.float64) for a in (chunk.px, chunk.py, chunk.pz))
+        pt, eta = np.hypot(px, py), np_eta(px, py, pz)
+        for t in OBJECT_NAMES:
+            sel = chunk.pid == t
+            per_type[t] += int(sel.sum())
+            ranges[t]["pt"].add(pt[sel])
+            ranges[t]["eta"].add(eta[sel])
+            ranges[t]["energy"].add(chunk.energy[sel])
+        if not complete:
+            break
+    names = dict(enumerate(classes))
+    nz = np.flatnonzero(mult)
+    info.update(
+        {
+            "classes": list(classes),
+            "n_events": n,
+            "complete": complete,
+            "counts": {
+                names.get(k, "unlabelled" if k == -1 else str(k)): v
+                for k, v in sorted(labels.items())
+            },
+            "skipped": dict(skipped),
+            "objects_per_event": None
+            if not n
+            else {
+                "min": int(nz[0]),
+                "mean": float((np.arange(mult.size) * mult).sum() / n),
+                "max": int(nz[-1]),
+            },
+            "objects": {OBJECT_NAMES[t]: per_type[t] for t in OBJECT_NAMES},
+            "objects_per_event_by_type": {
+                OBJECT_NAMES[t]: round(per_type[t] / max(n, 1), 3) for t in OBJECT_NAMES
+            },
+            "object_kinematics": {
+                OBJECT_NAMES[t]: {k: r.result() for k, r in ranges[t].items() if r.n}
+                for t in OBJECT_NAMES
+                if per_type[t]
+            },
+        }
+    )
+    return info
+
+
 def _num(x: float) -> str:
     return f"{x:.4g}"
 
@@ -240,7 +323,9 @@ def format_report(info: dict[str, Any]) -> str:
             f"{mf['created_by']}), {mf['n']} rows"
         )
         if mf.get("source"):
-            src = ", ".join(f"{k}={v}" for k, v in mf["source"].items() if k != "inputs")
+            src = ", ".join(
+                f"{k}={v}" for k, v in mf["source"].items() if k not in _LONG_SOURCE_KEYS
+            )
             inputs = mf["source"].get("inputs") or []
             lines.append(
                 f"source: {src}"
@@ -299,6 +384,31 @@ def format_report(info: dict[str, Any]) -> str:
                 + ", ".join(f"{k}: {v}" for k, v in pids[:8])
                 + (" ..." if len(pids) > 8 else "")
             )
+    if "n_events" in info:
+        lines.append(
+            f"{info['n_events']} events"
+            + ("" if info["complete"] else " (stopped at max_jets)")
+            + (f"; skipped while reading: {_kv(info['skipped'])}" if info["skipped"] else "")
+        )
+        if info["counts"]:
+            lines.append("classes: " + " | ".join(f"{k} {v}" for k, v in info["counts"].items()))
+        m = info["objects_per_event"]
+        if m:
+            lines.append(f"objects/event: min {m['min']}  mean {m['mean']:.2f}  max {m['max']}")
+            lines.append(
+                "objects: "
+                + ", ".join(
+                    f"{k} {v} ({info['objects_per_event_by_type'][k]:.2f}/event)"
+                    for k, v in info["objects"].items()
+                )
+            )
+        for t, table in info["object_kinematics"].items():
+            for k, r in table.items():
+                unit = "" if k == "eta" else " [GeV]"
+                lines.append(
+                    f"{t} {k}{unit}:".ljust(24) + f"min {_num(r['min']):>9}  "
+                    f"mean {_num(r['mean']):>9}  max {_num(r['max']):>9}"
+                )
     schema = info.get("schema") or {}
     if schema:
         lines.append("schema: " + _schema_text(schema))

@@ -4,6 +4,9 @@ Two levels:
 
 * :class:`JetChunk` - a jagged block of jets as flat NumPy arrays plus per-jet counts. Every reader
   yields these and the shard writer consumes them, so a format is one function away from shards.
+  Events are read into the same type (one "particle" per reconstructed object, ``pid`` = its
+  :class:`ObjectType`; see :func:`objects_to_chunk`), so the loader and training code need no
+  event-specific path.
 * :class:`Batch` - a padded, masked torch batch ready for a model: ``features [B,P,F]``,
   ``mask [B,P]`` (True = real particle), ``labels [B]``, ``weights [B]``, plus the raw four-vectors
   ``vectors [B,P,4]`` (px, py, pz, E in GeV) that augmentations and pair features need.
@@ -55,6 +58,14 @@ class ObjectType(enum.IntEnum):
     BJET = 3
     JET = 4
     MET = 5
+
+
+#: Class names of event-level data: label 0 = semileptonic ttbar, 1 = heavy 2HDM Higgs -> ttbar.
+EVENT_CLASSES: tuple[str, ...] = ("ttbar", "h2hdm")
+
+#: Per-object list columns of canonical event shards (plus the scalar ``label``). Objects are
+#: stored pT-ordered; MET has ``eta = 0`` and ``energy = pt``; ``obj_type`` is :class:`ObjectType`.
+EVENT_COLUMNS: tuple[str, ...] = ("obj_pt", "obj_eta", "obj_phi", "obj_energy", "obj_type")
 
 
 @dataclass
@@ -176,6 +187,44 @@ def jet_scalars_from_particles(chunk: JetChunk) -> dict[str, np.ndarray]:
     }
 
 
+def objects_to_chunk(
+    counts: np.ndarray,
+    pt: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
+    energy: np.ndarray,
+    obj_type: np.ndarray,
+    label: np.ndarray,
+) -> JetChunk:
+    """Represent events as a :class:`JetChunk` whose "particles" are the reconstructed objects.
+
+    ``px = pt cos(phi)``, ``py = pt sin(phi)``, ``pz = pt sinh(eta)`` (MET: ``eta = 0`` so
+    ``pz = 0``), the stored energy; ``pid`` holds the :class:`ObjectType` value, ``charge`` is 0,
+    and there are no jet scalars. Everything downstream (loader, subsets, training) then works on
+    events unchanged.
+
+    Args:
+        counts: ``[N]`` objects per event.
+        pt, eta, phi, energy: ``[sum(counts)]`` object kinematics (GeV, rad).
+        obj_type: ``[sum(counts)]`` ObjectType values.
+        label: ``[N]`` class index (``-1`` = unlabelled).
+
+    Returns:
+        The events as a chunk (float32 four-momenta computed in float64).
+    """
+    pt64, eta64, phi64 = (np.asarray(a, dtype=np.float64) for a in (pt, eta, phi))
+    return JetChunk(
+        counts=np.asarray(counts, dtype=np.int64),
+        px=(pt64 * np.cos(phi64)).astype(np.float32),
+        py=(pt64 * np.sin(phi64)).astype(np.float32),
+        pz=(pt64 * np.sinh(eta64)).astype(np.float32),
+        energy=np.asarray(energy, dtype=np.float32),
+        charge=np.zeros(pt64.shape[0], dtype=np.int8),
+        pid=np.asarray(obj_type, dtype=np.int32),
+        label=np.asarray(label, dtype=np.int64),
+    )
+
+
 @dataclass
 class Batch:
     """A padded, masked batch for the models.
@@ -185,7 +234,7 @@ class Batch:
         mask: ``[B, P]`` bool, True for real particles/objects.
         labels: ``[B]`` int64 class index (``-1`` = unlabelled).
         weights: ``[B]`` float32 per-example weight.
-        vectors: ``[B, P, 4]`` float32 (px, py, pz, E) in GeV, or None for event batches.
+        vectors: ``[B, P, 4]`` float32 (px, py, pz, E) in GeV (events: of the objects), or None.
         charge: ``[B, P]`` float32 charge, or None.
         pid: ``[B, P]`` int64 PDG id (jets) or :class:`ObjectType` (events), or None.
     """

@@ -9,6 +9,10 @@
 * pads each jet to ``max_particles`` (keeping the highest-pT particles) and trims each batch to
   its longest jet, then builds the model features in torch.
 
+Event shards stream the same way: each event is a "jet" whose particles are its reconstructed
+objects (``pid`` = ObjectType); ``feature_set="event"`` builds the per-object features and
+``Batch.pid`` carries the object types.
+
 Memory is bounded by ``buffer_size`` jets plus one work unit, whatever the data size.
 """
 
@@ -24,9 +28,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from colliderfm.config import Config
-from colliderfm.data.features import particle_features
+from colliderfm.data.features import event_features, particle_features
 from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks
 from colliderfm.data.schema import Batch, JetChunk
+from colliderfm.errors import DataError
 
 Unit = Callable[[], Iterator[JetChunk]]
 
@@ -111,7 +116,8 @@ def to_batch(block: Padded, feature_set: str = "part", trim: bool = True) -> Bat
 
     Args:
         block: padded jets.
-        feature_set: feature set name (see :mod:`colliderfm.data.features`).
+        feature_set: feature set name (see :mod:`colliderfm.data.features`); ``"event"`` builds
+            per-object features with ``pid`` read as the ObjectType (event shards).
         trim: cut the particle axis to the longest jet in the block.
 
     Returns:
@@ -123,7 +129,11 @@ def to_batch(block: Padded, feature_set: str = "part", trim: bool = True) -> Bat
     mask = torch.arange(p).unsqueeze(0) < counts.unsqueeze(1)  # [B, P]
     charge = torch.from_numpy(block.charge[:, :p].astype(np.float32))  # [B, P]
     pid = torch.from_numpy(block.pid[:, :p].astype(np.int64))  # [B, P]
-    feats = particle_features(vectors, mask, charge, pid, feature_set)
+    if feature_set == "event":
+        # event rows: the "particles" are objects and pid holds their ObjectType (1..5)
+        feats = event_features(vectors, mask, pid)  # [B, P, 11]
+    else:
+        feats = particle_features(vectors, mask, charge, pid, feature_set)  # [B, P, F]
     labels = torch.from_numpy(block.labels)
     return Batch(
         features=feats,
@@ -176,6 +186,41 @@ def units_for(source: str | Path | JetChunk, block: int = 256) -> list[Unit]:
     return [lambda: iter_jet_chunks(path, fmt)]
 
 
+def check_feature_set(source: str | Path | JetChunk, feature_set: str) -> None:
+    """Refuse event data with jet features and jets with event features (else silent garbage).
+
+    Only canonical sources are checked (shard directories and ``.parquet`` files, whose kind is
+    in their metadata); in-memory chunks and foreign files (JetClass, Top Tagging, NanoAOD) pass.
+
+    Args:
+        source: a data source of :class:`JetStream`.
+        feature_set: the requested feature set.
+
+    Raises:
+        DataError: the source's kind does not match the feature set.
+    """
+    if isinstance(source, JetChunk):
+        return
+    path = Path(source)
+    fmt = detect_format(path)
+    if fmt == "parquet" and path.is_dir():
+        from colliderfm.data.readers.parquet import read_manifest
+
+        events = read_manifest(path).get("kind") == "events"
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        from colliderfm.data.readers.parquet import is_event_table
+
+        events = is_event_table(pq.read_schema(path).names)
+    else:
+        return
+    if events != (feature_set == "event"):
+        what = "events" if events else "jets"
+        want = "event" if events else "part or kinematic"
+        raise DataError(path, f"holds {what}, but data.features is '{feature_set}' (use {want})")
+
+
 def _rank_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -217,6 +262,8 @@ class JetStream(IterableDataset):
         super().__init__()
         if not isinstance(sources, list):
             sources = [sources]
+        for src in sources:
+            check_feature_set(src, feature_set)
         self.units: list[Unit] = [u for s in sources for u in units_for(s)]
         self.batch_size, self.max_particles = batch_size, max_particles
         self.shuffle, self.buffer_size, self.seed = shuffle, max(buffer_size, batch_size), seed

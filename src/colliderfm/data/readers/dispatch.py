@@ -75,6 +75,10 @@ def jet_classes(path: str | Path, fmt: str | None = None) -> list[str]:
         from colliderfm.data.readers.toptagging import CLASSES
 
         return list(CLASSES)
+    if fmt == "nanoaod":
+        from colliderfm.data.schema import EVENT_CLASSES
+
+        return list(EVENT_CLASSES)  # events are read unlabelled (-1)
     raise DataError(path, f"format '{fmt}' does not hold jets")
 
 
@@ -109,6 +113,8 @@ def count_jets(path: str | Path, fmt: str | None = None) -> int | None:
         from colliderfm.data.readers.toptagging import num_jets as tt_num_jets
 
         return tt_num_jets(path)
+    if fmt == "nanoaod":
+        return None  # events are selected while reading: the count is known only afterwards
     raise DataError(path, f"format '{fmt}' does not hold jets")
 
 
@@ -119,6 +125,9 @@ def iter_jet_chunks(
     skipped: Counter[str] | None = None,
 ) -> Iterator[JetChunk]:
     """Stream any readable jet input as :class:`JetChunk` blocks with bounded memory.
+
+    Event inputs (event shards, NanoAOD with the default selection, unlabelled) come as chunks
+    whose particles are the reconstructed objects (``pid`` = ObjectType).
 
     Args:
         path: shard directory / ``.parquet`` / JetClass ROOT / Top Tagging HDF5.
@@ -143,5 +152,9 @@ def iter_jet_chunks(
         from colliderfm.data.readers.toptagging import iter_jets
 
         yield from iter_jets(path, chunk_size=chunk_size, skipped=skipped)
+    elif fmt == "nanoaod":
+        from colliderfm.data.readers.nanoaod import iter_event_chunks
+
+        yield from iter_event_chunks(path, chunk_size=chunk_size, skipped=skipped)
     else:
         raise DataError(path, f"format '{fmt}' does not hold jets")

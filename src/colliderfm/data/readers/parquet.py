@@ -3,6 +3,11 @@
 Writing is atomic: shards go into a hidden temporary directory next to the target, which is
 renamed into place only after the manifest is written. A crash never leaves a directory that
 looks complete.
+
+Two row layouts share the writer and the manifest: jets (``part_*`` list columns, ``jet_*``
+scalars) and events (``obj_*`` list columns, manifest ``kind: "events"``). Readers turn both into
+:class:`~colliderfm.data.schema.JetChunk` (events via
+:func:`~colliderfm.data.schema.objects_to_chunk`), so one loader serves both.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from colliderfm import __version__
-from colliderfm.data.schema import JET_SCALARS, SCHEMA_VERSION, JetChunk
+from colliderfm.data.schema import (
+    EVENT_COLUMNS,
+    JET_SCALARS,
+    SCHEMA_VERSION,
+    JetChunk,
+    objects_to_chunk,
+)
 from colliderfm.errors import DataError
 
 MANIFEST = "manifest.json"
@@ -58,22 +70,109 @@ def chunk_to_table(chunk: JetChunk) -> pa.Table:
     return pa.table(cols)
 
 
-def table_to_chunk(table: pa.Table | pa.RecordBatch) -> JetChunk:
-    """Convert a canonical Arrow table (or record batch) to a jet chunk, without Python loops.
+def events_table(
+    counts: np.ndarray,
+    pt: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
+    energy: np.ndarray,
+    obj_type: np.ndarray,
+    label: np.ndarray,
+) -> pa.Table:
+    """Build an Arrow table in the canonical event layout from flat object arrays.
 
     Args:
-        table: table with the canonical jet columns.
+        counts: ``[N]`` objects per event.
+        pt, eta, phi, energy: ``[sum(counts)]`` object kinematics (GeV, rad); stored as float32.
+        obj_type: ``[sum(counts)]`` :class:`~colliderfm.data.schema.ObjectType` values (int8).
+        label: ``[N]`` class index (``-1`` = unlabelled).
 
     Returns:
-        The jets as a :class:`JetChunk`.
+        Table with list columns ``obj_pt, obj_eta, obj_phi, obj_energy, obj_type`` and ``label``.
     """
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    off = pa.array(offsets)
+    values = (pt, eta, phi, energy, obj_type)
+    dtypes = (np.float32, np.float32, np.float32, np.float32, np.int8)
+    cols: dict[str, pa.Array] = {
+        name: pa.ListArray.from_arrays(off, pa.array(np.asarray(v).astype(dt, copy=False)))
+        for name, v, dt in zip(EVENT_COLUMNS, values, dtypes, strict=True)
+    }
+    cols["label"] = pa.array(np.asarray(label, dtype=np.int64))
+    return pa.table(cols)
 
-    def flat(name: str) -> tuple[np.ndarray, np.ndarray]:
-        col = table.column(name)
-        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        offs = arr.offsets.to_numpy()
-        values = arr.values.to_numpy(zero_copy_only=False)
-        return values[offs[0] : offs[-1]], np.diff(offs)
+
+def chunk_to_events_table(chunk: JetChunk) -> pa.Table:
+    """Convert a chunk of events (objects as particles, ``pid`` = ObjectType) back to a table.
+
+    The inverse of :func:`table_to_chunk` for event tables, up to float32 rounding of
+    ``pt, eta, phi`` (recomputed from px, py, pz); MET (``pz = 0``) keeps ``eta = 0``.
+
+    Args:
+        chunk: events as produced by :func:`~colliderfm.data.schema.objects_to_chunk`.
+
+    Returns:
+        Table in the canonical event layout.
+    """
+    px, py, pz = (a.astype(np.float64) for a in (chunk.px, chunk.py, chunk.pz))
+    pt = np.hypot(px, py)
+    return events_table(
+        chunk.counts,
+        pt,
+        np.arcsinh(np.divide(pz, pt, out=np.zeros_like(pz), where=pt > 0)),
+        np.arctan2(py, px),
+        chunk.energy,
+        chunk.pid,
+        chunk.label,
+    )
+
+
+def _flat_list(table: pa.Table | pa.RecordBatch, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as (flat values, counts), zero-copy where possible."""
+    col = table.column(name)
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    offs = arr.offsets.to_numpy()
+    values = arr.values.to_numpy(zero_copy_only=False)
+    return values[offs[0] : offs[-1]], np.diff(offs)
+
+
+def is_event_table(names: list[str]) -> bool:
+    """Whether column names are the canonical event layout (``obj_*``) rather than jets.
+
+    Args:
+        names: column names of a table or schema.
+
+    Returns:
+        True for event rows.
+    """
+    return "obj_pt" in names and "part_px" not in names
+
+
+def table_to_chunk(table: pa.Table | pa.RecordBatch) -> JetChunk:
+    """Convert a canonical Arrow table (or record batch) to a chunk, without Python loops.
+
+    Event tables (``obj_*`` columns) become chunks whose particles are the objects (see
+    :func:`~colliderfm.data.schema.objects_to_chunk`).
+
+    Args:
+        table: table with the canonical jet or event columns.
+
+    Returns:
+        The jets (or events) as a :class:`JetChunk`.
+    """
+    flat = partial(_flat_list, table)
+    if is_event_table(table.column_names):
+        pt, counts = flat("obj_pt")
+        return objects_to_chunk(
+            counts,
+            pt,
+            flat("obj_eta")[0],
+            flat("obj_phi")[0],
+            flat("obj_energy")[0],
+            flat("obj_type")[0],
+            np.asarray(table.column("label").to_numpy(), dtype=np.int64),
+        )
 
     px, counts = flat("part_px")
     jet = {
@@ -172,13 +271,16 @@ class ShardWriter:
                 self._close_shard()
 
     def write_chunk(self, chunk: JetChunk) -> None:
-        """Append a jet chunk.
+        """Append a jet chunk (for ``kind="events"``: events read as objects, see
+        :func:`chunk_to_events_table`).
 
         Args:
-            chunk: jets to write.
+            chunk: jets (or events) to write.
         """
         if len(chunk):
-            self.write(chunk_to_table(chunk))
+            self.write(
+                chunk_to_events_table(chunk) if self.kind == "events" else chunk_to_table(chunk)
+            )
 
     def _open(self) -> None:
         self._path = self.tmp / f"part-{len(self.shards):05d}.parquet"
@@ -318,7 +420,7 @@ def iter_shard(
 
 
 def iter_parquet_jets(path: str | Path, rows: int = 8192) -> Iterator[JetChunk]:
-    """Stream a shard directory (or a single shard file) as jet chunks.
+    """Stream a shard directory (or a single shard file) as jet chunks (events: objects).
 
     Args:
         path: shard directory or ``.parquet`` file.
@@ -331,11 +433,13 @@ def iter_parquet_jets(path: str | Path, rows: int = 8192) -> Iterator[JetChunk]:
     files = shard_paths(path) if path.is_dir() else [path]
     for f in files:
         for rb in iter_shard(f, rows=rows):
-            missing = [
-                c
-                for c in ("part_px", "part_py", "part_pz", "part_energy", "label")
-                if c not in rb.schema.names
-            ]
+            names = rb.schema.names
+            need = (
+                (*EVENT_COLUMNS, "label")
+                if is_event_table(names)
+                else ("part_px", "part_py", "part_pz", "part_energy", "label")
+            )
+            missing = [c for c in need if c not in names]
             if missing:
                 raise DataError(f, f"missing column(s) {', '.join(missing)}")
             yield table_to_chunk(rb)
