@@ -52,3 +52,22 @@ def test_shard_arguments_checked(tmp_path: Path) -> None:
         generate_jets(["top"], 2, tmp_path / "x", num_shards=2)
     with pytest.raises(ColliderFMError, match="shard-index"):
         generate_jets(["top"], 2, tmp_path / "x", num_shards=2, shard_index=2)
+
+
+def test_event_batch_jobs_merge_exactly(tmp_path: Path) -> None:
+    """Event shards from batch jobs (per-job cutflows differ) merge with the columns as stored."""
+    import pyarrow.parquet as pq
+
+    from colliderfm.data.readers.parquet import ShardWriter, shard_paths
+    from synth_events import write_event_shards
+
+    write_event_shards(tmp_path / "src", n=40, rows_per_shard=20)
+    tables = [pq.read_table(f) for f in shard_paths(tmp_path / "src")]
+    for i, t in enumerate(tables):
+        src = {"generator": "x", "num_shards": 2, "shard_index": i, "cutflow": {"ttbar": [i]}}
+        with ShardWriter(tmp_path / f"job{i}", "events", ["ttbar", "h2hdm"], src) as w:
+            w.write(t)
+    m = merge_shards([tmp_path / "job1", tmp_path / "job0"], tmp_path / "m", progress=False)
+    assert m["kind"] == "events" and m["n"] == 40
+    merged = [pq.read_table(f) for f in shard_paths(tmp_path / "m")]
+    assert [t.to_pydict() for t in merged] == [t.to_pydict() for t in tables]

@@ -13,11 +13,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from colliderfm.data.readers.parquet import ShardWriter, iter_parquet_jets, read_manifest
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from colliderfm.data.readers.parquet import ShardWriter, read_manifest, shard_paths
 from colliderfm.errors import DataError
 
 #: manifest ``source`` keys that legitimately differ between the jobs of one data set
-_PER_JOB = ("shard_index", "events_generated", "selection_efficiency")
+_PER_JOB = (
+    "shard_index",
+    "events_generated",
+    "selection_efficiency",
+    "cutflow",
+    "truth_tag_selection_efficiency",
+)
 
 
 def _settings(source: dict[str, Any]) -> dict[str, Any]:
@@ -102,9 +111,10 @@ def merge_shards(
         ) as bar,
     ):
         for p, m in zip(paths, manifests, strict=True):
-            for chunk in iter_parquet_jets(p):
-                writer.write_chunk(chunk)
-                bar.update(len(chunk))
+            for f in shard_paths(p):  # rows copied as stored: exact for jets and events
+                for rb in pq.ParquetFile(f).iter_batches(batch_size=8192):
+                    writer.write(pa.Table.from_batches([rb]))
+                    bar.update(rb.num_rows)
             for k, v in (m.get("skipped") or {}).items():
                 writer.skipped[k] += int(v)
             writer._close_shard()  # one output shard per input directory
