@@ -57,9 +57,9 @@ def test_shard_arguments_checked(tmp_path: Path) -> None:
 def test_event_batch_jobs_merge_exactly(tmp_path: Path) -> None:
     """Event shards from batch jobs (per-job cutflows differ) merge with the columns as stored."""
     import pyarrow.parquet as pq
+    from synth_events import write_event_shards
 
     from colliderfm.data.readers.parquet import ShardWriter, shard_paths
-    from synth_events import write_event_shards
 
     write_event_shards(tmp_path / "src", n=40, rows_per_shard=20)
     tables = [pq.read_table(f) for f in shard_paths(tmp_path / "src")]
