@@ -173,7 +173,8 @@ def generate_events_cmd(
     epilog="Examples:\n\n  colliderfm convert JetClass_TTBar_000.root --format jetclass "
     "--out data/jetclass\n\n  colliderfm convert train.h5 --format toptagging "
     "--out data/toptag-train\n\n  colliderfm convert nano_*.root --format nanoaod "
-    "--out data/cms-events --btag-wp 0.2783 --min-bjets 2"
+    "--out data/cms-events --btag-wp 0.2783 --min-bjets 2\n\n"
+    "  colliderfm convert data/toptag data/wz-higgs --unlabel --out data/pretrain-mix"
 )
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="Input files (same format).")],
@@ -206,6 +207,14 @@ def convert(
     label: Annotated[
         int, typer.Option(help="NanoAOD: label of every event (-1 data, 0 ttbar, 1 h2hdm).")
     ] = -1,
+    unlabel: Annotated[
+        bool,
+        typer.Option(
+            "--unlabel",
+            help="Jets: hide the labels (all -1), e.g. for an unlabelled pretraining mix of "
+            "inputs with different classes.",
+        ),
+    ] = False,
 ) -> None:
     """Convert JetClass ROOT, Top Tagging HDF5 or CMS NanoAOD files into canonical shards."""
     from colliderfm.data.convert import convert as do_convert
@@ -225,7 +234,14 @@ def convert(
             selection=Selection(min_leptons, min_bjets, min_light_jets, max_leptons, max_jets),
         )
     manifest = do_convert(
-        inputs, format, out, chunk_size=chunk_size, overwrite=overwrite, nanoaod=nano, label=label
+        inputs,
+        format,
+        out,
+        chunk_size=chunk_size,
+        overwrite=overwrite,
+        nanoaod=nano,
+        label=label,
+        unlabel=unlabel,
     )
     skipped = manifest.get("skipped") or {}
     extra = f" (skipped: {skipped})" if any(skipped.values()) else ""

@@ -142,11 +142,22 @@ def test_mixed_formats(jetclass_root, toptagging_h5, tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_different_class_lists(small_shards, tmp_path: Path) -> None:
+def test_different_class_lists_merge_under_the_union(small_shards, tmp_path: Path) -> None:
     a = small_shards("a", n=10)
     b = small_shards("b", n=10, classes=("QCD", "Wqq"))
-    with pytest.raises(DataError, match="classes"):
-        convert([a.path, b.path], None, tmp_path / "out", progress=False)
+    mf = convert([a.path, b.path], None, tmp_path / "out", progress=False)
+    assert mf["classes"] == ["QCD", "Tbqq", "Wqq"]
+    got = read_shards(tmp_path / "out").label
+    np.testing.assert_array_equal(got[:10], a.jets.label)  # QCD 0, Tbqq 1 as before
+    np.testing.assert_array_equal(got[10:], np.where(b.jets.label == 1, 2, 0))  # Wqq -> 2
+
+
+def test_unlabel_hides_every_label(small_shards, tmp_path: Path) -> None:
+    a = small_shards("a", n=10)
+    b = small_shards("b", n=10, classes=("QCD", "Wqq"))
+    mf = convert([a.path, b.path], None, tmp_path / "out", progress=False, unlabel=True)
+    assert mf["classes"] == [] and mf["counts"] == {"unlabelled": 20}
+    assert (read_shards(tmp_path / "out").label == -1).all()
 
 
 def test_nanoaod_format_on_a_jetclass_file(jetclass_root, tmp_path: Path) -> None:

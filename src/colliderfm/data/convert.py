@@ -87,6 +87,7 @@ def convert(
     progress: bool = True,
     nanoaod: NanoAODOptions | None = None,
     label: int = -1,
+    unlabel: bool = False,
 ) -> dict[str, Any]:
     """Convert jet files (JetClass ROOT, Top Tagging HDF5) or CMS NanoAOD into canonical shards.
 
@@ -103,6 +104,9 @@ def convert(
             cuts, selection); defaults if None.
         label: NanoAOD only: label of every event (``-1`` = unlabelled data; 0/1 for simulated
             ttbar / h2hdm samples).
+        unlabel: jets only: hide the labels (every label ``-1``, no classes), e.g. to build an
+            unlabelled pretraining mix. Without it, inputs with different class lists are merged
+            under the union of their classes (in order of first appearance), labels remapped.
 
     Returns:
         The manifest of the written directory (``n``, ``counts``, ``skipped``, ``source``, ...).
@@ -128,16 +132,23 @@ def convert(
         )
     fmt = formats[0]
     if fmt == "nanoaod" or (fmt == "parquet" and _is_event_shards(paths[0])):
+        if unlabel:
+            raise ColliderFMError("--unlabel applies to jet inputs (events: use --label -1)")
         return _convert_events(
             paths, fmt, out, chunk_size, jets_per_shard, overwrite, progress, nanoaod, label
         )
     if (nanoaod is not None and nanoaod != NanoAODOptions()) or label != -1:
         raise ColliderFMError("NanoAOD options and --label apply to --format nanoaod only")
-    classes = jet_classes(paths[0], fmt)
-    for p in paths[1:]:
-        other = jet_classes(p, fmt)
-        if other != classes:
-            raise DataError(p, f"classes {other} differ from {classes} of {paths[0]}")
+    classes: list[str] = []
+    remaps: list[np.ndarray] = []  # per input: its label index -> output label index
+    for p in paths:
+        own = jet_classes(p, fmt)
+        for c in own:
+            if c not in classes:
+                classes.append(c)
+        remaps.append(np.array([-1 if unlabel else classes.index(c) for c in own], np.int64))
+    if unlabel:
+        classes = []
     sizes = [count_jets(p, fmt) for p in paths]
     total = None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
     source = {
@@ -152,6 +163,8 @@ def convert(
         ],
         "chunk_size": chunk_size,
     }
+    if unlabel:
+        source["labels"] = "hidden (-1)"
     from tqdm import tqdm
 
     with (
@@ -161,8 +174,14 @@ def convert(
         tqdm(total=total, unit="jet", unit_scale=True, desc="convert", disable=not progress) as bar,
     ):
         seen_skipped = 0
-        for p in paths:
+        for p, remap in zip(paths, remaps, strict=True):
             for chunk in iter_jet_chunks(p, fmt, chunk_size=chunk_size, skipped=writer.skipped):
+                lab = chunk.label
+                if len(remap) == 0:  # an unlabelled input
+                    chunk.label = np.full_like(lab, -1)
+                else:
+                    ok = (lab >= 0) & (lab < len(remap))
+                    chunk.label = np.where(ok, remap[np.clip(lab, 0, len(remap) - 1)], -1)
                 writer.write_chunk(chunk)
                 n_skipped = sum(writer.skipped.values())
                 bar.update(len(chunk) + n_skipped - seen_skipped)  # the total counts bad jets too
