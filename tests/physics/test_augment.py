@@ -452,3 +452,65 @@ def test_collinear_split_preserves_four_momentum_property(parts: A.Particles, se
     assert ((after - before).abs() <= 1e-6 * scale + 1e-6).all()
     assert (out.counts >= parts.counts).all()
     assert_padding_clean(out)
+
+
+@st.composite
+def jagged64(draw: st.DrawFn) -> A.Particles:
+    """Like :func:`jagged` but in float64, for exact invariants (empty jets included)."""
+    b = draw(st.integers(1, 5))
+    counts = draw(st.lists(st.integers(0, 12), min_size=b, max_size=b))
+    slots = max(1, max(counts)) + draw(st.integers(0, 3))
+    kin = st.tuples(
+        st.floats(1e-2, 2000.0),
+        st.floats(-4.0, 4.0),
+        st.floats(-math.pi, math.pi),
+        st.floats(0.0, 5.0),
+    )
+    jets = [draw(st.lists(kin, min_size=c, max_size=c)) for c in counts]
+    return make_parts(jets, slots=slots, dtype=torch.float64, seed=draw(st.integers(0, 100)))
+
+
+def assert_same_mass2(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> None:
+    """Equal m^2 = E^2 - p^2 up to rounding relative to E^2 (masses can be ~0). A slightly
+    negative input m^2 (rounding of a massless particle) may come out as 0: compare m^2 >= 0."""
+    m2 = lambda v: (v[..., 3] ** 2 - (v[..., :3] ** 2).sum(-1)).clamp_min(0)  # noqa: E731
+    scale = torch.maximum(a[..., 3] ** 2, b[..., 3] ** 2)
+    assert ((m2(a) - m2(b)).abs()[mask] <= 1e-9 * scale[mask] + 1e-9).all()
+
+
+SYMMETRIES = {
+    "rotate": A.rotate,
+    "translate": partial(A.translate, sigma=0.5),
+    "boost_z": partial(A.boost_z, max_rapidity=2.0),
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(parts=jagged64(), seed=st.integers(0, 2**31 - 1), name=st.sampled_from(list(SYMMETRIES)))
+def test_symmetries_keep_pt_and_mass_property(parts: A.Particles, seed: int, name: str) -> None:
+    """Rotations, translations and longitudinal boosts keep each particle's pT and mass, keep
+    padding as padding, and never make NaN."""
+    out = SYMMETRIES[name](parts, generator=gen(seed))
+    m = parts.mask
+    assert torch.equal(out.mask, m)
+    assert_padding_clean(out)
+    torch.testing.assert_close(K.pt(out.vectors)[m], K.pt(parts.vectors)[m], rtol=1e-9, atol=1e-9)
+    assert_same_mass2(out.vectors, parts.vectors, m)
+    if name == "boost_z":  # a boost along z keeps the jet's invariant mass too
+        before, after = jet_p4(parts), jet_p4(out)
+        scale = torch.maximum(before[:, 3], after[:, 3]) ** 2
+        mj = lambda p4: (p4[:, 3] ** 2 - (p4[:, :3] ** 2).sum(-1)).clamp_min(0)  # noqa: E731
+        assert ((mj(after) - mj(before)).abs() <= 1e-9 * scale + 1e-9).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(parts=jagged(), seed=st.integers(0, 2**31 - 1), name=st.sampled_from(list(ALL)))
+def test_every_augmentation_keeps_padding_and_finiteness_property(
+    parts: A.Particles, seed: int, name: str
+) -> None:
+    """Random jagged float32 batches: padding stays padding, no NaN/inf, no jet is emptied or
+    filled from nothing, energies stay non-negative."""
+    out = ALL[name](parts, generator=gen(seed))
+    assert_padding_clean(out)
+    assert ((out.counts >= 1) == (parts.counts >= 1)).all()
+    assert (out.vectors[..., 3][out.mask] >= 0).all()

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from colliderfm.data.readers.parquet import ShardWriter, read_manifest, shard_paths
+from colliderfm.data.readers.parquet import ShardWriter, iter_shard, read_manifest, shard_paths
 from colliderfm.errors import DataError
 
 #: manifest ``source`` keys that legitimately differ between the jobs of one data set
@@ -112,7 +111,7 @@ def merge_shards(
     ):
         for p, m in zip(paths, manifests, strict=True):
             for f in shard_paths(p):  # rows copied as stored: exact for jets and events
-                for rb in pq.ParquetFile(f).iter_batches(batch_size=8192):
+                for rb in iter_shard(f, rows=8192):  # a corrupt shard is a DataError
                     writer.write(pa.Table.from_batches([rb]))
                     bar.update(rb.num_rows)
             for k, v in (m.get("skipped") or {}).items():

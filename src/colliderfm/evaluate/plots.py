@@ -25,8 +25,12 @@ def _plt():  # type: ignore[no-untyped-def]
 
 def _save(fig, path: Path) -> None:  # type: ignore[no-untyped-def]
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written image left behind
+        raise
 
 
 def plot_roc(

@@ -57,10 +57,14 @@ def write_json(obj: dict[str, Any], path: str | Path) -> Path:
         The path written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_json_safe(obj), indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(_json_safe(obj), indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(path, f"cannot write ({exc.strerror or exc})") from exc
     return path
 
 
@@ -109,29 +113,51 @@ def evaluate_checkpoint(
     )
     if labels.size == 0:
         raise DataError(data, "no labelled jets to evaluate")
+    bad = ~np.isfinite(probs).all(axis=1)
+    if bad.any():  # metrics of NaN scores would be silently wrong
+        raise DataError(
+            data,
+            f"{int(bad.sum())} of {len(bad)} jets give non-finite model outputs "
+            "(NaN/inf values in the input, or a broken checkpoint)",
+        )
     sig = int(cfg["finetune"].get("signal_class", 1))
     metrics = classifier_metrics(labels, probs, classes, signal_class=sig)
     metrics["checkpoint"], metrics["data"] = str(checkpoint), str(data)
     if out is not None:
         out = Path(out)
+        # plots first, the metrics JSON last: its presence means the evaluation completed
+        try:
+            if plots:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                _write_plots(out, labels, probs, classes, sig, metrics)
+        except OSError as exc:
+            raise DataError(out.parent, f"cannot write plots ({exc.strerror or exc})") from exc
         write_json(metrics, out)
-        if plots:
-            if probs.shape[1] == 2:
-                y, s = labels == sig, probs[:, sig]
-            else:
-                sel = (labels == sig) | (labels == 0)
-                ps, pb = probs[sel, sig], probs[sel, 0]
-                y, s = labels[sel] == sig, ps / np.maximum(ps + pb, 1e-12)
-            eps_s, eps_b, _ = roc_curve(y, s)
-            plot_roc(
-                eps_s,
-                eps_b,
-                out.with_name("roc.png"),
-                label=f"{classes[sig]} vs rest",
-                auc=metrics["auc"] if probs.shape[1] == 2 else None,
-            )
-            plot_scores(
-                y.astype(int), s, out.with_name("scores.png"), names=(classes[0], classes[sig])
-            )
         log.info("wrote %s", out)
     return metrics
+
+
+def _write_plots(
+    out: Path,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    classes: list[str],
+    sig: int,
+    metrics: dict[str, Any],
+) -> None:
+    """``roc.png`` and ``scores.png`` next to ``out`` (signal class vs the rest / class 0)."""
+    if probs.shape[1] == 2:
+        y, s = labels == sig, probs[:, sig]
+    else:
+        sel = (labels == sig) | (labels == 0)
+        ps, pb = probs[sel, sig], probs[sel, 0]
+        y, s = labels[sel] == sig, ps / np.maximum(ps + pb, 1e-12)
+    eps_s, eps_b, _ = roc_curve(y, s)
+    plot_roc(
+        eps_s,
+        eps_b,
+        out.with_name("roc.png"),
+        label=f"{classes[sig]} vs rest",
+        auc=metrics["auc"] if probs.shape[1] == 2 else None,
+    )
+    plot_scores(y.astype(int), s, out.with_name("scores.png"), names=(classes[0], classes[sig]))

@@ -434,9 +434,13 @@ def export_onnx(
     axes.update({n: {0: "batch"} for n in names_out})
     if not out.parent.exists():
         raise ExportError(f"{out.parent}: output directory does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.tmp-", suffix=".onnx", dir=out.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.tmp-", suffix=".onnx", dir=out.parent)
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from exc
     os.close(fd)
     tmp = Path(tmp_name)
+    side_path = out.with_name(out.name + ".json")
     try:
         with torch.no_grad(), _symbolics(opset), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # constant shape checks
@@ -475,11 +479,13 @@ def export_onnx(
                 f"(> {MAX_DIFF}); not written (please report this)"
             )
         side = sidecar(meta, checkpoint, opset, inputs, outputs, classes)
+        # the sidecar first: a model file never appears without its description
+        _write_atomic_text(side_path, json.dumps(side, indent=2) + "\n")
         os.replace(tmp, out)
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from exc
     finally:
         tmp.unlink(missing_ok=True)
-    side_path = out.with_name(out.name + ".json")
-    _write_atomic_text(side_path, json.dumps(side, indent=2) + "\n")
     return {
         "onnx": str(out),
         "sidecar": str(side_path),

@@ -3,7 +3,7 @@
 A checkpoint directory is written as a whole into a hidden sibling, then swapped into place:
 ``target`` -> ``target.old`` (kept until the swap is done), ``new`` -> ``target``. A crash at any
 moment leaves either the previous or the new checkpoint loadable (:func:`resolve` falls back to
-``.old``).
+``.old``); hidden temporary directories left by a killed write are removed by the next write.
 
 ``config.yaml`` holds everything needed to rebuild the model without the original config file:
 ``model`` (builder name and arguments), ``config`` (the full resolved run config), the package
@@ -82,13 +82,22 @@ def data_fingerprint(path: str | Path | None) -> dict[str, Any] | None:
 
 def _swap_into_place(tmp: Path, target: Path) -> None:
     old = target.with_name(target.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
     if target.exists():
+        # target is complete (only ever renamed into place), so a leftover .old is stale
+        if old.exists():
+            shutil.rmtree(old)
         os.replace(target, old)
+    # without target, a leftover .old is the only loadable copy: keep it until tmp is in place
     os.replace(tmp, target)
     if old.exists():
         shutil.rmtree(old)
+
+
+def _remove_stale_temps(target: Path, inplace: bool) -> None:
+    """Delete temporary directories of earlier writes of ``target`` that were killed midway."""
+    where = target if inplace else target.parent
+    for stale in where.glob(f".{target.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def save_checkpoint(
@@ -112,12 +121,18 @@ def save_checkpoint(
         The checkpoint path.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if inplace:
-        target.mkdir(parents=True, exist_ok=True)
-    tmp = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target if inplace else target.parent)
-    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if inplace:
+            target.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(target, inplace)  # one writer per checkpoint (rank 0)
+        tmp = Path(
+            tempfile.mkdtemp(
+                prefix=f".{target.name}.tmp-", dir=target if inplace else target.parent
+            )
+        )
+    except OSError as exc:
+        raise CheckpointError(f"{target}: cannot write checkpoint ({exc.strerror or exc})") from exc
     try:
         tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
         save_file(tensors, str(tmp / WEIGHTS))
@@ -197,16 +212,42 @@ def load_weights(
         strict: require an exact key match.
     """
     p = resolve(path)
-    tensors = load_file(str(p / WEIGHTS))
+    try:
+        tensors = load_file(str(p / WEIGHTS))
+    except Exception as exc:  # SafetensorError, OSError: a truncated or corrupt weights file
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{p / WEIGHTS}: unreadable weights ({detail})") from exc
     if prefix:
         tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     try:
         missing, unexpected = module.load_state_dict(tensors, strict=strict)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"{p}: weights do not match the model ({first})") from exc
+        detail = _mismatch(module.state_dict(), tensors) or str(exc).strip().splitlines()[0]
+        raise CheckpointError(
+            f"{p}: weights do not match the model ({detail}; was it written with another "
+            "model config?)"
+        ) from exc
     if strict and (missing or unexpected):  # pragma: no cover - load_state_dict raises first
         raise CheckpointError(f"{p}: weights do not match the model")
+
+
+def _mismatch(want: dict[str, torch.Tensor], have: dict[str, torch.Tensor]) -> str:
+    """One line saying how saved tensors differ from a model's (counts and a first example)."""
+    missing = [k for k in want if k not in have]
+    unexpected = [k for k in have if k not in want]
+    shape = [k for k in want if k in have and tuple(want[k].shape) != tuple(have[k].shape)]
+    parts = []
+    if shape:
+        k = shape[0]
+        parts.append(
+            f"{len(shape)} tensor(s) of another shape, e.g. {k}: saved "
+            f"{list(have[k].shape)}, model {list(want[k].shape)}"
+        )
+    if missing:
+        parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+    return "; ".join(parts)
 
 
 def build_model(meta: dict[str, Any]) -> nn.Module:
@@ -255,4 +296,8 @@ def load_state(path: str | Path) -> dict[str, Any]:
     p = resolve(path) / STATE
     if not p.is_file():
         raise CheckpointError(f"{p.parent}: no {STATE}; this checkpoint cannot be resumed")
-    return torch.load(p, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated or corrupt pickle/zip
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{p}: unreadable resume state ({detail})") from exc
