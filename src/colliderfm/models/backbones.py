@@ -58,6 +58,8 @@ class ParticleTransformer(nn.Module):
         num_cls_layers: int = 2,
         pack: bool = True,
         buckets: int = 4,
+        normformer: bool = False,
+        init_std: float | None = 0.02,
     ) -> None:
         """Build the encoder.
 
@@ -76,6 +78,10 @@ class ParticleTransformer(nn.Module):
             num_cls_layers: class-attention blocks when ``pooling="cls"``.
             pack: run per-token layers on real particles only (turn off for ONNX export).
             buckets: multiplicity groups for attention (1 = pad to the batch's longest jet).
+            normformer: ParT's extra norms and scales in every block (LayerNorm after attention
+                and inside the MLP, learned head and residual scales), as weaver-core's default.
+            init_std: std of the truncated-normal init of linear layers, with GPT-2 scaling of
+                residual projections; None keeps PyTorch's default init (as weaver-core).
         """
         super().__init__()
         if pooling not in ("cls", "mean"):
@@ -96,21 +102,26 @@ class ParticleTransformer(nn.Module):
         )
         self.pair_embed = PairEmbed(num_heads, pair_dim, pair_hidden) if pair_features else None
         self.blocks = nn.ModuleList(
-            ParticleBlock(embed_dim, num_heads, mlp_ratio, dropout) for _ in range(depth)
+            ParticleBlock(embed_dim, num_heads, mlp_ratio, dropout, normformer)
+            for _ in range(depth)
         )
         self.norm = nn.LayerNorm(embed_dim)
         n_cls = num_cls_layers if pooling == "cls" else 0
         self.cls_token = nn.Parameter(torch.zeros(1, embed_dim)) if n_cls else None
         self.cls_blocks = nn.ModuleList(
-            ClassAttentionBlock(embed_dim, num_heads, mlp_ratio, 0.0) for _ in range(n_cls)
+            ClassAttentionBlock(embed_dim, num_heads, mlp_ratio, 0.0, normformer)
+            for _ in range(n_cls)
         )
         self.pool_norm = nn.LayerNorm(embed_dim)
-        self._init_weights(depth)
+        if init_std is not None:
+            self._init_weights(depth, init_std)
+        elif self.cls_token is not None:
+            nn.init.trunc_normal_(self.cls_token, std=0.02)
 
-    def _init_weights(self, depth: int) -> None:
+    def _init_weights(self, depth: int, std: float = 0.02) -> None:
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.trunc_normal_(m.weight, std=std)
                 nn.init.zeros_(m.bias)
         for blk in list(self.blocks) + list(self.cls_blocks):  # GPT-2 residual scaling
             for lin in (blk.proj, blk.mlp.fc2):

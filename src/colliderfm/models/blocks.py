@@ -299,18 +299,20 @@ def attention(
 
 
 class MLP(nn.Module):
-    """Two-layer GELU MLP applied per token."""
+    """Two-layer GELU MLP applied per token (optionally LayerNorm on the hidden layer)."""
 
-    def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0, mid_norm: bool = False) -> None:
         """Build the MLP.
 
         Args:
             dim: input and output width.
             hidden: hidden width.
             dropout: dropout after the output projection.
+            mid_norm: LayerNorm after the activation (NormFormer / ParT ``scale_fc``).
         """
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
+        self.mid = nn.LayerNorm(hidden) if mid_norm else nn.Identity()
         self.fc2 = nn.Linear(hidden, dim)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
@@ -323,14 +325,37 @@ class MLP(nn.Module):
         Returns:
             ``[..., D]``.
         """
-        return self.drop(self.fc2(F.gelu(self.fc1(x))))  # [..., D]
+        return self.drop(self.fc2(self.mid(F.gelu(self.fc1(x)))))  # [..., D]
+
+
+class _Scales(nn.Module):
+    """NormFormer-style extras of ParT's blocks: LayerNorm after attention, learned per-head
+    scales of the attention output and a learned per-channel scale of the MLP's residual."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_scale = nn.Parameter(torch.ones(num_heads))
+        self.post_attn_norm = nn.LayerNorm(dim)
+        self.resid_scale = nn.Parameter(torch.ones(dim))
+
+    def attn_out(self, a: torch.Tensor) -> torch.Tensor:
+        """Scale heads, then normalise: ``[N, D] -> [N, D]``."""
+        n, dim = a.shape
+        a = (a.view(n, self.num_heads, -1) * self.head_scale.view(1, -1, 1)).view(n, dim)
+        return self.post_attn_norm(a)
 
 
 class ParticleBlock(nn.Module):
     """Pre-norm transformer block over the particles of each jet (optionally pair-biased)."""
 
     def __init__(
-        self, dim: int, num_heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        normformer: bool = False,
     ) -> None:
         """Build the block.
 
@@ -339,6 +364,8 @@ class ParticleBlock(nn.Module):
             num_heads: attention heads.
             mlp_ratio: MLP hidden width / ``D``.
             dropout: dropout on both residual branches.
+            normformer: add ParT's extra norms and scales (``scale_attn``, ``scale_fc``,
+                ``scale_heads``, ``scale_resids`` in weaver-core).
         """
         super().__init__()
         if dim % num_heads:
@@ -349,7 +376,8 @@ class ParticleBlock(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = MLP(dim, int(dim * mlp_ratio), dropout)
+        self.mlp = MLP(dim, int(dim * mlp_ratio), dropout, mid_norm=normformer)
+        self.scales = _Scales(dim, num_heads) if normformer else None
 
     def forward(
         self, x: torch.Tensor, layout: TokenLayout, biases: list[torch.Tensor]
@@ -373,8 +401,12 @@ class ParticleBlock(nn.Module):
             q, k, v = part.view(bg, pg, 3, h, dim // h).permute(2, 0, 3, 1, 4)  # [Bg, H, Pg, d]
             o = attention(q, k, v, bias)  # [Bg, H, Pg, d]
             outs.append(o.transpose(1, 2).reshape(bg, pg, dim))  # [Bg, Pg, D]
-        a = layout.from_groups(outs)  # [N, D]
-        x = x + self.drop(self.proj(a))  # [N, D]
+        a = self.proj(layout.from_groups(outs))  # [N, D]
+        if self.scales is not None:
+            a = self.scales.attn_out(a)  # [N, D]
+            x = x + self.drop(a)  # [N, D]
+            return self.scales.resid_scale * x + self.mlp(self.norm2(x))  # [N, D]
+        x = x + self.drop(a)  # [N, D]
         return x + self.mlp(self.norm2(x))  # [N, D]
 
 
@@ -382,7 +414,12 @@ class ClassAttentionBlock(nn.Module):
     """Class attention (CaiT / ParT): a class token attends to itself and the particles."""
 
     def __init__(
-        self, dim: int, num_heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        normformer: bool = False,
     ) -> None:
         """Build the block.
 
@@ -391,6 +428,7 @@ class ClassAttentionBlock(nn.Module):
             num_heads: attention heads.
             mlp_ratio: MLP hidden width / ``D``.
             dropout: dropout on both residual branches.
+            normformer: ParT's extra norms and scales (see :class:`ParticleBlock`).
         """
         super().__init__()
         self.num_heads = num_heads
@@ -400,7 +438,8 @@ class ClassAttentionBlock(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = MLP(dim, int(dim * mlp_ratio), dropout)
+        self.mlp = MLP(dim, int(dim * mlp_ratio), dropout, mid_norm=normformer)
+        self.scales = _Scales(dim, num_heads) if normformer else None
 
     def forward(
         self, cls: torch.Tensor, x: torch.Tensor, layout: TokenLayout, biases: list[torch.Tensor]
@@ -433,7 +472,11 @@ class ClassAttentionBlock(nn.Module):
             q = q_all[sl].view(bg, 1, h, d).transpose(1, 2)  # [Bg, H, 1, d]
             o = attention(q, k, v, bias)  # [Bg, H, 1, d]
             outs.append(o.reshape(bg, dim))  # [Bg, D]
-        cls = cls + self.drop(self.proj(torch.cat(outs)))  # [B, D]
+        a = self.proj(torch.cat(outs))  # [B, D]
+        if self.scales is not None:
+            cls = cls + self.drop(self.scales.attn_out(a))  # [B, D]
+            return self.scales.resid_scale * cls + self.mlp(self.norm2(cls))  # [B, D]
+        cls = cls + self.drop(a)  # [B, D]
         return cls + self.mlp(self.norm2(cls))  # [B, D]
 
 
