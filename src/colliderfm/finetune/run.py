@@ -13,9 +13,10 @@ from torch import nn
 
 from colliderfm.config import Config
 from colliderfm.data.features import n_features
-from colliderfm.data.readers.dispatch import jet_classes
+from colliderfm.data.readers.dispatch import count_jets as count_entries
+from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks, jet_classes
 from colliderfm.data.schema import Batch, JetChunk
-from colliderfm.data.stream import JetStream, count_jets, training_loader
+from colliderfm.data.stream import count_jets, training_loader
 from colliderfm.data.subset import load_subset
 from colliderfm.errors import ConfigError
 from colliderfm.evaluate.metrics import classifier_metrics
@@ -53,15 +54,43 @@ def classification_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, d
 
 
 def _train_source(cfg: Config) -> tuple[str | Path | JetChunk, int]:
+    """The training data of a run and the number of jets (or events) in one pass over it.
+
+    Shard directories and ``.parquet`` files give the exact count from their metadata; JetClass
+    ROOT and Top Tagging HDF5 files the number of stored entries (exact unless the reader skips
+    bad jets: then an upper bound by their number). NanoAOD is refused: it is read unlabelled
+    (label -1) with the event selection applied on the fly, so it cannot train a classifier and
+    its size after selection is unknown until it has been read; converting it once
+    (``colliderfm convert --format nanoaod --label K``) gives labelled, counted shards.
+
+    Args:
+        cfg: run config (``data.train``, ``finetune.n_train``, ``train.seed``).
+
+    Returns:
+        (the source: a path, or the in-memory ``--n-train`` subset; examples per pass).
+
+    Raises:
+        ConfigError: ``data.train`` is a NanoAOD file.
+    """
     path = cfg.data.train
     assert path is not None
+    fmt = detect_format(path)
+    if fmt == "nanoaod":
+        raise ConfigError(
+            f"data.train={path} is a NanoAOD file: it is read unlabelled, with the event "
+            "selection applied while reading, so it cannot train a classifier and its size is "
+            f"unknown; convert it first (`colliderfm convert {path} --format nanoaod --label K "
+            "--out DIR`, one label per input), then --set data.train=DIR"
+        )
     if cfg.finetune.n_train:
         sub = load_subset(path, cfg.finetune.n_train, cfg.train.seed)
         return sub, len(sub)
-    n = count_jets(path)
+    n = count_jets(path)  # shards: exact, from the manifest / Parquet metadata
     if n is None:
-        n = int(sum(1 for _ in JetStream(path, batch_size=4096, shuffle=False)) * 4096)
-    return path, n
+        n = count_entries(path, fmt)  # JetClass ROOT, Top Tagging HDF5: stored entries
+    if n is None:  # a format without a stored count: one streaming pass, exact
+        n = sum(len(c) for c in iter_jet_chunks(path, fmt))
+    return path, int(n)
 
 
 def make_validate(cfg: Config, classes: list[str]) -> Any:

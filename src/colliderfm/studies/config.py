@@ -12,6 +12,10 @@ A study YAML names a base fine-tuning recipe plus overrides, and the sweep aroun
     budget: {max_steps: 200, eval_every: 50}
     test: data/default/toptag/test
 
+An arm may name its own fine-tuning recipe (``base: configs/finetune/events_sgd.yaml``, e.g. an
+SGD variant); every arm must still train on the same ``data.train``. The same code runs jets and
+whole events (``data.features: event``, ``model.name: objt``, masked_id checkpoints as arms).
+
 Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming the key
 (``arms[1].mode``, ``budget.max_steps``, ...), before any training starts.
 """
@@ -30,7 +34,7 @@ from colliderfm.config import _build, parse_override
 from colliderfm.errors import ConfigError
 from colliderfm.finetune.modes import MODES
 
-#: the data-efficiency default: 1e2 .. 1e5 labelled jets in half-decade steps
+#: the data-efficiency default: 1e2 .. 1e5 labelled jets (or events) in half-decade steps
 DEFAULT_N_TRAIN: tuple[int, ...] = (100, 300, 1_000, 3_000, 10_000, 30_000, 100_000)
 #: sections of the fine-tuning config; ``--set train.lr=...`` on a study goes to the base config
 BASE_SECTIONS = ("data", "model", "objective", "finetune", "train")
@@ -40,12 +44,14 @@ _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 @dataclass
 class ArmConfig:
-    """One arm of a study: an initialisation and a fine-tuning mode."""
+    """One arm of a study: an initialisation and a fine-tuning mode (and optionally its own
+    fine-tuning recipe ``base``, default: the study's)."""
 
     name: str = ""
     init: str = "none"
     mode: str = field(default="full", metadata={"choices": MODES})
     pretrain_size: int | None = field(default=None, metadata={"range": (1, None)})
+    base: str | None = None
     overrides: list[str] = field(default_factory=list)
 
 
@@ -65,8 +71,8 @@ class PretrainRecipeConfig:
     """Scaling studies: pretrain on nested subsets of one data set (optional).
 
     Each size in ``sizes`` gives an arm ``<name>-p<size>`` initialised from a backbone pretrained
-    with ``config`` (+ ``overrides``) on the first ``size`` jets of a seeded permutation of
-    ``data`` (so smaller subsets are contained in larger ones).
+    with ``config`` (+ ``overrides``) on the first ``size`` jets (or events) of a seeded
+    permutation of ``data`` (so smaller subsets are contained in larger ones).
     """
 
     config: str | None = None
@@ -230,7 +236,8 @@ def load_study_config(path: str | Path, overrides: list[str] | None = None) -> S
 
     Study keys are set directly (``seeds=[0,1,2]``, ``budget.max_steps=100``); keys of a
     fine-tuning config section (``train.lr=3e-4``) are appended to the study's ``overrides``.
-    A relative ``base`` is looked up from the working directory, then next to the study YAML.
+    A relative ``base`` (study or arm) is looked up from the working directory, then next to the
+    study YAML.
 
     Args:
         path: study YAML.
@@ -264,9 +271,27 @@ def load_study_config(path: str | Path, overrides: list[str] | None = None) -> S
         node[parts[-1]] = value
     cfg = study_from_dict(data)
     cfg.overrides = [*cfg.overrides, *base_sets]
-    base = Path(cfg.base)
-    if not base.is_file() and not base.is_absolute() and (p.parent / base).is_file():
-        cfg.base = str(p.parent / base)
-    if not Path(cfg.base).is_file():
-        raise ConfigError(f"config key 'base': {cfg.base} is not a file")
+    cfg.base = _resolve_base(cfg.base, p.parent, "base")
+    for i, arm in enumerate(cfg.arms):
+        if arm.base is not None:
+            arm.base = _resolve_base(arm.base, p.parent, f"arms[{i}].base")
     return cfg
+
+
+def _resolve_base(base: str, here: Path, key: str) -> str:
+    """A fine-tuning YAML path: as given (from the working directory), else next to the study.
+
+    Args:
+        base: the path from the study config.
+        here: directory of the study YAML.
+        key: config key, for the error.
+
+    Returns:
+        The path that exists.
+    """
+    path = Path(base)
+    if not path.is_file() and not path.is_absolute() and (here / path).is_file():
+        return str(here / path)
+    if not path.is_file():
+        raise ConfigError(f"config key '{key}': {base} is not a file")
+    return base

@@ -1,8 +1,8 @@
-"""Data-efficiency study: test AUC and rejection vs the number of labelled jets, per arm.
+"""Data-efficiency study: test AUC and rejection vs the number of labelled jets (or events).
 
 Every arm (a pretrained backbone with a fine-tuning mode, or the from-scratch control) is
-fine-tuned on class-balanced, seeded subsets of ``n_train`` labelled jets with the same budget,
-for several seeds, and evaluated on the same test set.
+fine-tuned on class-balanced, seeded subsets of ``n_train`` labelled examples with the same
+budget, for several seeds, and evaluated on the same test set.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Plots (PNG, matplotlib like :mod:`colliderfm.evaluate.plots`):
 
 * ``auc_vs_n.png`` and ``rejection_vs_n.png``: test AUC and 1/eps_B at eps_S = 0.3 and 0.5 vs
-  the number of labelled jets (log x), one line per arm, band = mean +- std over seeds;
+  the number of labelled jets or events (log x), one line per arm, band = mean +- std over seeds;
 * ``auc_vs_pretrain_size.png`` (arms with ``pretrain_size``): test AUC vs pretraining-set size,
   one line per N_train, the from-scratch control as a horizontal band;
 * ``val_auc_vs_step.png`` and ``val_auc_vs_time.png`` (compute studies): validation AUC during
@@ -76,12 +76,13 @@ def _arms(summary: list[dict[str, Any]]) -> list[str]:
     return seen
 
 
-def plot_vs_n(summary: list[dict[str, Any]], out: Path) -> list[Path]:
+def plot_vs_n(summary: list[dict[str, Any]], out: Path, unit: str = "jets") -> list[Path]:
     """AUC vs N and rejection (eps_S = 0.3, 0.5) vs N, one band per arm.
 
     Args:
         summary: aggregated rows.
         out: study directory.
+        unit: what the study counts (``jets`` or ``events``), for the axis labels.
 
     Returns:
         The PNGs written.
@@ -92,7 +93,7 @@ def plot_vs_n(summary: list[dict[str, Any]], out: Path) -> list[Path]:
         _band(ax, *_series(summary, arm, "auc"), label=arm)
     ns = [r["n_train"] for r in summary]
     _logx(ax, ns)
-    ax.set_xlabel("labelled training jets $N_{train}$")
+    ax.set_xlabel(f"labelled training {unit} $N_{{train}}$")
     ax.set_ylabel("test AUC")
     _legend(ax, loc="lower right", fontsize="small")
     _save(fig, out / "auc_vs_n.png")
@@ -104,7 +105,7 @@ def plot_vs_n(summary: list[dict[str, Any]], out: Path) -> list[Path]:
             _band(ax, *_series(summary, arm, m), label=arm)
         _logx(ax, ns)
         ax.set_yscale("log")
-        ax.set_xlabel("labelled training jets $N_{train}$")
+        ax.set_xlabel(f"labelled training {unit} $N_{{train}}$")
         ax.set_ylabel(_LABELS[m])
         _legend(ax, loc="upper left", fontsize="small")
     _save(fig, out / "rejection_vs_n.png")
@@ -112,12 +113,13 @@ def plot_vs_n(summary: list[dict[str, Any]], out: Path) -> list[Path]:
     return [out / "auc_vs_n.png", out / "rejection_vs_n.png"]
 
 
-def plot_scaling(summary: list[dict[str, Any]], out: Path) -> Path | None:
+def plot_scaling(summary: list[dict[str, Any]], out: Path, unit: str = "jets") -> Path | None:
     """Test AUC vs pretraining-set size per N_train; scratch arms as horizontal bands.
 
     Args:
         summary: aggregated rows.
         out: study directory.
+        unit: what the study counts (``jets`` or ``events``), for the axis label.
 
     Returns:
         The PNG, or None without pretrained arms.
@@ -149,7 +151,7 @@ def plot_scaling(summary: list[dict[str, Any]], out: Path) -> Path | None:
                     [sizes.min(), sizes.max()], m - s, m + s, color=color, alpha=0.1, lw=0
                 )
     _logx(ax, sizes)
-    ax.set_xlabel("pretraining jets")
+    ax.set_xlabel(f"pretraining {unit}")
     ax.set_ylabel("test AUC")
     _legend(ax, loc="lower right", fontsize="small")
     path = out / "auc_vs_pretrain_size.png"
@@ -251,10 +253,10 @@ def _table(summary: list[dict[str, Any]], metric: str, digits: int, col: str = "
     return "\n".join(lines)
 
 
-def _scaling_table(summary: list[dict[str, Any]]) -> str:
+def _scaling_table(summary: list[dict[str, Any]], unit: str = "jets") -> str:
     ns = sorted({r["n_train"] for r in summary})
     lines = [
-        "| arm | pretraining jets | mode | " + " | ".join(f"AUC at N={n}" for n in ns) + " |",
+        f"| arm | pretraining {unit} | mode | " + " | ".join(f"AUC at N={n}" for n in ns) + " |",
         "|" + "---|" * (3 + len(ns)),
     ]
     arms = sorted(
@@ -325,9 +327,23 @@ def write_report(out: str | Path) -> Path:
     ns = sorted({r["n_train"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
     n_test = sorted({r.get("n_test") for r in rows if r.get("n_test") is not None})
-    plots = plot_vs_n(summary, out)
-    scaling_png = plot_scaling(summary, out)
+    unit = str(data.get("unit", "jets"))  # results written before events were studied: jets
+    plots = plot_vs_n(summary, out, unit)
+    scaling_png = plot_scaling(summary, out, unit)
     curve_pngs = plot_curves(rows, out) if kind == "compute" else []
+    schedules: dict[str, str] = data.get("schedules") or {}
+    per_arm: list[str] = []
+    if len(set(schedules.values())) > 1:  # e.g. AdamW and SGD arms
+        optim = "each arm with its own optimizer settings (next line)"
+        per_arm = [
+            "- **Optimizer per arm:** "
+            + "; ".join(f"`{a}`: {v}" for a, v in schedules.items() if a in arms)
+            + "."
+        ]
+    elif schedules:
+        optim = next(iter(schedules.values()))
+    else:  # results written before schedules were recorded
+        optim = f"batch {data.get('batch_size')}, lr {data.get('lr')} (warm-up + cosine)"
     train_s = sum(r["train_wall_s"] for r in rows)
     eval_s = sum(r["eval_wall_s"] for r in rows)
     md = [f"# colliderfm study: {kind}", ""]
@@ -338,14 +354,15 @@ def write_report(out: str | Path) -> Path:
         f"{len(rows)} fine-tuning runs (arms: {', '.join(arms)}; N_train: "
         f"{', '.join(map(str, ns))}; seeds: {', '.join(map(str, seeds))}).",
         f"- **Data:** training subsets drawn class-balanced from `{data.get('train')}` "
-        f"({data.get('train_labelled')} labelled jets); validation `{data.get('val')}` (at most "
-        f"the first {data.get('val_max')} jets); test `{data.get('test')}` "
-        f"({', '.join(map(str, n_test))} jets).",
+        f"({data.get('train_labelled')} labelled {unit}); validation `{data.get('val')}` (at "
+        f"most the first {data.get('val_max')} {unit}); test `{data.get('test')}` "
+        f"({', '.join(map(str, n_test))} {unit}).",
         f"- **Budget per point (identical for every arm, scratch included):** "
-        f"{budget.get('max_steps')} optimizer steps at batch {data.get('batch_size')}, lr "
-        f"{data.get('lr')} (warm-up + cosine), validation every {budget.get('eval_every')} "
-        f"steps, test metrics of the checkpoint selected by `{budget.get('select')}`; model "
-        f"{data.get('model')}, precision {data.get('precision')}.",
+        f"{budget.get('max_steps')} optimizer steps, {optim}, validation every "
+        f"{budget.get('eval_every')} steps, test metrics of the checkpoint selected by "
+        f"`{budget.get('select')}`; model {data.get('model')}, precision "
+        f"{data.get('precision')}.",
+        *per_arm,
         f"- **Compute:** {train_s:.0f} s of fine-tuning and {eval_s:.0f} s of test evaluation "
         f"in total ({(train_s + eval_s) / 3600:.2f} h, summed over points and invocations); "
         f"the last invocation took {res.get('sweep_wall_s', 0):.0f} s of wall time.",
@@ -359,15 +376,15 @@ def write_report(out: str | Path) -> Path:
         "- ± is the sample standard deviation over seeds (each seed changes both the labelled "
         "subset and the initialisation of the trainable parts). Rejection is 1/eps_B with eps_B "
         "linearly interpolated on the ROC curve; a small test set limits it: 'n/a' or 'k/n "
-        "finite' means that in some seeds no background jet passed at that signal efficiency "
-        "(rejection beyond what the test set can measure; those seeds are left out).",
+        f"finite' means that in some seeds no background {unit[:-1]} passed at that signal "
+        "efficiency (rejection beyond what the test set can measure; those seeds are left out).",
         "",
     ]
     if kind == "scaling" and scaling_png is not None:
         md += [
             "## Test AUC vs pretraining-set size",
             "",
-            _scaling_table(summary),
+            _scaling_table(summary, unit),
             "",
             f"![AUC vs pretraining size]({scaling_png.name})",
             "",

@@ -3,42 +3,55 @@
 Arms are pretrained checkpoints labelled with ``pretrain_size`` (plus, usually, the from-scratch
 control as the reference line). Optionally the study pretrains them itself: ``pretrain.sizes``
 with ``pretrain.config`` pretrains one backbone per size on nested subsets of ``pretrain.data``
-(the first ``size`` jets of one seeded permutation), each with the same pretraining recipe and
-budget, into ``DIR/pretrain/p<size>``.
+(the first ``size`` jets, or events, of one seeded permutation), each with the same pretraining
+recipe and budget, into ``DIR/pretrain/p<size>``. For events the recipe is masked object-id
+(``configs/pretrain/masked_id.yaml``) on the unlabelled data-like mix, the same as for
+``colliderfm pretrain``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from colliderfm.config import load_config
 from colliderfm.errors import ConfigError
 from colliderfm.evaluate.run import write_json
 from colliderfm.studies.config import ArmConfig, StudyConfig
-from colliderfm.studies.sweep import check_points, execute, make_points
+from colliderfm.studies.sweep import (
+    Point,
+    check_points,
+    data_unit,
+    execute,
+    make_points,
+    point_config,
+)
 from colliderfm.train.logging import log
 
 
 def nested_subset(source: str | Path, size: int, seed: int, out: str | Path) -> Path:
-    """Write the first ``size`` jets of a seeded permutation of ``source`` as a shard directory.
+    """Write the first ``size`` rows (jets or events) of a seeded permutation of ``source``.
 
-    For one seed, a smaller subset is always contained in a larger one. Reuses ``out`` when it
-    already holds the subset.
+    For one seed, a smaller subset is always contained in a larger one. Shard inputs are copied
+    row by row as stored (exact, jets and events alike, and the output keeps the input's kind
+    and classes); foreign inputs (JetClass, Top Tagging, NanoAOD) are converted on the way.
+    Reuses ``out`` when it already holds the subset.
 
     Args:
-        source: any readable jet input.
-        size: jets in the subset.
+        source: any readable jet or event input.
+        size: rows in the subset.
         seed: permutation seed.
         out: target shard directory.
 
     Returns:
         ``out``.
     """
-    from colliderfm.data.readers.dispatch import iter_jet_chunks, jet_classes
+    from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks, jet_classes
     from colliderfm.data.readers.parquet import ShardWriter
     from colliderfm.data.subset import read_labels
 
@@ -47,24 +60,109 @@ def nested_subset(source: str | Path, size: int, seed: int, out: str | Path) -> 
         src = json.loads((out / "manifest.json").read_text()).get("source", {})
         if (src.get("subset_of"), src.get("size"), src.get("seed")) != (str(source), size, seed):
             raise ConfigError(
-                f"{out} holds another subset ({src.get('subset_of')}, {src.get('size')} jets, "
+                f"{out} holds another subset ({src.get('subset_of')}, {src.get('size')} rows, "
                 f"seed {src.get('seed')}); delete it or use another --out"
             )
         return out
+    fmt = detect_format(source)
     n = len(read_labels(source))
     if size > n:
-        raise ConfigError(f"config key 'pretrain.sizes' holds {size} but {source} has {n} jets")
+        raise ConfigError(f"config key 'pretrain.sizes' holds {size} but {source} has {n} rows")
     idx = np.sort(np.random.default_rng(seed).permutation(n)[:size])
     src = {"subset_of": str(source), "size": size, "seed": seed, "nested": True}
-    with ShardWriter(out, "jets", jet_classes(source), src, overwrite=True) as w:
+    classes = jet_classes(source, fmt)
+    if fmt == "parquet":
+        kind, batches = _shard_rows(Path(source))
+        with ShardWriter(out, kind, classes, src, overwrite=True) as w:
+            start = 0
+            for rb in batches:
+                stop = start + rb.num_rows
+                lo, hi = np.searchsorted(idx, [start, stop])
+                if hi > lo:
+                    w.write(pa.Table.from_batches([rb]).take(pa.array(idx[lo:hi] - start)))
+                start = stop
+        return out
+    kind = "events" if fmt == "nanoaod" else "jets"
+    with ShardWriter(out, kind, classes, src, overwrite=True) as w:
         start = 0
-        for chunk in iter_jet_chunks(source):
+        for chunk in iter_jet_chunks(source, fmt):
             stop = start + len(chunk)
             lo, hi = np.searchsorted(idx, [start, stop])
             if hi > lo:
                 w.write_chunk(chunk.take(idx[lo:hi] - start))
             start = stop
     return out
+
+
+def _shard_rows(path: Path) -> tuple[str, Iterator[pa.RecordBatch]]:
+    """The kind (``jets`` or ``events``) of a shard directory or ``.parquet`` file and its rows,
+    in the order :func:`~colliderfm.data.subset.read_labels` reads the labels."""
+    import pyarrow.parquet as pq
+
+    from colliderfm.data.readers.parquet import (
+        is_event_table,
+        iter_shard,
+        read_manifest,
+        shard_paths,
+    )
+
+    if path.is_dir():
+        kind = str(read_manifest(path).get("kind", "jets"))
+        files = shard_paths(path)
+    else:
+        kind = "events" if is_event_table(pq.read_schema(path).names) else "jets"
+        files = [path]
+    return kind, (rb for f in files for rb in iter_shard(f, rows=8192))
+
+
+def check_pretrain_recipe(study: StudyConfig) -> None:
+    """Check the ``pretrain`` section against the fine-tuning config before anything runs.
+
+    The pretrained backbones must be what the fine-tuning config builds (same model and preset,
+    same input features), and the pretraining data must hold the largest size.
+
+    Args:
+        study: the study.
+
+    Raises:
+        ConfigError: naming the ``pretrain.*`` key at fault.
+    """
+    from colliderfm.data.subset import read_labels
+
+    rec = study.pretrain
+    if not rec.sizes:
+        return
+    assert rec.config is not None
+    try:
+        pre = load_config(rec.config, rec.overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"config key 'pretrain.config' ({rec.config}): {exc}") from exc
+    arm = ArmConfig(name=f"{rec.name}-p{max(rec.sizes)}", init="none", mode=rec.mode)
+    ft = point_config(study, Point(arm, study.n_train[0], study.seeds[0]))
+    if (pre.model.name, pre.model.preset) != (ft.model.name, ft.model.preset):
+        raise ConfigError(
+            f"config key 'pretrain.config': {rec.config} pretrains {pre.model.name}/"
+            f"{pre.model.preset} but the fine-tuning config builds {ft.model.name}/"
+            f"{ft.model.preset} (add model.preset=... to pretrain.overrides or to overrides)"
+        )
+    if pre.data.features != ft.data.features:
+        raise ConfigError(
+            f"config key 'pretrain.config': {rec.config} reads data.features="
+            f"{pre.data.features} but the fine-tuning config reads {ft.data.features}"
+        )
+    data = rec.data or pre.data.train
+    if data is None:
+        raise ConfigError(
+            "config key 'pretrain.data' is missing (and the recipe has no data.train)"
+        )
+    if not Path(data).exists():
+        raise ConfigError(f"config key 'pretrain.data': {data} does not exist")
+    n = len(read_labels(data))
+    if max(rec.sizes) > n:
+        raise ConfigError(
+            f"config key 'pretrain.sizes' holds {max(rec.sizes)} but {data} has {n} "
+            f"{data_unit(pre.data.features)} (generate more, or drop that size)"
+        )
 
 
 def pretrain_arms(
@@ -108,7 +206,13 @@ def pretrain_arms(
             )
         write_json(recipe, stamp)
         done = (run_dir / "last" / "state.pt").exists()
-        log.info("pretraining on %d jets -> %s%s", size, run_dir, " (resuming)" if done else "")
+        log.info(
+            "pretraining on %d %s -> %s%s",
+            size,
+            data_unit(cfg.data.features),
+            run_dir,
+            " (resuming)" if done else "",
+        )
         summary = run_pretrain(cfg, run_dir, resume=done, progress=False)
         runs.append(
             json.loads(json.dumps({"size": size, "dir": str(run_dir), **summary}, default=str))
@@ -140,6 +244,7 @@ def run_scaling(study: StudyConfig, out: str | Path, command: str | None = None)
             )
     # fail on a bad fine-tuning config, data or test set before any pretraining starts
     check_points(study, make_points(study.arms or [ArmConfig(name="check")], study.n_train, [0]))
+    check_pretrain_recipe(study)
     made, runs = pretrain_arms(study, out)
     clash = {a.name for a in made} & {a.name for a in study.arms}
     if clash:

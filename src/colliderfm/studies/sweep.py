@@ -1,5 +1,8 @@
 """The sweep runner shared by every study: one fine-tuning run + test evaluation per point.
 
+Jets and whole events run through the same code (``data.features`` decides; reports then count
+"events" instead of "jets").
+
 A point is (arm, N_train, seed). Its run lives in ``DIR/points/<arm>-n<N>-s<seed>/run`` and its
 result in ``.../metrics.json``, written atomically once the point is finished; a rerun skips
 finished points and resumes an interrupted one from its ``run/last`` checkpoint. Every point
@@ -69,9 +72,9 @@ def make_points(
 def point_config(study: StudyConfig, point: Point) -> Config:
     """The resolved fine-tuning config of one point.
 
-    Order of precedence (last wins): base YAML, study ``overrides``, the arm's ``overrides``,
-    then the point itself (init, mode, N, seed) and the study budget, so no arm can change the
-    budget.
+    Order of precedence (last wins): base YAML (the arm's ``base`` if it has one, else the
+    study's), study ``overrides``, the arm's ``overrides``, then the point itself (init, mode,
+    N, seed) and the study budget, so no arm can change the budget.
 
     Args:
         study: the study.
@@ -100,7 +103,7 @@ def point_config(study: StudyConfig, point: Point) -> Config:
     if b.lr is not None:
         sets.append(f"train.lr={b.lr}")
     try:
-        return load_config(study.base, sets)
+        return load_config(point.arm.base or study.base, sets)
     except ConfigError as exc:
         raise ConfigError(f"arm '{point.arm.name}': {exc}") from exc
 
@@ -192,6 +195,56 @@ def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[s
     return row
 
 
+def data_unit(features: str) -> str:
+    """What one example is called in logs, reports and plots.
+
+    Args:
+        features: ``data.features`` of the fine-tuning config.
+
+    Returns:
+        ``"events"`` for the event feature set, else ``"jets"``.
+    """
+    return "events" if features == "event" else "jets"
+
+
+def _check_arm(name: str, init: str, cfg: Config) -> None:
+    """Refuse a pretrained arm whose checkpoint cannot initialise this fine-tuning config.
+
+    Args:
+        name: arm name (for the error).
+        init: checkpoint directory.
+        cfg: the arm's fine-tuning config.
+
+    Raises:
+        ConfigError: not a checkpoint, another backbone or preset, or other input features.
+    """
+    from colliderfm.data.features import n_features
+    from colliderfm.errors import ColliderFMError
+    from colliderfm.finetune.classifier import pretrained_backbone_spec
+
+    try:
+        pretrained_backbone_spec(init, cfg, n_features(cfg.data.features))
+    except ColliderFMError as exc:
+        raise ConfigError(f"arm '{name}': {exc}") from exc
+
+
+def schedule(cfg: Config) -> str:
+    """One line describing a point's optimizer and schedule (for the report).
+
+    Args:
+        cfg: a point's fine-tuning config.
+
+    Returns:
+        e.g. ``sgd (momentum 0.9), batch 256, lr 0.01 -> 0.0001 (cosine, warm-up 0), ...``.
+    """
+    t = cfg.train
+    opt = f"sgd (momentum {t.momentum:g})" if t.optimizer == "sgd" else t.optimizer
+    return (
+        f"{opt}, batch {t.batch_size}, lr {t.lr:g} -> {t.min_lr:g} (cosine, warm-up "
+        f"{t.warmup:g}), weight decay {t.weight_decay:g}"
+    )
+
+
 def _labelled_counts(path: str) -> dict[int, int]:
     from colliderfm.data.subset import read_labels
 
@@ -210,6 +263,8 @@ def check_points(study: StudyConfig, points: list[Point]) -> tuple[str, dict[str
     Returns:
         (test data path, facts about the data for the report).
     """
+    from colliderfm.data.stream import check_feature_set
+
     cfgs = {p.arm.name: point_config(study, p) for p in points}
     first = next(iter(cfgs.values()))
     if first.data.train is None:
@@ -219,23 +274,35 @@ def check_points(study: StudyConfig, points: list[Point]) -> tuple[str, dict[str
         raise ConfigError("config key 'test' is missing (and the base config has no data.test)")
     if not Path(test).exists():
         raise ConfigError(f"config key 'test': {test} does not exist")
+    unit = data_unit(first.data.features)
+    # event shards with jet features (or jets with event features) fail here, not mid-sweep
+    for path in dict.fromkeys([first.data.train, first.data.val, test]):
+        if path is not None and Path(path).exists():
+            check_feature_set(path, first.data.features)
     for name, cfg in cfgs.items():
         if cfg.data.train != first.data.train:
             raise ConfigError(f"arm '{name}' trains on {cfg.data.train}, not {first.data.train}")
+        if cfg.data.features != first.data.features:
+            raise ConfigError(
+                f"arm '{name}' reads data.features={cfg.data.features}, not "
+                f"{first.data.features} (every arm must see the same inputs)"
+            )
         if study.budget.select != "last" and cfg.data.val is None:
             raise ConfigError(
                 "budget.select needs a validation set (data.val); set it or use budget.select=last"
             )
         arm = next(p.arm for p in points if p.arm.name == name)
-        if arm.init != "none" and not Path(arm.init).exists():
-            raise ConfigError(f"arm '{name}': init checkpoint {arm.init} does not exist")
+        if arm.init != "none":
+            if not Path(arm.init).exists():
+                raise ConfigError(f"arm '{name}': init checkpoint {arm.init} does not exist")
+            _check_arm(name, arm.init, cfg)
     counts = _labelled_counts(first.data.train)
     total = sum(counts.values())
     too_big = [n for n in study.n_train if n > total]
     if too_big:
         raise ConfigError(
             f"config key 'n_train' holds {too_big} but {first.data.train} has only {total} "
-            "labelled jets (generate more, or drop those sizes)"
+            f"labelled {unit} (generate more, or drop those sizes)"
         )
     facts = {
         "train": first.data.train,
@@ -243,7 +310,10 @@ def check_points(study: StudyConfig, points: list[Point]) -> tuple[str, dict[str
         "test": test,
         "train_labelled": total,
         "train_counts": counts,
+        "unit": unit,
+        "features": first.data.features,
         "model": f"{first.model.name}/{first.model.preset}",
+        "schedules": {name: schedule(cfg) for name, cfg in cfgs.items()},
         "batch_size": first.train.batch_size,
         "lr": first.train.lr,
         "max_steps": study.budget.max_steps,
