@@ -123,14 +123,6 @@ BAD: dict[str, tuple[Builder, str]] = {
         ),
         "missing column",
     ),
-    "parquet_no_charge_pid": (
-        lambda t, jr, th, ss: _parquet(
-            t / "np.parquet",
-            {k: [[1.0, 2.0]] for k in ("part_px", "part_py", "part_pz", "part_energy")}
-            | {"label": np.array([0])},
-        ),
-        "missing column",
-    ),
     "parquet_scalar_columns": (
         lambda t, jr, th, ss: _parquet(
             t / "sc.parquet",
@@ -208,28 +200,9 @@ KINDS = list(BAD)
 LONE_PARQUET = "needs at least 2 classes"
 
 #: (verb, kind) -> why it fails today; the fixes belong to files owned elsewhere. strict: once
-#: fixed, the xfail turns into a failure so the mark gets removed.
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("inspect", "truncated_parquet"): "data/inspect.py _schema: pq.read_schema ArrowInvalid",
-    ("convert", "truncated_parquet"): "data/convert.py _is_event_shards: pq ArrowInvalid",
-    ("evaluate", "truncated_parquet"): "data/stream.py _parquet_units: pq.ParquetFile ArrowInvalid",
-    ("evaluate", "parquet_missing_column"): "data/stream.py units use table_to_chunk: KeyError",
-    ("finetune", "truncated_parquet"): "data/stream.py count_jets: pq.ParquetFile ArrowInvalid",
-    ("pretrain", "empty_parquet"): "data/stream.py count_jets: pq.ParquetFile ArrowInvalid",
-    ("pretrain", "truncated_parquet"): "data/stream.py count_jets: pq.ParquetFile ArrowInvalid",
-    ("pretrain", "parquet_missing_column"): "data/stream.py units use table_to_chunk: KeyError",
-}
-_PARQUET_READER = {
-    "parquet_no_charge_pid": "data/readers/parquet.py table_to_chunk: KeyError on a missing "
-    "part_charge/part_pid column (check it, or default to 0)",
-    "parquet_scalar_columns": "data/readers/parquet.py table_to_chunk: AttributeError "
-    "('offsets') on a non-list part_* column",
-    "manifest_bad_entries": "data/readers/parquet.py read_manifest: KeyError 'file' on a "
-    "malformed shards entry",
-}
-for _verb in ("inspect", "convert", "evaluate", "pretrain"):
-    KNOWN_BUGS.update({(_verb, k): why for k, why in _PARQUET_READER.items()})
-KNOWN_BUGS[("finetune", "manifest_bad_entries")] = _PARQUET_READER["manifest_bad_entries"]
+#: fixed, the xfail turns into a failure so the mark gets removed. (None left: the Parquet
+#: reader bugs found by this suite are fixed.)
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 def kinds_for(verb: str) -> list[Any]:
@@ -327,10 +300,7 @@ def test_pretrain_train_data(
         "bad_manifest",
         "missing_shard",
         "empty_root",
-        pytest.param(
-            "manifest_bad_entries",
-            marks=pytest.mark.xfail(strict=True, reason=_PARQUET_READER["manifest_bad_entries"]),
-        ),
+        "manifest_bad_entries",
     ],
 )
 def test_merge(
@@ -527,11 +497,6 @@ def test_evaluate_skips_bad_jets(
     assert all(np.isfinite(v) for v in metrics["rejection"].values() if v is not None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="data/readers/parquet.py iter_parquet_jets (and data/convert.py): Parquet input is "
-    "not passed through sanitize_jets, so NaN/inf and empty jets reach the canonical shards",
-)
 def test_convert_skips_bad_jets_of_parquet_input(
     tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:
@@ -560,21 +525,63 @@ def test_convert_skips_bad_jets_of_parquet_input(
 def test_evaluate_refuses_non_finite_model_outputs(
     classifier_ckpt: Path, tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:
-    """NaN reaching the model (here: a .parquet file the readers do not clean) is an error,
-    not metrics computed from NaN scores."""
+    """Finite inputs that still overflow the features (pT ~ 3e38 GeV: pT^2 is inf in float32)
+    give non-finite scores: an error, not metrics computed from NaN."""
     import pyarrow as pa
 
-    vals = pa.array([[1.0, float("nan")], [2.0]], pa.list_(pa.float32()))
+    vals = pa.array([[1.0, 3e38], [2.0]], pa.list_(pa.float32()))
     cols: dict[str, Any] = {k: vals for k in ("part_px", "part_py", "part_pz", "part_energy")}
     cols["part_charge"] = pa.array([[0, 0], [1]], pa.list_(pa.int8()))
     cols["part_pid"] = pa.array([[22, 22], [211]], pa.list_(pa.int32()))
     cols["label"] = pa.array([0, 1], pa.int64())
+    src = _parquet(tmp_path / "huge.parquet", cols)
+    out = tmp_path / "m.json"
+    args = ["evaluate", "--checkpoint", str(classifier_ckpt), "--data", str(src)]
+    code, _, err = run_cli([*args, "--out", str(out)], monkeypatch, capsys)
+    assert_one_error_line(code, err, "huge.parquet", "1 of 2 jets give non-finite model outputs")
+    assert not out.exists()
+
+
+def test_evaluate_skips_bad_jets_of_parquet_input(
+    classifier_ckpt: Path, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """NaN/inf and empty jets of a foreign .parquet file never reach the model: skipped."""
+    import pyarrow as pa
+
+    vals = pa.array([[1.0, float("nan")], [2.0], [3.0, 1.0], [], [1.0, float("inf")]])
+    cols: dict[str, Any] = {k: vals for k in ("part_px", "part_py", "part_pz", "part_energy")}
+    cols["label"] = pa.array([0, 1, 0, 1, 1], pa.int64())
     src = _parquet(tmp_path / "nan.parquet", cols)
     out = tmp_path / "m.json"
     args = ["evaluate", "--checkpoint", str(classifier_ckpt), "--data", str(src)]
     code, _, err = run_cli([*args, "--out", str(out)], monkeypatch, capsys)
-    assert_one_error_line(code, err, "nan.parquet", "1 of 2 jets give non-finite model outputs")
-    assert not out.exists()
+    assert code == 0, err
+    assert json.loads(out.read_text())["n"] == 2
+    assert "skipped 3 bad jets (non_finite: 2, zero_particles: 1)" in err
+
+
+def test_parquet_without_charge_and_pid_reads_them_as_unknown(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """A foreign .parquet with four-vectors only: charge and pid are 0 (unknown), with a
+    warning that suggests the kinematic features; convert stores the zeros."""
+    src = _parquet(
+        tmp_path / "np.parquet",
+        {k: [[1.0, 2.0], [3.0]] for k in ("part_px", "part_py", "part_pz", "part_energy")}
+        | {"label": np.array([0, 1])},
+    )
+    code, stdout, err = run_cli(["inspect", "--json", str(src)], monkeypatch, capsys)
+    assert code == 0, err
+    info = json.loads(stdout)
+    assert info["n_jets"] == 2 and info["charge"] == {"0": 3} and info["pid"] == {"0": 3}
+    assert "part_charge/part_pid" in err and "data.features=kinematic" in err
+    out = tmp_path / "conv"
+    code, _, err = run_cli(["convert", str(src), "--out", str(out)], monkeypatch, capsys)
+    assert code == 0, err
+    from colliderfm.data.readers.parquet import iter_parquet_jets
+
+    back = next(iter_parquet_jets(out))
+    assert back.counts.tolist() == [2, 1] and not back.charge.any() and not back.pid.any()
 
 
 def test_every_jet_bad_is_one_error(

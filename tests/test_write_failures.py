@@ -91,11 +91,6 @@ def test_convert_disk_full_at_the_manifest_keeps_the_old_output(
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".conv.tmp")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="data/readers/parquet.py ShardWriter.__exit__: an OSError from closing the last "
-    "shard escapes unwrapped and leaves the hidden .tmp directory behind",
-)
 def test_convert_disk_full_when_closing_a_shard(
     shards: Path, tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:

@@ -371,7 +371,7 @@ def pretrain(
     overrides: Overrides = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
 ) -> None:
-    """Self-supervised pretraining of a backbone on unlabelled jets (labels are ignored)."""
+    """Self-supervised pretraining of a backbone on unlabelled jets or events (labels ignored)."""
     from colliderfm.config import load_config
     from colliderfm.tokenizers.train import is_tokenizer, train_tokenizer
     from colliderfm.train.distributed import distributed
@@ -474,7 +474,7 @@ def study_data_efficiency(
     out: Annotated[Path, typer.Option(help="Study directory (rerun to resume).")],
     overrides: Overrides = None,
 ) -> None:
-    """Test AUC and rejection vs the number of labelled jets, per arm (pretrained vs scratch)."""
+    """Test AUC and rejection vs the number of labelled examples, per arm (pretrained vs scratch)."""
     _study("data-efficiency", config, out, overrides)
 
 

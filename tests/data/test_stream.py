@@ -95,3 +95,30 @@ def test_in_memory_source() -> None:
     chunk = synthetic_jets(300, seed=4)
     n = sum(len(b) for b in JetStream(chunk, batch_size=100, shuffle=False))
     assert n == 300
+
+
+def test_truncation_is_counted_and_logged_once_per_pass(caplog) -> None:
+    chunk = synthetic_jets(60, seed=4, max_particles=40)
+    padded = pad_chunk(chunk, 16)
+    np.testing.assert_array_equal(padded.truncated, chunk.counts > 16)
+    assert padded.take(np.arange(5)).truncated.shape == (5,)
+    stream = JetStream(chunk, batch_size=16, max_particles=16, shuffle=False)
+    with caplog.at_level("INFO", logger="colliderfm"):
+        n = sum(len(b) for b in stream)
+    want = int((chunk.counts > 16).sum())
+    assert n == 60 and stream.truncated == want > 0 and not stream.skipped
+    lines = [r.getMessage() for r in caplog.records if "max_particles" in r.getMessage()]
+    assert lines == [
+        f"data pass 0: {want} jets had more than max_particles=16 particles; "
+        "kept the highest-pT ones"
+    ]
+
+
+def test_stream_skips_bad_jets_of_any_source() -> None:
+    chunk = synthetic_jets(30, seed=5, max_particles=20)
+    chunk.px[chunk.offsets[3]] = np.nan
+    chunk.energy[chunk.offsets[7]] = np.inf
+    stream = JetStream(chunk, batch_size=8, max_particles=64, shuffle=False)
+    batches = list(stream)
+    assert sum(len(b) for b in batches) == 28 and stream.skipped == {"non_finite": 2}
+    assert all(torch.isfinite(b.features).all() for b in batches)

@@ -268,3 +268,157 @@ def test_cli_help_has_examples() -> None:
 
     res = CliRunner().invoke(app, ["export", "onnx", "--help"])
     assert res.exit_code == 0 and "colliderfm export onnx --checkpoint" in res.output
+
+
+# ---- event models: the ObjectTransformer (objt) on the ``event`` feature set ----
+
+EVENT_CLASSES = ["ttbar", "h2hdm"]
+MAX_OBJECTS = 12
+
+
+def _objt_classifier_ckpt(path: Path, **kwargs: Any) -> Path:
+    """A tiny objt event classifier saved right after initialisation, as finetune writes it."""
+    from colliderfm.finetune.classifier import build_classifier
+
+    torch.manual_seed(2)
+    m = {
+        "name": "objt",
+        "preset": "tiny",
+        "in_dim": len(FEATURE_SETS["event"]),
+        "kwargs": kwargs,
+        "task": "classifier",
+        "n_classes": len(EVENT_CLASSES),
+        "classes": EVENT_CLASSES,
+        "head_hidden": 16,
+        "feature_set": "event",
+    }
+    model = build_classifier(m)
+    with torch.no_grad():  # non-trivial head outputs
+        for p in model.head.parameters():
+            p.normal_(0.0, 0.5)
+    cfg = {"data": {"max_particles": MAX_OBJECTS, "features": "event"}}
+    return save_checkpoint(path, model, {"model": m, "config": cfg})
+
+
+def _event_batches() -> list[Any]:
+    """Synthetic event batches of other sizes than the trace, objects shuffled, with padding."""
+    from synth_events import synthetic_events
+
+    out = []
+    for n, slots, seed in ((7, 9, 3), (19, MAX_OBJECTS, 4)):
+        b = synthetic_events(n, seed=seed, max_objects=slots, shuffle=True)
+        b.vectors = b.vectors + torch.where(b.mask, 0.0, 7.0).unsqueeze(-1)  # junk at padding
+        out.append(b)
+    return out
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"pair_features": False, "pooling": "mean"}])
+def test_event_classifier_cli_export_parity(
+    tmp_path: Path,
+    kwargs: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``colliderfm export onnx`` on an objt checkpoint: dynamic batch and object axes, parity."""
+    from cli_helpers import run_cli
+
+    ckpt = _objt_classifier_ckpt(tmp_path / "ckpt", **kwargs)
+    out = tmp_path / "events.onnx"
+    code, stdout, err = run_cli(
+        ["export", "onnx", "--checkpoint", str(ckpt), "--out", str(out)], monkeypatch, capsys
+    )
+    assert code == 0, err
+    info = json.loads(stdout)
+    assert info["max_abs_diff"] is not None and info["max_abs_diff"] < 1e-4
+    names = [i["name"] for i in info["inputs"]]
+    assert names == (["features", "mask"] if kwargs else ["features", "mask", "vectors"])
+    assert info["inputs"][0]["shape"] == ["batch", "objects", 11]
+    model = load(str(ckpt))  # what colliderfm itself runs (packed path)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.shape[:2] for i in sess.get_inputs()] == [["batch", "objects"]] * len(names)
+    shapes = set()
+    for batch in _event_batches():
+        assert not batch.mask.all()
+        shapes.add(tuple(batch.features.shape[:2]))
+        logits, probs = sess.run(None, _feed(sess, batch))
+        with torch.no_grad():
+            want = model(batch.features, batch.mask, batch.vectors)  # [B, C]
+        assert logits.shape == (len(batch), len(EVENT_CLASSES))
+        assert np.abs(logits - want.numpy()).max() < 1e-4
+        assert np.abs(probs - torch.softmax(want, -1).numpy()).max() < 1e-4
+    assert len(shapes) == 2 and (2, 4) not in shapes  # other B and N than the trace
+
+
+def _reference_event_features(
+    side: dict[str, Any],
+    pt: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
+    e: np.ndarray,
+    obj_type: np.ndarray,
+    mask: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Event features and four-vectors prepared from (pT, eta, phi, E, type) and the sidecar."""
+    eps = 1e-8
+    met = obj_type == int(side["objects"]["met_type"])
+    eta = np.where(met, 0.0, eta)
+    pz = np.where(met, 0.0, pt * np.sinh(eta))
+    e = np.where(met, pt, e)
+    vectors = np.stack((pt * np.cos(phi), pt * np.sin(phi), pz, e), -1) * mask[..., None]
+    types = {v: int(k) for k, v in side["objects"]["types"].items()}
+    raw = {
+        "log_pt": np.log(np.maximum(pt, eps)),
+        "eta": np.clip(eta, -5.0, 5.0),
+        "sin_phi": np.sin(phi),
+        "cos_phi": np.cos(phi),
+        "log_e": np.log(np.maximum(e, eps)),
+        "is_masked": np.zeros_like(pt),
+    }
+    for name in ("electron", "muon", "bjet", "jet", "met"):
+        raw[f"is_{name}"] = (obj_type == types[name]).astype(np.float64)
+    cols = [(raw[f["name"]] + f["shift"]) * f["scale"] for f in side["features"]["per_feature"]]
+    return np.stack(cols, -1) * mask[..., None], vectors  # [B, N, 11], [B, N, 4]
+
+
+def test_event_sidecar_describes_inputs(tmp_path: Path) -> None:
+    from colliderfm.data.features import EVENT_FEATURES, event_features
+
+    ckpt = _objt_classifier_ckpt(tmp_path / "ckpt")
+    out = tmp_path / "events.onnx"
+    export_onnx(ckpt, out, verify=False)
+    side = json.loads(out.with_name("events.onnx.json").read_text())
+    assert side["classes"] == EVENT_CLASSES and side["checkpoint"]["model"] == "objt"
+    feats = side["features"]
+    assert feats["set"] == "event" and feats["names"] == list(EVENT_FEATURES)
+    assert feats["reference"].endswith("event_features")
+    per = {f["name"]: f for f in feats["per_feature"]}
+    for name, f in per.items():
+        assert (f["shift"], f["scale"]) == NORMALISATION.get(f"event_{name}", (0.0, 1.0))
+        assert f["definition"]
+    assert (per["log_pt"]["shift"], per["eta"]["scale"]) == (-4.0, 0.5)
+    assert side["objects"]["types"] == {
+        "1": "electron",
+        "2": "muon",
+        "3": "bjet",
+        "4": "jet",
+        "5": "met",
+    }
+    fv = side["four_vectors"]
+    assert fv["max_objects"] == MAX_OBJECTS and "sinh(eta)" in fv["from_pt_eta_phi"]
+    inputs = {i["name"]: i for i in side["inputs"]}
+    assert inputs["features"]["shape"] == ["batch", "objects", 11]
+    # following the sidecar from (pT, eta, phi, E, type) reproduces colliderfm's own features
+    rng = np.random.default_rng(0)
+    b, n = 6, 8
+    mask = np.arange(n)[None, :] < rng.integers(2, n + 1, b)[:, None]
+    obj_type = rng.integers(1, 6, (b, n)) * mask
+    pt = rng.exponential(60.0, (b, n)) + 20.0
+    eta, phi = rng.normal(0.0, 2.0, (b, n)), rng.uniform(-np.pi, np.pi, (b, n))
+    e = pt * np.cosh(eta) * 1.01
+    ref, vectors = _reference_event_features(side, pt, eta, phi, e, obj_type, mask)
+    got = event_features(
+        torch.from_numpy(vectors.astype(np.float32)),
+        torch.from_numpy(mask),
+        torch.from_numpy(obj_type),
+    ).numpy()
+    assert np.abs(ref - got).max() < 1e-4

@@ -13,6 +13,7 @@ failing the selection or holding NaN/inf are counted under ``skipped`` and in th
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,21 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from colliderfm.data.readers.common import good_jets
 from colliderfm.data.readers.dispatch import count_jets, detect_format, iter_jet_chunks, jet_classes
 from colliderfm.data.readers.nanoaod import CUTFLOW, NanoAODOptions
-from colliderfm.data.readers.parquet import ShardWriter, is_event_table, iter_shard, read_manifest
-from colliderfm.data.schema import EVENT_CLASSES
+from colliderfm.data.readers.parquet import (
+    EMPTY_KEY,
+    ShardWriter,
+    check_schema,
+    is_event_table,
+    iter_parquet_jets,
+    iter_shard,
+    read_manifest,
+    read_schema,
+    table_to_chunk,
+)
+from colliderfm.data.schema import EVENT_CLASSES, JetChunk
 from colliderfm.errors import ColliderFMError, DataError
 
 log = logging.getLogger(__name__)
@@ -56,9 +68,7 @@ def _is_event_shards(path: Path) -> bool:
     """Whether a canonical input holds events (``obj_*`` columns) rather than jets."""
     if path.is_dir():
         return read_manifest(path).get("kind") == "events"
-    import pyarrow.parquet as pq
-
-    return is_event_table(pq.read_schema(path).names)
+    return is_event_table(read_schema(path).names)
 
 
 def _event_tables(
@@ -73,8 +83,19 @@ def _event_tables(
     from colliderfm.data.readers.parquet import shard_paths
 
     for f in shard_paths(path) if path.is_dir() else [path]:
+        check_schema(read_schema(f), f)
         for rb in iter_shard(f, rows=chunk_size):
-            yield pa.Table.from_batches([rb])
+            # the skip policy, row for row: the stored values are copied, not recomputed
+            keep = good_jets(table_to_chunk(rb, f), writer.skipped, empty=EMPTY_KEY["events"])
+            table = pa.Table.from_batches([rb])
+            yield table if keep.all() else table.filter(pa.array(keep))
+
+
+def _jet_chunks(path: Path, fmt: str, chunk_size: int, skipped: Counter[str]) -> Iterator[JetChunk]:
+    """Stream a jet input, bad jets skipped and counted in ``skipped`` (Parquet input too)."""
+    if fmt == "parquet":
+        return iter_parquet_jets(path, rows=chunk_size, skipped=skipped)
+    return iter_jet_chunks(path, fmt, chunk_size=chunk_size, skipped=skipped)
 
 
 def convert(
@@ -175,7 +196,7 @@ def convert(
     ):
         seen_skipped = 0
         for p, remap in zip(paths, remaps, strict=True):
-            for chunk in iter_jet_chunks(p, fmt, chunk_size=chunk_size, skipped=writer.skipped):
+            for chunk in _jet_chunks(p, fmt, chunk_size, writer.skipped):
                 lab = chunk.label
                 if len(remap) == 0:  # an unlabelled input
                     chunk.label = np.full_like(lab, -1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,16 +122,25 @@ class _Stats:
         }
 
 
+def _chunks(
+    path: Path, fmt: str, skipped: Counter[str], chunk_size: int = 8192
+) -> Iterator[JetChunk]:
+    """Stream an input as chunks, bad jets/events skipped and counted in ``skipped``."""
+    if fmt == "parquet":  # the canonical reader applies the skip policy to foreign .parquet too
+        from colliderfm.data.readers.parquet import iter_parquet_jets
+
+        return iter_parquet_jets(path, rows=chunk_size, skipped=skipped)
+    return iter_jet_chunks(path, fmt, chunk_size=chunk_size, skipped=skipped)
+
+
 def _schema(path: Path, fmt: str) -> dict[str, Any]:
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        from colliderfm.data.readers.parquet import shard_paths
+        from colliderfm.data.readers.parquet import read_schema, shard_paths
 
         files = shard_paths(path) if path.is_dir() else [path]
         if not files:
             return {}
-        return {f.name: str(f.type) for f in pq.read_schema(files[0])}
+        return {f.name: str(f.type) for f in read_schema(files[0])}
     if fmt == "jetclass":
         from colliderfm.data.readers.jetclass import schema
 
@@ -193,17 +203,15 @@ def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
         if mf.get("kind") == "events":
             return _inspect_events(path, fmt, info, max_jets)
     if fmt == "parquet" and not path.is_dir():
-        import pyarrow.parquet as pq
+        from colliderfm.data.readers.parquet import is_event_table, read_schema
 
-        from colliderfm.data.readers.parquet import is_event_table
-
-        if is_event_table(pq.read_schema(path).names):
+        if is_event_table(read_schema(path).names):
             return _inspect_events(path, fmt, info, max_jets)
     classes = jet_classes(path, fmt)
     stats, skipped = _Stats(), Counter()
     complete = True
     chunk_size = 8192 if max_jets is None else max(1, min(8192, max_jets))
-    for chunk in iter_jet_chunks(path, fmt, chunk_size=chunk_size, skipped=skipped):
+    for chunk in _chunks(path, fmt, skipped, chunk_size):
         if max_jets is not None and stats.n + len(chunk) >= max_jets:
             stats.add(chunk.take(np.arange(max_jets - stats.n)))
             complete = False
@@ -249,7 +257,7 @@ def _inspect_events(
     ranges = {t: {k: _Range() for k in ("pt", "eta", "energy")} for t in OBJECT_NAMES}
     skipped: Counter[str] = Counter()
     complete = True
-    for chunk in iter_jet_chunks(path, fmt, skipped=skipped):
+    for chunk in _chunks(path, fmt, skipped):
         if max_events is not None and n + len(chunk) >= max_events:
             chunk = chunk.take(np.arange(max_events - n))
             complete = False

@@ -7,7 +7,10 @@
 * reshuffles the unit order every pass and shuffles jets through a bounded buffer;
 * is deterministic for a seed (same seed, same world size and workers -> same batches);
 * pads each jet to ``max_particles`` (keeping the highest-pT particles) and trims each batch to
-  its longest jet, then builds the model features in torch.
+  its longest jet, then builds the model features in torch;
+* applies the skip policy to every chunk (jets/events with NaN/inf or without particles are
+  dropped) and counts, per pass, the skipped jets and the jets cut to ``max_particles``
+  (:attr:`JetStream.skipped`, :attr:`JetStream.truncated`; one log line per pass when non-zero).
 
 Event shards stream the same way: each event is a "jet" whose particles are its reconstructed
 objects (``pid`` = ObjectType); ``feature_set="event"`` builds the per-object features and
@@ -18,7 +21,9 @@ Memory is bounded by ``buffer_size`` jets plus one work unit, whatever the data 
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +34,12 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from colliderfm.config import Config
 from colliderfm.data.features import event_features, particle_features
+from colliderfm.data.readers.common import sanitize_jets
 from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks
 from colliderfm.data.schema import Batch, JetChunk
 from colliderfm.errors import DataError
+
+log = logging.getLogger(__name__)
 
 Unit = Callable[[], Iterator[JetChunk]]
 
@@ -45,6 +53,7 @@ class Padded:
     pid: np.ndarray  # [N, P] int32
     counts: np.ndarray  # [N] int64, real particles kept (<= P)
     labels: np.ndarray  # [N] int64
+    truncated: np.ndarray  # [N] bool, the jet had more than P particles (the softest were cut)
 
     def __len__(self) -> int:
         return int(self.counts.shape[0])
@@ -59,7 +68,12 @@ class Padded:
             The selected rows.
         """
         return Padded(
-            self.vectors[idx], self.charge[idx], self.pid[idx], self.counts[idx], self.labels[idx]
+            self.vectors[idx],
+            self.charge[idx],
+            self.pid[idx],
+            self.counts[idx],
+            self.labels[idx],
+            self.truncated[idx],
         )
 
     @staticmethod
@@ -79,6 +93,7 @@ class Padded:
             cat([p.pid for p in parts]),
             cat([p.counts for p in parts]),
             cat([p.labels for p in parts]),
+            cat([p.truncated for p in parts]),
         )
 
 
@@ -90,11 +105,13 @@ def pad_chunk(chunk: JetChunk, max_particles: int) -> Padded:
         max_particles: particle slots per jet.
 
     Returns:
-        Padded arrays; particles sorted by pT (descending) within each jet.
+        Padded arrays; particles sorted by pT (descending) within each jet; ``truncated`` marks
+        the jets that had more than ``max_particles`` particles.
     """
     n, p = len(chunk), max_particles
     jet_idx = np.repeat(np.arange(n, dtype=np.int64), chunk.counts)
-    pt = np.hypot(chunk.px, chunk.py)
+    with np.errstate(over="ignore"):  # a finite but absurd momentum sorts first as inf
+        pt = np.hypot(chunk.px, chunk.py)
     order = np.lexsort((-pt, jet_idx))  # by jet, then pT descending
     pos = np.arange(order.size, dtype=np.int64) - np.repeat(chunk.offsets[:-1], chunk.counts)
     keep = pos < p
@@ -108,7 +125,14 @@ def pad_chunk(chunk: JetChunk, max_particles: int) -> Padded:
     charge[row, col] = chunk.charge[src]
     pid = np.zeros((n, p), dtype=np.int32)
     pid[row, col] = chunk.pid[src]
-    return Padded(vectors, charge, pid, np.minimum(chunk.counts, p), chunk.label.astype(np.int64))
+    return Padded(
+        vectors,
+        charge,
+        pid,
+        np.minimum(chunk.counts, p),
+        chunk.label.astype(np.int64),
+        chunk.counts > p,
+    )
 
 
 def to_batch(block: Padded, feature_set: str = "part", trim: bool = True) -> Batch:
@@ -147,18 +171,24 @@ def to_batch(block: Padded, feature_set: str = "part", trim: bool = True) -> Bat
 
 
 def _parquet_units(path: Path) -> list[Unit]:
-    import pyarrow.parquet as pq
+    from colliderfm.data.readers.parquet import (
+        check_schema,
+        iter_shard,
+        open_parquet,
+        shard_paths,
+        table_to_chunk,
+    )
 
-    from colliderfm.data.readers.parquet import iter_shard, shard_paths, table_to_chunk
-
-    files = shard_paths(path) if path.is_dir() else [path]
+    files, what = (shard_paths(path), "shard") if path.is_dir() else ([path], "file")
     units: list[Unit] = []
     for f in files:
-        for rg in range(pq.ParquetFile(f).num_row_groups):
+        pf = open_parquet(f, what)
+        check_schema(pf.schema_arrow, f)  # one line naming a missing/mistyped column, up front
+        for rg in range(pf.num_row_groups):
 
             def unit(f: Path = f, rg: int = rg) -> Iterator[JetChunk]:
                 for rb in iter_shard(f, rows=1 << 20, row_groups=[rg]):
-                    yield table_to_chunk(rb)
+                    yield table_to_chunk(rb, f)
 
             units.append(unit)
     return units
@@ -208,11 +238,9 @@ def check_feature_set(source: str | Path | JetChunk, feature_set: str) -> None:
 
         events = read_manifest(path).get("kind") == "events"
     elif fmt == "parquet":
-        import pyarrow.parquet as pq
+        from colliderfm.data.readers.parquet import is_event_table, read_schema
 
-        from colliderfm.data.readers.parquet import is_event_table
-
-        events = is_event_table(pq.read_schema(path).names)
+        events = is_event_table(read_schema(path).names)
     else:
         return
     if events != (feature_set == "event"):
@@ -273,6 +301,10 @@ class JetStream(IterableDataset):
         self.rank = r if rank is None else rank
         self.world_size = w if world_size is None else world_size
         self.start_pass = 0
+        #: jets skipped by the skip policy in the last pass of this process, by reason
+        self.skipped: Counter[str] = Counter()
+        #: jets cut to ``max_particles`` (highest-pT particles kept) in the last pass
+        self.truncated = 0
 
     def _consumer(self) -> tuple[int, int]:
         info = get_worker_info()
@@ -290,15 +322,41 @@ class JetStream(IterableDataset):
         return [self.units[i] for i in mine]
 
     def _jets(self, units: list[Unit]) -> Iterator[Padded]:
+        empty = "zero_objects" if self.feature_set == "event" else "zero_particles"
         for unit in units:
             for chunk in unit():
+                chunk = sanitize_jets(chunk, self.skipped, empty=empty)
                 if len(chunk):
-                    yield pad_chunk(chunk, self.max_particles)
+                    block = pad_chunk(chunk, self.max_particles)
+                    self.truncated += int(np.count_nonzero(block.truncated))
+                    yield block
+
+    def _log_pass(self, pass_idx: int) -> None:
+        """One log line for a finished pass: jets skipped and jets cut to ``max_particles``.
+
+        Args:
+            pass_idx: the pass that ended.
+        """
+        what = "events" if self.feature_set == "event" else "jets"
+        parts = []
+        if self.truncated:
+            parts.append(
+                f"{self.truncated} {what} had more than max_particles={self.max_particles} "
+                f"{'objects' if what == 'events' else 'particles'}; kept the highest-pT ones"
+            )
+        if self.skipped:
+            reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items()))
+            parts.append(f"skipped {sum(self.skipped.values())} bad {what} ({reasons})")
+        if parts:
+            # every pass over the same data gives the same counts: info once, then debug
+            level = logging.INFO if pass_idx == self.start_pass else logging.DEBUG
+            log.log(level, "data pass %d: %s", pass_idx, "; ".join(parts))
 
     def __iter__(self) -> Iterator[Batch]:
         consumer, n_consumers = self._consumer()
         pass_idx = self.start_pass
         while True:
+            self.skipped, self.truncated = Counter(), 0
             rng = np.random.default_rng([self.seed, pass_idx, consumer, 1])
             buf: list[Padded] = []
             size = 0
@@ -327,6 +385,7 @@ class JetStream(IterableDataset):
                         break
                     emitted = True
                     yield to_batch(part, self.feature_set, self.trim)
+            self._log_pass(pass_idx)
             pass_idx += 1
             if not self.infinite or not emitted:
                 return
@@ -347,9 +406,9 @@ def count_jets(source: str | Path) -> int | None:
 
         return int(read_manifest(path)["n"])
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+        from colliderfm.data.readers.parquet import open_parquet
 
-        return int(pq.ParquetFile(path).metadata.num_rows)
+        return int(open_parquet(path).metadata.num_rows)
     return None
 
 

@@ -16,8 +16,15 @@ with dynamic ``batch`` and ``particles`` axes, and returns ``logits`` and ``prob
 hold anything (it is zeroed inside the graph). A float mask exists for runtimes that only feed
 float tensors (CMSSW's ``cms::Ort::ONNXRuntime``).
 
+Event models (feature set ``event``, e.g. the ``objt`` ObjectTransformer) take the same three
+inputs with an ``objects`` axis instead of ``particles``: one row per reconstructed object
+(lepton, b-jet, light jet, MET), the 11 per-object features of
+:data:`~colliderfm.data.features.EVENT_FEATURES` (object type as a one-hot) and the objects'
+four-vectors (MET: ``pz = 0``, ``E = pT``).
+
 ``<out>.json`` (the sidecar) describes how to prepare the inputs: the feature list in order with
-definitions and normalisation, the four-vector convention, class names, versions and opset.
+definitions and normalisation, the four-vector convention (for events also the object types and
+the MET convention), class names, versions and opset.
 """
 
 from __future__ import annotations
@@ -37,7 +44,13 @@ import torch
 from torch import nn
 
 from colliderfm import __version__
-from colliderfm.data.features import FEATURE_SETS, NORMALISATION, particle_features
+from colliderfm.data.features import (
+    FEATURE_SETS,
+    NORMALISATION,
+    event_features,
+    particle_features,
+)
+from colliderfm.data.schema import ObjectType
 from colliderfm.errors import ColliderFMError, ConfigError, require
 from colliderfm.physics.kinematics import EPS
 
@@ -63,6 +76,58 @@ FEATURE_DEFINITIONS: dict[str, str] = {
     "is_electron": "1 if |pid| == 11, else 0",
     "is_muon": "1 if |pid| == 13, else 0",
 }
+#: Raw definition of every per-object feature of the ``event`` set (objects of a collision
+#: event; ``type`` is the ObjectType code, see the sidecar's ``objects.types``). ``log_pt`` and
+#: ``log_e`` have the same raw definition as for particles but their own normalisation.
+EVENT_FEATURE_DEFINITIONS: dict[str, str] = {
+    "log_pt": "ln(pT) of the object, pT in GeV (MET: its magnitude)",
+    "eta": "eta = asinh(pz / pT) of the object, clamped to [-5, 5]; 0 for MET (type 5)",
+    "sin_phi": "sin(phi), phi = atan2(py, px) of the object",
+    "cos_phi": "cos(phi), phi = atan2(py, px) of the object",
+    "log_e": "ln(E) of the object, E in GeV (MET: E = pT)",
+    "is_electron": "1 if type == 1 (electron), else 0",
+    "is_muon": "1 if type == 2 (muon), else 0",
+    "is_bjet": "1 if type == 3 (b-tagged jet), else 0",
+    "is_jet": "1 if type == 4 (light jet), else 0",
+    "is_met": "1 if type == 5 (missing transverse momentum), else 0",
+    "is_masked": "always 0 (set to 1 only by masked object-id pretraining on hidden objects)",
+}
+# every feature name of every set has a definition (shared names: the particle wording)
+FEATURE_DEFINITIONS.update(
+    {k: v for k, v in EVENT_FEATURE_DEFINITIONS.items() if k not in FEATURE_DEFINITIONS}
+)
+
+
+def feature_definitions(feature_set: str) -> dict[str, str]:
+    """Raw definitions of the features of one feature set.
+
+    Args:
+        feature_set: ``"part"``, ``"kinematic"`` or ``"event"``.
+
+    Returns:
+        Feature name -> definition (before normalisation), in the set's order.
+    """
+    table = EVENT_FEATURE_DEFINITIONS if feature_set == "event" else FEATURE_DEFINITIONS
+    return {name: table[name] for name in FEATURE_SETS[feature_set]}
+
+
+def feature_normalisation(feature_set: str, name: str) -> tuple[float, float]:
+    """``(shift, scale)`` of one feature, applied as ``(raw + shift) * scale``.
+
+    Event features are stored under ``event_<name>`` in
+    :data:`~colliderfm.data.features.NORMALISATION` (their ``log_pt``/``log_e`` differ from the
+    particle ones); features without an entry are not normalised.
+
+    Args:
+        feature_set: ``"part"``, ``"kinematic"`` or ``"event"``.
+        name: feature name within the set.
+
+    Returns:
+        ``(shift, scale)``.
+    """
+    key = f"event_{name}" if feature_set == "event" else name
+    shift, scale = NORMALISATION.get(key, (0.0, 1.0))
+    return float(shift), float(scale)
 
 
 class ExportError(ColliderFMError):
@@ -144,11 +209,15 @@ def _symbolics(opset: int) -> Iterator[None]:
 def example_batch(
     batch: int, particles: int, feature_set: str, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A small batch of random jet-like inputs with padding (for tracing and checks).
+    """A small batch of random jet-like (or event-like) inputs with padding.
+
+    Used for tracing and checks. For ``feature_set="event"`` the rows are events: random
+    objects of every :class:`~colliderfm.data.schema.ObjectType`, the last real one MET
+    (``pz = 0``, ``E = pT``), features from :func:`~colliderfm.data.features.event_features`.
 
     Args:
-        batch: jets ``B`` (>= 2).
-        particles: particle slots ``P`` (>= 2); jet 0 fills them, jet 1 has padding.
+        batch: jets/events ``B`` (>= 2).
+        particles: particle/object slots ``P`` (>= 2); row 0 fills them, row 1 has padding.
         feature_set: feature set of the model.
         seed: RNG seed.
 
@@ -159,6 +228,8 @@ def example_batch(
     counts = rng.integers(1, particles + 1, size=batch)
     counts[0], counts[1] = particles, max(1, particles // 2)
     mask = torch.from_numpy(np.arange(particles)[None, :] < counts[:, None])  # [B, P]
+    if feature_set == "event":
+        return _example_events(rng, counts, mask)
     pt = rng.exponential(10.0, (batch, particles)) + 0.5  # GeV
     eta = rng.normal(0.0, 0.2, (batch, particles)) + rng.normal(0.0, 1.0, (batch, 1))
     phi = rng.normal(0.0, 0.2, (batch, particles)) + rng.uniform(-3.0, 3.0, (batch, 1))
@@ -168,6 +239,36 @@ def example_batch(
     charge = torch.from_numpy(rng.integers(-1, 2, (batch, particles)).astype(np.float32))
     pid = torch.where(charge != 0, 211 * charge.long(), 22) * mask  # [B, P]
     feats = particle_features(vectors, mask, charge * mask, pid, feature_set)  # [B, P, F]
+    return feats, mask, vectors
+
+
+def _example_events(
+    rng: np.random.Generator, counts: np.ndarray, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random events for :func:`example_batch`: objects of every type, MET last (vectorised).
+
+    Args:
+        rng: random generator.
+        counts: ``[B]`` real objects per event.
+        mask: ``[B, P]`` bool, True for real objects.
+
+    Returns:
+        ``features [B, P, 11]``, ``mask [B, P]``, ``vectors [B, P, 4]`` (px, py, pz, E in GeV).
+    """
+    b, p = mask.shape
+    obj = rng.integers(int(ObjectType.ELECTRON), int(ObjectType.MET), (b, p))  # [B, P] 1..4
+    is_met = np.arange(p)[None, :] == (counts[:, None] - 1)  # [B, P] last real object
+    obj = np.where(is_met, int(ObjectType.MET), obj) * mask.numpy()  # [B, P], 0 at padding
+    pt = rng.exponential(50.0, (b, p)) + 20.0  # GeV
+    eta = np.where(is_met, 0.0, rng.normal(0.0, 1.5, (b, p)))
+    phi = rng.uniform(-np.pi, np.pi, (b, p))
+    mass = np.where(obj >= int(ObjectType.BJET), 0.1 * pt, 0.0)  # jets are massive
+    pz = pt * np.sinh(eta)
+    e = np.where(is_met, pt, np.sqrt(pt**2 + pz**2 + mass**2))
+    vec = np.stack((pt * np.cos(phi), pt * np.sin(phi), pz, e), -1)  # [B, P, 4]
+    vectors = torch.from_numpy(vec.astype(np.float32)) * mask.unsqueeze(-1)  # [B, P, 4]
+    obj_type = torch.from_numpy(obj.astype(np.int64))  # [B, P]
+    feats = event_features(vectors, mask, obj_type)  # [B, P, 11]
     return feats, mask, vectors
 
 
@@ -206,42 +307,51 @@ def _rebuild(checkpoint: Path, meta: dict[str, Any]) -> tuple[nn.Module, str]:
 
 
 def _io_spec(
-    task: str, n_feat: int, float_mask: bool, classes: list[str] | None, dim: int
+    task: str,
+    n_feat: int,
+    float_mask: bool,
+    classes: list[str] | None,
+    dim: int,
+    feature_set: str = "part",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Input and output descriptions for the sidecar.
 
     Args:
         task: ``"classifier"`` or ``"pretrain"``.
-        n_feat: features per particle ``F``.
+        n_feat: features per particle (object) ``F``.
         float_mask: the mask is float32.
         classes: class names (classifier).
         dim: embedding width (pretrain).
+        feature_set: input features; ``"event"`` names the second axis ``objects``.
 
     Returns:
         (inputs, outputs), each a list of ``{"name", "shape", "dtype", "description"}``.
     """
-    inputs = [
+    event = feature_set == "event"
+    axis, what = ("objects", "object") if event else ("particles", "particle")
+    inputs: list[dict[str, Any]] = [
         {
             "name": "features",
-            "shape": ["batch", "particles", n_feat],
+            "shape": ["batch", axis, n_feat],
             "dtype": "float32",
-            "description": "normalised particle features in the order of 'features.names'",
+            "description": f"normalised {what} features in the order of 'features.names'",
         },
         {
             "name": "mask",
-            "shape": ["batch", "particles"],
+            "shape": ["batch", axis],
             "dtype": "float32" if float_mask else "bool",
             "description": (
-                "1.0 for real particles, 0.0 for padding"
+                f"1.0 for real {axis}, 0.0 for padding"
                 if float_mask
-                else "true for real particles, false for padding"
+                else f"true for real {axis}, false for padding"
             ),
         },
         {
             "name": "vectors",
-            "shape": ["batch", "particles", 4],
+            "shape": ["batch", axis, 4],
             "dtype": "float32",
-            "description": "particle four-momenta (px, py, pz, E) in GeV",
+            "description": f"{what} four-momenta (px, py, pz, E) in GeV"
+            + (" (MET: pz = 0, E = pT)" if event else ""),
         },
     ]
     if task == "classifier":
@@ -266,7 +376,8 @@ def _io_spec(
                 "name": "embedding",
                 "shape": ["batch", dim],
                 "dtype": "float32",
-                "description": "pooled jet representation of the pretrained backbone",
+                "description": f"pooled {'event' if event else 'jet'} representation of the "
+                "pretrained backbone",
             }
         ]
     return inputs, outputs
@@ -298,18 +409,13 @@ def sidecar(
     feature_set = m.get("feature_set") or data_cfg.get("features", "part")
     max_particles = data_cfg.get("max_particles", 128)
     features = []
-    for i, name in enumerate(FEATURE_SETS[feature_set]):
-        shift, scale = NORMALISATION.get(name, (0.0, 1.0))
+    for i, (name, definition) in enumerate(feature_definitions(feature_set).items()):
+        shift, scale = feature_normalisation(feature_set, name)
         features.append(
-            {
-                "index": i,
-                "name": name,
-                "definition": FEATURE_DEFINITIONS[name],
-                "shift": shift,
-                "scale": scale,
-            }
+            {"index": i, "name": name, "definition": definition, "shift": shift, "scale": scale}
         )
-    return {
+    event = feature_set == "event"
+    side: dict[str, Any] = {
         "format": "colliderfm-onnx",
         "sidecar_schema": SIDECAR_SCHEMA,
         "colliderfm_version": __version__,
@@ -332,10 +438,31 @@ def sidecar(
             "normalisation": "value = (raw + shift) * scale, raw as in 'definition'",
             "log_clamp": f"arguments of ln are clamped below at {EPS}",
             "padding": "features, mask and vectors of padded slots are ignored (set them to 0)",
-            "reference": "colliderfm.data.features.particle_features",
+            "reference": "colliderfm.data.features."
+            + ("event_features" if event else "particle_features"),
             "per_feature": features,
         },
-        "four_vectors": {
+    }
+    if event:
+        side["four_vectors"] = {
+            "components": ["px", "py", "pz", "E"],
+            "units": "GeV",
+            "from_pt_eta_phi": "px = pT cos(phi), py = pT sin(phi), pz = pT sinh(eta), E as "
+            "measured; MET: pz = 0 and E = pT (eta = 0)",
+            "order": "objects sorted by pT descending (MET by its magnitude)",
+            "max_objects": max_particles,
+            "truncation": f"keep the {max_particles} highest-pT objects of each event",
+            "objects_axis": "any length >= 1; padding slots beyond an event's objects are masked",
+        }
+        side["objects"] = {
+            "types": {str(int(t)): t.name.lower() for t in ObjectType},
+            "type_encoding": "one-hot in features is_electron..is_met (type 0 = padding)",
+            "met_type": int(ObjectType.MET),
+            "met": "one object of type 5 per event: the missing transverse momentum",
+            "no_event_frame": "features are per object; no per-event axis is subtracted",
+        }
+    else:
+        side["four_vectors"] = {
             "components": ["px", "py", "pz", "E"],
             "units": "GeV",
             "order": "particles sorted by pT descending",
@@ -344,8 +471,8 @@ def sidecar(
             "jet_axis": "the sum of the four-vectors of the kept particles (not the clustered "
             "jet); pT_jet, E_jet, eta_jet, phi_jet in the features come from it",
             "particles_axis": "any length >= 1; padding slots beyond a jet's particles are masked",
-        },
-    }
+        }
+    return side
 
 
 def _write_atomic_text(path: Path, text: str) -> None:
@@ -396,6 +523,10 @@ def export_onnx(
 ) -> dict[str, Any]:
     """Export a classifier or pretraining checkpoint to ONNX plus a JSON sidecar.
 
+    Jet models (feature sets ``part``/``kinematic``) get a ``particles`` axis, event models
+    (feature set ``event``, e.g. an ``objt`` classifier) an ``objects`` axis; both axes and the
+    batch axis are dynamic.
+
     Args:
         checkpoint: checkpoint directory (``model.safetensors`` + ``config.yaml``).
         out: ONNX file to write (``<out>.json`` is the sidecar); written atomically.
@@ -421,16 +552,22 @@ def export_onnx(
     float_mask = mask_dtype == "float"
     wrapper = _ExportWrapper(model, task, float_mask).eval()
     feature_set = meta["model"].get("feature_set") or "part"
+    if feature_set not in FEATURE_SETS:
+        raise ExportError(
+            f"{checkpoint}: unknown feature set {feature_set!r} "
+            f"(expected one of {', '.join(FEATURE_SETS)})"
+        )
     n_feat = len(FEATURE_SETS[feature_set])
     classes = meta["model"].get("classes")
     if task == "classifier" and not classes:
         classes = [str(i) for i in range(int(model.n_classes))]
-    inputs, outputs = _io_spec(task, n_feat, float_mask, classes, int(model.dim))
+    inputs, outputs = _io_spec(task, n_feat, float_mask, classes, int(model.dim), feature_set)
     feats, mask, vectors = example_batch(2, 4, feature_set)
     example = (feats, mask.float() if float_mask else mask, vectors)
     names_in = [i["name"] for i in inputs]
     names_out = [o["name"] for o in outputs]
-    axes = {n: {0: "batch", 1: "particles"} for n in names_in}
+    axis = "objects" if feature_set == "event" else "particles"
+    axes = {n: {0: "batch", 1: axis} for n in names_in}
     axes.update({n: {0: "batch"} for n in names_out})
     if not out.parent.exists():
         raise ExportError(f"{out.parent}: output directory does not exist")

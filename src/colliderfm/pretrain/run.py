@@ -155,4 +155,11 @@ def run_pretrain(
             "last": result.last,
         }
     )
+    if "probe_auc" in result.last:
+        summary["probe_auc"] = result.last["probe_auc"]
+        log.info(
+            "linear probe: AUC %.4f after pretraining (random backbone: %.4f)",
+            summary["probe_auc"],
+            summary.get("probe_auc_random", float("nan")),
+        )
     return summary

@@ -2,7 +2,9 @@
 
 Policy (documented in README): jets with zero particles and jets with any non-finite particle
 value (NaN/inf) are *skipped* and counted; the counts are logged and stored in the manifest
-under ``skipped``. Everything else that is wrong with a file is an error naming the file.
+under ``skipped``. Events are checked the same way, their objects standing for the particles
+(keys ``non_finite`` and ``zero_objects``). Everything else that is wrong with a file is an
+error naming the file.
 """
 
 from __future__ import annotations
@@ -17,39 +19,53 @@ from colliderfm.data.schema import JetChunk
 log = logging.getLogger(__name__)
 
 
-def sanitize_jets(chunk: JetChunk, *counters: Counter[str] | None) -> JetChunk:
+def good_jets(
+    chunk: JetChunk, *counters: Counter[str] | None, empty: str = "zero_particles"
+) -> np.ndarray:
+    """Which jets pass the skip policy (vectorised), counting the others by reason.
+
+    Args:
+        chunk: jets (or events, whose particles are the objects) to check.
+        counters: counters updated in place with the non-zero ``non_finite`` / ``empty`` counts
+            (None entries are ignored).
+        empty: counter key of jets without particles (``"zero_objects"`` for events).
+
+    Returns:
+        ``[N]`` bool, True for jets to keep.
+    """
+    n = len(chunk)
+    if n == 0:
+        return np.ones(0, dtype=bool)
+    jet_ok = np.ones(n, dtype=bool)
+    for a in (chunk.px, chunk.py, chunk.pz, chunk.energy):
+        fin = np.isfinite(a)
+        if not fin.all():  # rare: only then map particles to their jets
+            jet_ok[np.repeat(np.arange(n), chunk.counts)[~fin]] = False
+    for v in chunk.jet.values():
+        jet_ok &= np.isfinite(v)
+    no_particles = chunk.counts == 0
+    found = {"non_finite": int((~jet_ok & ~no_particles).sum()), empty: int(no_particles.sum())}
+    for counter in counters:
+        if counter is not None:
+            counter.update({k: v for k, v in found.items() if v})
+    return jet_ok & ~no_particles
+
+
+def sanitize_jets(
+    chunk: JetChunk, *counters: Counter[str] | None, empty: str = "zero_particles"
+) -> JetChunk:
     """Drop zero-particle jets and jets with non-finite values, counting each reason.
 
     Args:
-        chunk: jets to check.
+        chunk: jets to check (or events, whose particles are the objects).
         counters: counters updated in place with the non-zero ``zero_particles`` /
             ``non_finite`` counts (None entries are ignored).
+        empty: counter key of jets without particles (``"zero_objects"`` for events).
 
     Returns:
         The chunk without the bad jets (the same object if none were bad).
     """
-    n = len(chunk)
-    if n == 0:
-        return chunk
-    flat_ok = (
-        np.isfinite(chunk.px)
-        & np.isfinite(chunk.py)
-        & np.isfinite(chunk.pz)
-        & np.isfinite(chunk.energy)
-    )
-    jet_ok = np.ones(n, dtype=bool)
-    if not flat_ok.all():
-        bad_jet = np.repeat(np.arange(n), chunk.counts)[~flat_ok]
-        jet_ok[bad_jet] = False
-    for v in chunk.jet.values():
-        jet_ok &= np.isfinite(v)
-    nonfinite = ~jet_ok
-    empty = chunk.counts == 0
-    found = {"non_finite": int((nonfinite & ~empty).sum()), "zero_particles": int(empty.sum())}
-    for counter in counters:
-        if counter is not None:
-            counter.update({k: v for k, v in found.items() if v})
-    keep = jet_ok & ~empty
+    keep = good_jets(chunk, *counters, empty=empty)
     if keep.all():
         return chunk
     return chunk.take(np.flatnonzero(keep))

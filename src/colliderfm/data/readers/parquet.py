@@ -12,8 +12,10 @@ scalars) and events (``obj_*`` list columns, manifest ``kind: "events"``). Reade
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -28,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from colliderfm import __version__
+from colliderfm.data.readers.common import sanitize_jets
 from colliderfm.data.schema import (
     EVENT_COLUMNS,
     JET_SCALARS,
@@ -37,8 +40,111 @@ from colliderfm.data.schema import (
 )
 from colliderfm.errors import DataError
 
+log = logging.getLogger(__name__)
+
 MANIFEST = "manifest.json"
 ROW_GROUP = 1024
+#: List columns a jet table must have; ``part_charge``/``part_pid`` are optional (0 = unknown).
+JET_REQUIRED: tuple[str, ...] = ("part_px", "part_py", "part_pz", "part_energy")
+#: Optional per-particle list columns, filled with 0 (unknown) when absent.
+JET_OPTIONAL: tuple[str, ...] = ("part_charge", "part_pid")
+#: ``skipped`` key of rows without particles (jets) or objects (events).
+EMPTY_KEY = {"jets": "zero_particles", "events": "zero_objects"}
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (pyarrow's can span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def open_parquet(path: str | Path, what: str = "file") -> pq.ParquetFile:
+    """Open a Parquet file (reads its footer), or fail with one line naming the file.
+
+    Every direct use of :class:`pyarrow.parquet.ParquetFile` goes through here, so a missing,
+    empty, truncated or foreign file is a :class:`~colliderfm.errors.DataError`, not a pyarrow
+    traceback.
+
+    Args:
+        path: ``.parquet`` file.
+        what: how the message calls it (``"file"``, ``"shard"``).
+
+    Returns:
+        The opened file (``.schema_arrow``, ``.metadata``, ``.num_row_groups``, ...).
+
+    Raises:
+        DataError: the file is missing, empty or not a readable Parquet file.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(path, "file is empty")
+    except FileNotFoundError as exc:
+        raise DataError(path, "no such file or directory") from exc
+    except OSError as exc:
+        raise DataError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(path, f"not a readable Parquet {what} ({_one_line(exc)})") from exc
+
+
+def read_schema(path: str | Path, what: str = "file") -> pa.Schema:
+    """The Arrow schema of a Parquet file, or one-line :class:`DataError` naming the file.
+
+    Args:
+        path: ``.parquet`` file.
+        what: how an error message calls it (``"file"``, ``"shard"``).
+
+    Returns:
+        Its Arrow schema.
+    """
+    return open_parquet(path, what).schema_arrow
+
+
+def check_schema(schema: pa.Schema, path: str | Path, warn: bool = True) -> str:
+    """Check that a Parquet schema is a canonical jet or event table (one line on failure).
+
+    Jets need the list columns :data:`JET_REQUIRED` and ``label``; ``part_charge`` and
+    ``part_pid`` may be missing (a foreign file with four-vectors only): they are then read as 0,
+    which the features treat as unknown charge/type (a warning suggests
+    ``data.features=kinematic``). Events need :data:`~colliderfm.data.schema.EVENT_COLUMNS` and
+    ``label``. Every ``part_*``/``obj_*`` column must be a list of numbers, ``label`` a number.
+
+    Args:
+        schema: the file's Arrow schema.
+        path: the file (for messages).
+        warn: log the warning about missing ``part_charge``/``part_pid`` (once per file).
+
+    Returns:
+        ``"jets"`` or ``"events"``.
+
+    Raises:
+        DataError: a missing column, or a column of the wrong type.
+    """
+    names = schema.names
+    kind = "events" if is_event_table(names) else "jets"
+    need = (*EVENT_COLUMNS, "label") if kind == "events" else (*JET_REQUIRED, "label")
+    missing = [c for c in need if c not in names]
+    if missing:
+        raise DataError(path, f"missing column(s) {', '.join(missing)}")
+    for name in names:
+        typ = schema.field(name).type
+        if name.startswith("part_" if kind == "jets" else "obj_"):
+            if not (pa.types.is_list(typ) or pa.types.is_large_list(typ)):
+                raise DataError(path, f"column {name} is not a list column (type {typ})")
+            typ = typ.value_type
+        elif name != "label" and not (kind == "jets" and name in JET_SCALARS):
+            continue
+        if not (pa.types.is_integer(typ) or pa.types.is_floating(typ)):
+            raise DataError(path, f"column {name} is not numeric (type {typ})")
+    absent = [c for c in JET_OPTIONAL if c not in names]
+    if kind == "jets" and absent and warn:
+        log.warning(
+            "%s: no %s column(s): read as 0 (unknown); use data.features=kinematic",
+            path,
+            "/".join(absent),
+        )
+    return kind
 
 
 def chunk_to_table(chunk: JetChunk) -> pa.Table:
@@ -149,32 +255,44 @@ def is_event_table(names: list[str]) -> bool:
     return "obj_pt" in names and "part_px" not in names
 
 
-def table_to_chunk(table: pa.Table | pa.RecordBatch) -> JetChunk:
+def table_to_chunk(table: pa.Table | pa.RecordBatch, path: str | Path | None = None) -> JetChunk:
     """Convert a canonical Arrow table (or record batch) to a chunk, without Python loops.
 
     Event tables (``obj_*`` columns) become chunks whose particles are the objects (see
-    :func:`~colliderfm.data.schema.objects_to_chunk`).
+    :func:`~colliderfm.data.schema.objects_to_chunk`). A jet table without ``part_charge`` /
+    ``part_pid`` gets zeros (unknown) for them. Columns are checked with :func:`check_schema`.
 
     Args:
         table: table with the canonical jet or event columns.
+        path: the file the table comes from (for error messages).
 
     Returns:
         The jets (or events) as a :class:`JetChunk`.
-    """
-    flat = partial(_flat_list, table)
-    if is_event_table(table.column_names):
-        pt, counts = flat("obj_pt")
-        return objects_to_chunk(
-            counts,
-            pt,
-            flat("obj_eta")[0],
-            flat("obj_phi")[0],
-            flat("obj_energy")[0],
-            flat("obj_type")[0],
-            np.asarray(table.column("label").to_numpy(), dtype=np.int64),
-        )
 
-    px, counts = flat("part_px")
+    Raises:
+        DataError: a missing or mistyped column, or list columns of unequal lengths in a row.
+    """
+    where = "<table>" if path is None else path
+    kind = check_schema(table.schema, where, warn=False)
+    flat = partial(_flat_list, table)
+    cols = EVENT_COLUMNS if kind == "events" else (*JET_REQUIRED, *JET_OPTIONAL)
+    lists: dict[str, np.ndarray] = {}
+    counts: np.ndarray | None = None
+    for name in cols:
+        if name not in table.column_names:
+            continue
+        values, n = flat(name)
+        if counts is None:
+            counts = n
+        elif not np.array_equal(n, counts):
+            raise DataError(where, f"list column {name} has other lengths than {cols[0]}")
+        lists[name] = values
+    assert counts is not None  # checked by check_schema
+    label = np.asarray(table.column("label").to_numpy(), dtype=np.int64)
+    if kind == "events":
+        pt, eta, phi, energy, obj_type = (lists[c] for c in EVENT_COLUMNS)
+        return objects_to_chunk(counts, pt, eta, phi, energy, obj_type, label)
+    n_part = int(counts.sum())
     jet = {
         k: np.asarray(table.column(k).to_numpy(), dtype=np.float32)
         for k in JET_SCALARS
@@ -182,13 +300,13 @@ def table_to_chunk(table: pa.Table | pa.RecordBatch) -> JetChunk:
     }
     return JetChunk(
         counts=counts.astype(np.int64),
-        px=px,
-        py=flat("part_py")[0],
-        pz=flat("part_pz")[0],
-        energy=flat("part_energy")[0],
-        charge=flat("part_charge")[0],
-        pid=flat("part_pid")[0],
-        label=np.asarray(table.column("label").to_numpy(), dtype=np.int64),
+        px=lists["part_px"],
+        py=lists["part_py"],
+        pz=lists["part_pz"],
+        energy=lists["part_energy"],
+        charge=lists.get("part_charge", np.zeros(n_part, dtype=np.int8)),
+        pid=lists.get("part_pid", np.zeros(n_part, dtype=np.int32)),
+        label=label,
         jet=jet,
     )
 
@@ -290,20 +408,32 @@ class ShardWriter:
     def _close_shard(self) -> None:
         if self._writer is None or self._path is None:
             return
-        self._writer.close()
-        self.shards.append(
-            {"file": self._path.name, "n": self._rows_in_shard, "sha256": _sha256(self._path)}
-        )
-        self._writer = None
+        writer, self._writer = self._writer, None
+        try:
+            writer.close()
+            digest = _sha256(self._path)
+        except OSError as exc:
+            raise DataError(self.out, f"cannot write shard: {exc.strerror or exc}") from exc
+        self.shards.append({"file": self._path.name, "n": self._rows_in_shard, "sha256": digest})
+
+    def _abort(self) -> None:
+        """Drop the half-written output: close the open shard (errors ignored), remove tmp."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):  # e.g. the disk is still full
+                self._writer.close()
+            self._writer = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
-            if self._writer is not None:
-                self._writer.close()
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self._abort()
             return
-        self._close_shard()
-        self.finish()
+        try:
+            self._close_shard()
+            self.finish()
+        except BaseException:
+            self._abort()  # nothing half-written stays next to the target
+            raise
 
     def finish(self) -> None:
         """Write the manifest and move the directory into place."""
@@ -334,6 +464,9 @@ class ShardWriter:
         except OSError as exc:
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise DataError(self.out, f"cannot finish output: {exc.strerror or exc}") from exc
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
 
 
 class _LazyWriter:
@@ -379,7 +512,17 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"schema_version {version!r} is not supported "
             f"(this colliderfm reads <= {SCHEMA_VERSION})",
         )
-    for s in manifest["shards"]:
+    shards = manifest["shards"]
+    if not isinstance(shards, list):
+        raise DataError(mf, "manifest 'shards' is not a list")
+    for i, s in enumerate(shards):
+        name = s.get("file") if isinstance(s, dict) else None
+        if not isinstance(name, str) or not name or Path(name).name != name:
+            raise DataError(mf, f"manifest shards entry {i} has no valid 'file' name ({s!r:.60})")
+    n = manifest.get("n")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise DataError(mf, f"manifest has no valid row count 'n' ({n!r:.30})")
+    for s in shards:
         if not (path / s["file"]).is_file():
             raise DataError(path / s["file"], "shard listed in manifest is missing")
     return manifest
@@ -410,36 +553,54 @@ def iter_shard(
 
     Returns:
         Iterator over record batches.
+
+    Raises:
+        DataError: the file is missing, empty, truncated or not Parquet.
     """
+    pf = open_parquet(path, "shard")
+    groups = list(range(pf.num_row_groups)) if row_groups is None else list(row_groups)
     try:
-        pf = pq.ParquetFile(path)
-        groups = list(range(pf.num_row_groups)) if row_groups is None else list(row_groups)
         yield from pf.iter_batches(batch_size=rows, row_groups=groups)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(path, f"not a readable Parquet shard ({exc})") from exc
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(path, f"not a readable Parquet shard ({_one_line(exc)})") from exc
 
 
-def iter_parquet_jets(path: str | Path, rows: int = 8192) -> Iterator[JetChunk]:
+def iter_parquet_jets(
+    path: str | Path, rows: int = 8192, skipped: Counter[str] | None = None
+) -> Iterator[JetChunk]:
     """Stream a shard directory (or a single shard file) as jet chunks (events: objects).
+
+    Bad rows follow the skip policy of every reader
+    (:func:`~colliderfm.data.readers.common.sanitize_jets`): jets (events) with a NaN/inf value
+    or without particles (objects) are dropped and counted (``non_finite``, ``zero_particles``;
+    events: ``zero_objects``); a warning per file gives the counts. Shards written by colliderfm
+    are clean already; a foreign ``.parquet`` file may not be.
 
     Args:
         path: shard directory or ``.parquet`` file.
-        rows: jets per chunk.
+        rows: jets per chunk (before skipping).
+        skipped: counter updated in place with the skipped rows.
 
     Returns:
-        Iterator over :class:`JetChunk`.
+        Iterator over non-empty :class:`JetChunk` blocks.
+
+    Raises:
+        DataError: unreadable file, missing or mistyped columns (see :func:`check_schema`).
     """
     path = Path(path)
-    files = shard_paths(path) if path.is_dir() else [path]
+    files, what = (shard_paths(path), "shard") if path.is_dir() else ([path], "file")
     for f in files:
-        for rb in iter_shard(f, rows=rows):
-            names = rb.schema.names
-            need = (
-                (*EVENT_COLUMNS, "label")
-                if is_event_table(names)
-                else ("part_px", "part_py", "part_pz", "part_energy", "label")
-            )
-            missing = [c for c in need if c not in names]
-            if missing:
-                raise DataError(f, f"missing column(s) {', '.join(missing)}")
-            yield table_to_chunk(rb)
+        kind = check_schema(read_schema(f, what), f)
+        total: Counter[str] = Counter()
+        try:
+            for rb in iter_shard(f, rows=rows):
+                chunk = sanitize_jets(table_to_chunk(rb, f), total, skipped, empty=EMPTY_KEY[kind])
+                if len(chunk):
+                    yield chunk
+        finally:
+            if sum(total.values()):
+                log.warning(
+                    "%s: skipped %s",
+                    f,
+                    ", ".join(f"{v} {kind} ({k})" for k, v in sorted(total.items())),
+                )
