@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+import yaml  # noqa: E402
 from torch import nn  # noqa: E402
 
 from colliderfm.data.stream import JetStream  # noqa: E402
@@ -85,7 +86,16 @@ def test_auc(model: nn.Module, test: str, max_jets: int) -> float:
     return auc(np.concatenate(ys)[:max_jets], np.concatenate(ss)[:max_jets])
 
 
-def run(train: str, test: str, steps: int, batch: int, eval_max: int, seed: int = 0) -> dict:
+def run(
+    train: str,
+    test: str,
+    steps: int,
+    batch: int,
+    eval_max: int,
+    seed: int = 0,
+    ours_kwargs: dict | None = None,
+    weaver: bool = True,
+) -> dict:
     """Train both models in lockstep and compare test AUC.
 
     Args:
@@ -95,15 +105,18 @@ def run(train: str, test: str, steps: int, batch: int, eval_max: int, seed: int 
         batch: jets per step.
         eval_max: test jets scored.
         seed: seed for init and data order.
+        ours_kwargs: overrides of our backbone (e.g. ``{"normformer": True}``).
+        weaver: also train weaver-core's model (else ours only; no ratios).
 
     Returns:
         Results dict.
     """
     models: dict[str, nn.Module] = {}
     torch.manual_seed(seed)
-    models["ours"] = Classifier(create_model("part", "base", in_dim=13), 2)
-    torch.manual_seed(seed)
-    models["weaver"] = WeaverAdapter(13, 2)
+    models["ours"] = Classifier(create_model("part", "base", in_dim=13, **(ours_kwargs or {})), 2)
+    if weaver:
+        torch.manual_seed(seed)
+        models["weaver"] = WeaverAdapter(13, 2)
     opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-3) for k, m in models.items()}
     scheds = {
         k: torch.optim.lr_scheduler.LambdaLR(o, lr_lambda(steps, steps // 20))
@@ -132,8 +145,9 @@ def run(train: str, test: str, steps: int, batch: int, eval_max: int, seed: int 
         }
         for k, m in models.items()
     }
-    res["auc_diff"] = res["ours"]["auc"] - res["weaver"]["auc"]
-    res["speed_ratio"] = res["ours"]["jets_per_cpu_s"] / res["weaver"]["jets_per_cpu_s"]
+    if weaver:
+        res["auc_diff"] = res["ours"]["auc"] - res["weaver"]["auc"]
+        res["speed_ratio"] = res["ours"]["jets_per_cpu_s"] / res["weaver"]["jets_per_cpu_s"]
     return res
 
 
@@ -164,8 +178,25 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--eval-max", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--ours",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override of our backbone, e.g. --ours normformer=true --ours init_std=none",
+    )
+    ap.add_argument("--no-weaver", action="store_true", help="train ours only")
     a = ap.parse_args()
-    res = run(a.train, a.test, a.steps, a.batch, a.eval_max, a.seed)
+    kw = {}
+    for item in a.ours:
+        k, _, v = item.partition("=")
+        kw[k] = yaml.safe_load(v) if v.lower() not in ("none", "null") else None
+    res = run(a.train, a.test, a.steps, a.batch, a.eval_max, a.seed, kw, not a.no_weaver)
+    print(f"ours: part/base {kw or 'defaults'}")
+    if a.no_weaver:
+        r = res["ours"]
+        print(f"   ours: {r['params']:,} params, test AUC {r['auc']:.4f}")
+        return
     for k in ("ours", "weaver"):
         r = res[k]
         print(

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `make quickstart`: generate a small default data set, inspect it, train, evaluate, print.
+# `make quickstart`: generate a small default data set, inspect it, pretrain a backbone on it
+# (labels ignored), fine-tune it with few labels beside the from-scratch control, train a
+# supervised baseline on all labels, evaluate everything on the test set and print the results.
 # Re-running reuses the generated data (delete data/default to regenerate) and replaces the
 # quickstart runs. Sizes are chosen so the whole thing takes a few minutes on 2 CPU cores.
 set -euo pipefail
@@ -10,6 +12,9 @@ RUNS=".quickstart"
 N_TRAIN="${QS_N_TRAIN:-1500}"   # jets per class
 N_EVAL="${QS_N_EVAL:-500}"
 WORKERS="${QS_WORKERS:-2}"
+RECIPE="${QS_RECIPE:-contrastive}"      # or mpm
+PRETRAIN_STEPS="${QS_PRETRAIN_STEPS:-150}"
+FEW="${QS_FEW_LABELS:-200}"             # labelled jets for the few-labels comparison
 
 gen() {  # gen OUT N SEED PROCESSES
   if [ -f "$1/manifest.json" ]; then
@@ -29,21 +34,52 @@ $CFM inspect "$DATA/toptag/train"
 
 rm -rf "$RUNS"
 mkdir -p "$RUNS"
-echo "== supervised top tagging from scratch (small ParT-style backbone)"
-$CFM finetune --config configs/finetune/top_tagging.yaml --init none --mode full \
-  --out "$RUNS/scratch" --set train.epochs="${QS_EPOCHS:-3}" --set model.preset=small \
-  > "$RUNS/scratch.summary.json"
+FT=(--config configs/finetune/top_tagging.yaml --set model.preset=small)
+
+echo "== pretrain ($RECIPE, $PRETRAIN_STEPS steps) on the training jets, labels ignored"
+$CFM pretrain --config "configs/pretrain/$RECIPE.yaml" --out "$RUNS/pretrain" \
+  --set data.train="$DATA/toptag/train" --set objective.probe_data="$DATA/toptag/val" \
+  --set objective.probe_n=1000 --set train.max_steps="$PRETRAIN_STEPS" \
+  --set train.batch_size=128 --set train.precision=bf16 \
+  $( [ "$RECIPE" = mpm ] && echo --set objective.params.tokenizer_steps=200 ) \
+  > "$RUNS/pretrain.summary.json"
+
+echo "== fine-tune with $FEW labelled jets: pretrained vs from scratch (same steps)"
+for init in pretrain none; do
+  name=$([ "$init" = none ] && echo scratch-few || echo pretrained-few)
+  $CFM finetune "${FT[@]}" --init "$([ "$init" = none ] && echo none || echo "$RUNS/pretrain")" \
+    --mode full --n-train "$FEW" --out "$RUNS/$name" --set train.batch_size=64 \
+    --set train.max_steps=60 --set train.steps_per_epoch=20 --set train.early_stopping=null \
+    > "$RUNS/$name.summary.json"
+done
+
+echo "== supervised top tagging from scratch on all labels (small ParT-style backbone)"
+$CFM finetune "${FT[@]}" --init none --mode full --out "$RUNS/scratch" \
+  --set train.epochs="${QS_EPOCHS:-3}" > "$RUNS/scratch.summary.json"
 
 echo "== evaluate on the test set"
-$CFM evaluate --checkpoint "$RUNS/scratch" --data "$DATA/toptag/test" \
-  --out "$RUNS/scratch/metrics.json" > /dev/null
-.venv/bin/python - "$RUNS/scratch/metrics.json" <<'PY'
+for run in pretrained-few scratch-few scratch; do
+  $CFM evaluate --checkpoint "$RUNS/$run" --data "$DATA/toptag/test" \
+    --out "$RUNS/$run/metrics.json" > /dev/null
+done
+.venv/bin/python - "$RUNS" "$FEW" "$RECIPE" <<'PY'
 import json, sys
-m = json.load(open(sys.argv[1]))
-r = m["rejection"]
+runs, few, recipe = sys.argv[1], sys.argv[2], sys.argv[3]
 fmt = lambda x: "inf" if x is None else f"{x:.1f}"
-print(f"quickstart result: top vs QCD, {m['n']} test jets: AUC {m['auc']:.4f}, "
-      f"accuracy {m['accuracy']:.4f}, rejection 1/eps_B at eps_S=0.3: {fmt(r['0.3'])}, "
-      f"at eps_S=0.5: {fmt(r['0.5'])}")
-print(f"plots: {sys.argv[1].rsplit('/', 1)[0]}/roc.png and scores.png")
+probe = json.load(open(f"{runs}/pretrain.summary.json"))
+print(f"quickstart result: top vs QCD on {json.load(open(f'{runs}/scratch/metrics.json'))['n']} "
+      "test jets")
+if "probe_auc_random" in probe:
+    print(f"  {recipe} pretraining: linear-probe AUC {probe['probe_auc_random']:.4f} (random "
+          f"backbone) -> {probe.get('probe_auc', float('nan')):.4f} (pretrained)")
+rows = [(f"pretrained ({recipe}), {few} labels", "pretrained-few"),
+        (f"from scratch, {few} labels", "scratch-few"),
+        ("from scratch, all labels", "scratch")]
+print(f"  {'model':<38} {'AUC':>7} {'acc':>7} {'1/eB@0.3':>9} {'1/eB@0.5':>9}")
+for label, run in rows:
+    m = json.load(open(f"{runs}/{run}/metrics.json"))
+    r = m["rejection"]
+    print(f"  {label:<38} {m['auc']:>7.4f} {m['accuracy']:>7.4f} {fmt(r['0.3']):>9} "
+          f"{fmt(r['0.5']):>9}")
+print(f"plots: {runs}/<run>/roc.png and scores.png")
 PY

@@ -474,7 +474,7 @@ def study_data_efficiency(
     out: Annotated[Path, typer.Option(help="Study directory (rerun to resume).")],
     overrides: Overrides = None,
 ) -> None:
-    """Test AUC and rejection vs the number of labelled examples, per arm (pretrained vs scratch)."""
+    """AUC and rejection vs the number of labelled examples, per arm (pretrained or scratch)."""
     _study("data-efficiency", config, out, overrides)
 
 

@@ -176,8 +176,8 @@ def event_features(
 ) -> torch.Tensor:
     """Build per-object features of events (feature set ``event``).
 
-    ``log_pt = ln pT - 4``, ``eta / 2`` (MET: 0), ``sin/cos phi``, ``log_e = ln E - 4.5`` (GeV), then
-    the one-hot of the :class:`~colliderfm.data.schema.ObjectType` and a zero ``masked`` flag.
+    ``log_pt = ln pT - 4``, ``eta / 2`` (MET: 0), ``sin/cos phi``, ``log_e = ln E - 4.5`` (GeV),
+    then the one-hot of the :class:`~colliderfm.data.schema.ObjectType` and a zero ``masked`` flag.
     No per-event reference frame is subtracted, so event-level Lorentz augmentations change the
     features the way they change the physics.
 
