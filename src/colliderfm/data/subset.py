@@ -58,16 +58,16 @@ def read_labels(path: str | Path) -> np.ndarray:
         ``[N]`` int64 labels.
     """
     fmt = detect_format(path)
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+    if fmt == "parquet" and Path(path).is_dir():  # canonical shards: cleaned when written
+        from colliderfm.data.readers.parquet import open_parquet, shard_paths
 
-        from colliderfm.data.readers.parquet import shard_paths
-
-        p = Path(path)
-        files = shard_paths(p) if p.is_dir() else [p]
         return np.concatenate(
-            [pq.read_table(f, columns=["label"]).column("label").to_numpy() for f in files]
+            [
+                open_parquet(f, "shard").read(columns=["label"]).column("label").to_numpy()
+                for f in shard_paths(path)
+            ]
         ).astype(np.int64)
+    # anything else is read as cleaned chunks, so labels line up with what load_subset reads
     return np.concatenate([c.label for c in iter_jet_chunks(path, fmt)]).astype(np.int64)
 
 

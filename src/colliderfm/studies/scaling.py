@@ -97,12 +97,11 @@ def nested_subset(source: str | Path, size: int, seed: int, out: str | Path) -> 
 def _shard_rows(path: Path) -> tuple[str, Iterator[pa.RecordBatch]]:
     """The kind (``jets`` or ``events``) of a shard directory or ``.parquet`` file and its rows,
     in the order :func:`~colliderfm.data.subset.read_labels` reads the labels."""
-    import pyarrow.parquet as pq
-
     from colliderfm.data.readers.parquet import (
         is_event_table,
         iter_shard,
         read_manifest,
+        read_schema,
         shard_paths,
     )
 
@@ -110,7 +109,7 @@ def _shard_rows(path: Path) -> tuple[str, Iterator[pa.RecordBatch]]:
         kind = str(read_manifest(path).get("kind", "jets"))
         files = shard_paths(path)
     else:
-        kind = "events" if is_event_table(pq.read_schema(path).names) else "jets"
+        kind = "events" if is_event_table(read_schema(path, "file").names) else "jets"
         files = [path]
     return kind, (rb for f in files for rb in iter_shard(f, rows=8192))
 

@@ -143,7 +143,7 @@ def iter_jet_chunks(
     if fmt == "parquet":
         from colliderfm.data.readers.parquet import iter_parquet_jets
 
-        yield from iter_parquet_jets(path, rows=chunk_size)
+        yield from iter_parquet_jets(path, rows=chunk_size, skipped=skipped)
     elif fmt == "jetclass":
         from colliderfm.data.readers.jetclass import iter_jets
 
