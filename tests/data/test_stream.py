@@ -102,16 +102,22 @@ def test_truncation_is_counted_and_logged_once_per_pass(caplog) -> None:
     padded = pad_chunk(chunk, 16)
     np.testing.assert_array_equal(padded.truncated, chunk.counts > 16)
     assert padded.take(np.arange(5)).truncated.shape == (5,)
-    stream = JetStream(chunk, batch_size=16, max_particles=16, shuffle=False)
-    with caplog.at_level("INFO", logger="colliderfm"):
-        n = sum(len(b) for b in stream)
     want = int((chunk.counts > 16).sum())
-    assert n == 60 and stream.truncated == want > 0 and not stream.skipped
-    lines = [r.getMessage() for r in caplog.records if "max_particles" in r.getMessage()]
-    assert lines == [
-        f"data pass 0: {want} jets had more than max_particles=16 particles; "
-        "kept the highest-pT ones"
-    ]
+    for shuffle, expect_info in ((True, True), (False, False)):  # evaluation streams: debug
+        stream = JetStream(chunk, batch_size=16, max_particles=16, shuffle=shuffle)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="colliderfm"):
+            n = sum(len(b) for b in stream)
+        assert n == 60 and stream.truncated == want > 0 and not stream.skipped
+        lines = [r.getMessage() for r in caplog.records if "max_particles" in r.getMessage()]
+        assert lines == (
+            [
+                f"data pass 0: {want} jets had more than max_particles=16 particles; "
+                "kept the highest-pT ones"
+            ]
+            if expect_info
+            else []
+        )
 
 
 def test_stream_skips_bad_jets_of_any_source() -> None:

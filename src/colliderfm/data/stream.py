@@ -348,8 +348,10 @@ class JetStream(IterableDataset):
             reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items()))
             parts.append(f"skipped {sum(self.skipped.values())} bad {what} ({reasons})")
         if parts:
-            # every pass over the same data gives the same counts: info once, then debug
-            level = logging.INFO if pass_idx == self.start_pass else logging.DEBUG
+            # every pass over the same data gives the same counts: info once (training streams;
+            # evaluation and probe streams are rebuilt for every pass), then debug
+            first = pass_idx == self.start_pass and self.shuffle
+            level = logging.INFO if first else logging.DEBUG
             log.log(level, "data pass %d: %s", pass_idx, "; ".join(parts))
 
     def __iter__(self) -> Iterator[Batch]:
