@@ -66,7 +66,8 @@ done
 import json, sys
 runs, few, recipe = sys.argv[1], sys.argv[2], sys.argv[3]
 fmt = lambda x: "inf" if x is None else f"{x:.1f}"
-probe = json.load(open(f"{runs}/pretrain.summary.json"))
+text = open(f"{runs}/pretrain.summary.json").read()
+probe = json.loads(text[text.index("{"):])
 print(f"quickstart result: top vs QCD on {json.load(open(f'{runs}/scratch/metrics.json'))['n']} "
       "test jets")
 if "probe_auc_random" in probe:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -331,7 +332,8 @@ def fit(
                         bar.write(
                             "[colliderfm] step {}: {}".format(
                                 step, ", ".join(f"{k}={v:.4f}" for k, v in extra.items())
-                            )
+                            ),
+                            file=sys.stderr,
                         )
             if step % tc.log_every == 0 or step == total:
                 logs = {"train_loss": loss.detach().item(), "lr": sched.get_last_lr()[0], **logs}
@@ -361,7 +363,10 @@ def fit(
                     shown = ", ".join(
                         f"{k}={v:.4f}" for k, v in last.items() if k not in ("epoch", "step")
                     )
-                    bar.write(f"[colliderfm] epoch {epoch + 1}/{n_epochs} step {step}: {shown}")
+                    bar.write(
+                        f"[colliderfm] epoch {epoch + 1}/{n_epochs} step {step}: {shown}",
+                        file=sys.stderr,
+                    )
                 if monitor and bad_epochs >= tc.patience:
                     stopped = True
                     log.info(
