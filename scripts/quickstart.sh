@@ -13,7 +13,7 @@ N_TRAIN="${QS_N_TRAIN:-1500}"   # jets per class
 N_EVAL="${QS_N_EVAL:-500}"
 WORKERS="${QS_WORKERS:-2}"
 RECIPE="${QS_RECIPE:-contrastive}"      # or mpm
-PRETRAIN_STEPS="${QS_PRETRAIN_STEPS:-150}"
+PRETRAIN_STEPS="${QS_PRETRAIN_STEPS:-100}"
 FEW="${QS_FEW_LABELS:-200}"             # labelled jets for the few-labels comparison
 
 gen() {  # gen OUT N SEED PROCESSES
