@@ -29,7 +29,6 @@ the symmetry transformations of the whole jet, so those act on the final particl
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -40,6 +39,7 @@ from colliderfm.data.features import FEATURE_SETS, particle_features
 from colliderfm.data.schema import Batch
 from colliderfm.errors import ConfigError
 from colliderfm.physics import kinematics as K
+from colliderfm.physics.pipeline import build_steps, describe, rand, randn, tunable
 
 _MIN_SCALE = 1e-3  # smallest energy scale factor smearing may give
 _MIN_PT = 1e-3  # GeV, pT floor in the smearing resolution (avoids a/sqrt(0))
@@ -171,21 +171,9 @@ def _select_index(sel: torch.Tensor, size: int) -> torch.Tensor:
     return out[:, :size]
 
 
-def _rand(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-    """Uniform [0, 1) draws on the generator's device, moved to ``like``'s device and dtype."""
-    dev = gen.device if gen is not None else like.device
-    return torch.rand(shape, generator=gen, device=dev, dtype=like.dtype).to(like.device)
-
-
-def _randn(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-    """Standard normal draws on the generator's device, moved to ``like``'s device and dtype."""
-    dev = gen.device if gen is not None else like.device
-    return torch.randn(shape, generator=gen, device=dev, dtype=like.dtype).to(like.device)
-
-
 def _jets_on(parts: Particles, p: float, gen: torch.Generator | None) -> torch.Tensor:
     """``[B]`` bool: which jets get augmented (probability ``p``; empty jets never)."""
-    return (_rand((parts.mask.shape[0],), parts.vectors, gen) < p) & parts.mask.any(1)
+    return (rand((parts.mask.shape[0],), parts.vectors, gen) < p) & parts.mask.any(1)
 
 
 def _axis(v: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -266,7 +254,7 @@ def rotate(
     """
     v, mask = parts.vectors, parts.mask  # [B, P, 4], [B, P]
     on = _jets_on(parts, p, generator)  # [B]
-    angle = (2 * _rand(on.shape, v, generator) - 1) * max_angle  # [B]
+    angle = (2 * rand(on.shape, v, generator) - 1) * max_angle  # [B]
     eta_j, phi_j = _axis(v, mask)  # [B, 1]
     p_t = K.pt(v)  # [B, P]
     deta = torch.asinh(v[..., 2] / p_t.clamp_min(K.EPS)) - eta_j  # [B, P]
@@ -307,9 +295,9 @@ def translate(
     on = _jets_on(parts, p, generator)  # [B]
     b = on.shape[0]
     shift = (
-        _randn((b, 2), v, generator)
+        randn((b, 2), v, generator)
         if distribution == "normal"
-        else 2 * _rand((b, 2), v, generator) - 1
+        else 2 * rand((b, 2), v, generator) - 1
     ) * sigma  # [B, 2]
     shift = shift * on.unsqueeze(1)  # [B, 2], zero for jets left alone
     v = K.rotate_z(v, shift[:, 1])  # [B, P, 4]
@@ -345,7 +333,7 @@ def boost_z(
         Boosted particles.
     """
     on = _jets_on(parts, p, generator)  # [B]
-    y = (2 * _rand(on.shape, parts.vectors, generator) - 1) * max_rapidity  # [B]
+    y = (2 * rand(on.shape, parts.vectors, generator) - 1) * max_rapidity  # [B]
     beta = torch.where(on, -torch.tanh(y), torch.zeros_like(y))  # [B]
     return parts._replace(vectors=K.boost_z(parts.vectors, beta))  # linear: padding stays 0
 
@@ -378,7 +366,7 @@ def smear(
     """
     v, mask = parts.vectors, parts.mask  # [B, P, 4], [B, P]
     on = _jets_on(parts, p, generator)  # [B]
-    noise = _randn(tuple(mask.shape), v, generator)  # [B, P]
+    noise = randn(tuple(mask.shape), v, generator)  # [B, P]
     rel = torch.sqrt(stochastic**2 / K.pt(v).clamp_min(_MIN_PT) + constant**2)  # [B, P]
     scale = (1 + strength * rel * noise).clamp_min(_MIN_SCALE)  # [B, P]
     scale = torch.where(on.unsqueeze(1) & mask, scale, torch.ones_like(scale))
@@ -423,8 +411,8 @@ def collinear_split(
         raise ValueError(f"mode must be 'conserve' or 'duplicate', not {mode!r}")
     v, mask = parts.vectors, parts.mask  # [B, P, 4], [B, P]
     on = _jets_on(parts, p, generator)  # [B]
-    pick = _rand(tuple(mask.shape), v, generator) < fraction  # [B, P]
-    z = zmin + (0.5 - zmin) * _rand(tuple(mask.shape), v, generator)  # [B, P]
+    pick = rand(tuple(mask.shape), v, generator) < fraction  # [B, P]
+    z = zmin + (0.5 - zmin) * rand(tuple(mask.shape), v, generator)  # [B, P]
     sel = pick & mask & on.unsqueeze(1)  # [B, P]
     parts, fits, free_rank = _room(parts, sel.sum(1), max_particles)
     extra = parts.mask.shape[1] - mask.shape[1]
@@ -485,7 +473,7 @@ def add_soft(
     on = _jets_on(parts, p, generator)  # [B]
     if n <= 0:
         return parts
-    u = _rand((on.shape[0], n, 4), v, generator)  # [B, n, 4]
+    u = rand((on.shape[0], n, 4), v, generator)  # [B, n, 4]
     eta_j, phi_j = _axis(v, mask)  # [B, 1]
     p_t = -pt_scale * torch.log1p(-u[..., 0])  # [B, n]
     r, a = radius * torch.sqrt(u[..., 1]), 2 * math.pi * u[..., 2]  # [B, n]
@@ -519,7 +507,7 @@ def dropout(
     """
     v, mask = parts.vectors, parts.mask  # [B, P, 4], [B, P]
     on = _jets_on(parts, p, generator)  # [B]
-    drop = (_rand(tuple(mask.shape), v, generator) < rate) & mask & on.unsqueeze(1)  # [B, P]
+    drop = (rand(tuple(mask.shape), v, generator) < rate) & mask & on.unsqueeze(1)  # [B, P]
     ranked = torch.where(mask, K.pt(v), torch.full_like(mask, -1.0, dtype=v.dtype))  # [B, P]
     lead = torch.zeros_like(mask).scatter_(1, ranked.argmax(1, keepdim=True), True)  # [B, P]
     keep = mask & ~(drop & ~lead)  # [B, P]
@@ -575,29 +563,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _params(name: str) -> dict[str, Any]:
-    """Tunable parameters of an augmentation and their defaults."""
-    sig = inspect.signature(AUGMENTATIONS[name])
-    return {k: v.default for k, v in sig.parameters.items() if k not in ("parts", "generator")}
-
-
-def _check(name: str, key: str, value: Any, default: Any) -> None:
-    """Raise :class:`ConfigError` if ``value`` is of the wrong type or out of range."""
-    where = f"augment.{name}.{key}"
-    if isinstance(default, str):
-        if value not in _CHOICES[key]:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(_CHOICES[key])}")
-        return
-    kind = int if isinstance(default, int) else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(
-            f"{where}: expected a number{' (integer)' if kind is int else ''}, got {value!r}"
-        )
-    lo, hi = _RANGES.get(key, (0.0, math.inf))
-    if not lo <= value <= hi:
-        raise ConfigError(f"{where}: {value!r} is outside [{lo}, {hi}]")
-
-
 class Augmenter:
     """A fixed-order composition of augmentations built from a config dict.
 
@@ -623,37 +588,19 @@ class Augmenter:
         max_particles: int | None = None,
     ) -> None:
         config = JETCLR_DEFAULT if config is None else config
-        if not isinstance(config, Mapping):
-            raise ConfigError(f"augment: expected a mapping of augmentations, got {config!r}")
-        for name in config:
-            if name not in AUGMENTATIONS:
-                raise ConfigError(f"augment: unknown augmentation {name!r}; valid: {list(ORDER)}")
         if feature_set is not None and feature_set not in FEATURE_SETS:
             raise ConfigError(
                 f"augment: unknown feature set {feature_set!r}; valid: {list(FEATURE_SETS)}"
             )
         self.feature_set = feature_set
-        self.steps: list[tuple[str, dict[str, Any]]] = []
-        for name in ORDER:
-            if name not in config:
-                continue
-            section = dict(config[name] or {})
-            valid = _params(name)
-            for key, value in section.items():
-                if key not in valid:
-                    raise ConfigError(
-                        f"augment.{name}: unknown parameter {key!r}; valid: {list(valid)}"
-                    )
-                _check(name, key, value, valid[key])
-            if max_particles is not None and "max_particles" in valid:
-                section.setdefault("max_particles", max_particles)
-            self.steps.append((name, section))
+        self.steps = build_steps(config, AUGMENTATIONS, ORDER, _CHOICES, _RANGES)
+        if max_particles is not None:
+            for name, section in self.steps:
+                if "max_particles" in tunable(AUGMENTATIONS[name]):
+                    section.setdefault("max_particles", max_particles)
 
     def __repr__(self) -> str:
-        inner = ", ".join(
-            f"{n}({', '.join(f'{k}={v}' for k, v in kw.items())})" for n, kw in self.steps
-        )
-        return f"Augmenter({inner})"
+        return describe("Augmenter", self.steps)
 
     def apply(self, parts: Particles, generator: torch.Generator | None = None) -> Particles:
         """Run the configured augmentations on particles.

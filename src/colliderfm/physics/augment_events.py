@@ -28,7 +28,6 @@ with :func:`colliderfm.data.features.event_features`.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -39,6 +38,7 @@ from colliderfm.data.features import event_features
 from colliderfm.data.schema import Batch, ObjectType
 from colliderfm.errors import ConfigError
 from colliderfm.physics import kinematics as K
+from colliderfm.physics.pipeline import build_steps, describe, rand, randn
 
 _MIN_SCALE = 1e-3  # smallest energy scale factor smearing may give
 _MIN_PT = 1.0  # GeV, pT floor in the jet resolution (avoids a/sqrt(0))
@@ -106,21 +106,9 @@ def to_batch(ev: Objects, like: Batch) -> Batch:
     )
 
 
-def _rand(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-    """Uniform [0, 1) draws on the generator's device, moved to ``like``'s device and dtype."""
-    dev = gen.device if gen is not None else like.device
-    return torch.rand(shape, generator=gen, device=dev, dtype=like.dtype).to(like.device)
-
-
-def _randn(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-    """Standard normal draws on the generator's device, moved to ``like``'s device and dtype."""
-    dev = gen.device if gen is not None else like.device
-    return torch.randn(shape, generator=gen, device=dev, dtype=like.dtype).to(like.device)
-
-
 def _events_on(ev: Objects, p: float, gen: torch.Generator | None) -> torch.Tensor:
     """``[B]`` bool: which events get augmented (probability ``p``; empty events never)."""
-    return (_rand((ev.mask.shape[0],), ev.vectors, gen) < p) & ev.mask.any(1)
+    return (rand((ev.mask.shape[0],), ev.vectors, gen) < p) & ev.mask.any(1)
 
 
 def _select(on: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
@@ -152,7 +140,7 @@ def rotate_phi(
         Rotated objects.
     """
     on = _events_on(ev, p, generator)  # [B]
-    angle = (2 * _rand(on.shape, ev.vectors, generator) - 1) * max_angle  # [B]
+    angle = (2 * rand(on.shape, ev.vectors, generator) - 1) * max_angle  # [B]
     angle = torch.where(on, angle, torch.zeros_like(angle))  # [B]
     return ev._replace(vectors=K.rotate_z(ev.vectors, angle))  # linear: padding stays 0
 
@@ -179,7 +167,7 @@ def boost_z(
         Boosted objects.
     """
     on = _events_on(ev, p, generator)  # [B]
-    y = (2 * _rand(on.shape, ev.vectors, generator) - 1) * max_rapidity  # [B]
+    y = (2 * rand(on.shape, ev.vectors, generator) - 1) * max_rapidity  # [B]
     beta = torch.where(on, -torch.tanh(y), torch.zeros_like(y))  # [B]
     boosted = K.boost_z(ev.vectors, beta)  # [B, N, 4]
     return ev._replace(vectors=torch.where(ev.is_met.unsqueeze(-1), ev.vectors, boosted))
@@ -235,7 +223,7 @@ def boost_transverse(
         raise ConfigError(f"boost_transverse: met must be 'recoil' or 'boost', got {met!r}")
     v = ev.vectors  # [B, N, 4]
     on = _events_on(ev, p, generator)  # [B]
-    u = _rand((v.shape[0], 2), v, generator)  # [B, 2]
+    u = rand((v.shape[0], 2), v, generator)  # [B, 2]
     beta = torch.where(on, u[:, 0] * max_beta, torch.zeros_like(u[:, 0]))  # [B]
     ang = (2 * u[:, 1] - 1) * math.pi  # [B]
     n = torch.stack((torch.cos(ang), torch.sin(ang)), -1).unsqueeze(1)  # [B, 1, 2]
@@ -295,7 +283,7 @@ def smear(
     """
     v, mask, t = ev.vectors, ev.mask, ev.obj_type  # [B, N, 4], [B, N], [B, N]
     on = _events_on(ev, p, generator)  # [B]
-    noise = _randn(tuple(mask.shape), v, generator)  # [B, N]
+    noise = randn(tuple(mask.shape), v, generator)  # [B, N]
     jet_rel = torch.sqrt(jet_stochastic**2 / K.pt(v).clamp_min(_MIN_PT) + jet_constant**2)
     is_lep = (t == int(ObjectType.ELECTRON)) | (t == int(ObjectType.MUON))  # [B, N]
     sigma = torch.where(is_lep, lepton, jet_rel)  # [B, N]
@@ -334,26 +322,6 @@ _RANGES: dict[str, tuple[float, float]] = {
 _CHOICES: dict[str, tuple[str, ...]] = {"met": ("recoil", "boost")}
 
 
-def _params(name: str) -> dict[str, Any]:
-    """Tunable parameters of an augmentation and their defaults."""
-    sig = inspect.signature(EVENT_AUGMENTATIONS[name])
-    return {k: v.default for k, v in sig.parameters.items() if k not in ("ev", "generator")}
-
-
-def _check(name: str, key: str, value: Any, default: Any) -> None:
-    """Raise :class:`ConfigError` if ``value`` is of the wrong type or out of range."""
-    where = f"augment.{name}.{key}"
-    if isinstance(default, str):
-        if value not in _CHOICES[key]:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(_CHOICES[key])}")
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    lo, hi = _RANGES.get(key, (0.0, math.inf))
-    if not lo <= value <= hi:
-        raise ConfigError(f"{where}: {value!r} is outside [{lo}, {hi}]")
-
-
 class EventAugmenter:
     """A fixed-order composition of event augmentations built from a config dict.
 
@@ -371,32 +339,12 @@ class EventAugmenter:
 
     def __init__(self, config: Mapping[str, Mapping[str, Any] | None] | None = None) -> None:
         config = EVENT_DEFAULT if config is None else config
-        if not isinstance(config, Mapping):
-            raise ConfigError(f"augment: expected a mapping of augmentations, got {config!r}")
-        for name in config:
-            if name not in EVENT_AUGMENTATIONS:
-                raise ConfigError(
-                    f"augment: unknown event augmentation {name!r}; valid: {list(EVENT_ORDER)}"
-                )
-        self.steps: list[tuple[str, dict[str, Any]]] = []
-        for name in EVENT_ORDER:
-            if name not in config:
-                continue
-            section = dict(config[name] or {})
-            valid = _params(name)
-            for key, value in section.items():
-                if key not in valid:
-                    raise ConfigError(
-                        f"augment.{name}: unknown parameter {key!r}; valid: {list(valid)}"
-                    )
-                _check(name, key, value, valid[key])
-            self.steps.append((name, section))
+        self.steps = build_steps(
+            config, EVENT_AUGMENTATIONS, EVENT_ORDER, _CHOICES, _RANGES, "event augmentation"
+        )
 
     def __repr__(self) -> str:
-        inner = ", ".join(
-            f"{n}({', '.join(f'{k}={v}' for k, v in kw.items())})" for n, kw in self.steps
-        )
-        return f"EventAugmenter({inner})"
+        return describe("EventAugmenter", self.steps)
 
     def apply(self, ev: Objects, generator: torch.Generator | None = None) -> Objects:
         """Run the configured augmentations on objects.
