@@ -175,3 +175,19 @@ def test_checkpoint_survives_crash_during_write(tmp_path: Path, monkeypatch) -> 
     for a, b in zip(m.state_dict().values(), m2.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ck.tmp")]
+
+
+def test_compile_switch_compiles_the_backbone_in_place(tmp_path: Path, monkeypatch) -> None:
+    """train.compile calls nn.Module.compile on the backbone (no real compilation here: slow)."""
+    calls: list[tuple[str, dict]] = []
+
+    def fake_compile(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        calls.append((type(self).__name__, kwargs))
+
+    monkeypatch.setattr(nn.Module, "compile", fake_compile)
+    model = _run(tmp_path / "c", 2, ["train.compile=true"])
+    assert calls == [("Sequential", {"dynamic": True})]
+    assert set(load_state(tmp_path / "c" / "last")) and "backbone.0.weight" in model.state_dict()
+    calls.clear()
+    _run(tmp_path / "n", 2)
+    assert calls == []

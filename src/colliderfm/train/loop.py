@@ -227,6 +227,10 @@ def fit(
     if tc.threads:
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed)
+    if tc.compile:
+        target = getattr(module, "backbone", module)
+        target.compile(dynamic=True)  # in place: parameter names and checkpoints unchanged
+        log.info("torch.compile(dynamic=True) on %s", type(target).__name__)
     total = tc.max_steps or tc.epochs * steps_per_epoch
     n_epochs = math.ceil(total / steps_per_epoch)
     warmup = int(tc.warmup * total) if tc.warmup < 1 else int(tc.warmup)
