@@ -103,8 +103,8 @@ def test_truncation_is_counted_and_logged_once_per_pass(caplog) -> None:
     np.testing.assert_array_equal(padded.truncated, chunk.counts > 16)
     assert padded.take(np.arange(5)).truncated.shape == (5,)
     want = int((chunk.counts > 16).sum())
-    for shuffle, expect_info in ((True, True), (False, False)):  # evaluation streams: debug
-        stream = JetStream(chunk, batch_size=16, max_particles=16, shuffle=shuffle)
+    for quiet, expect_info in ((False, True), (True, False)):  # quiet (probe) streams: debug
+        stream = JetStream(chunk, batch_size=16, max_particles=16, shuffle=False, quiet=quiet)
         caplog.clear()
         with caplog.at_level("INFO", logger="colliderfm"):
             n = sum(len(b) for b in stream)

@@ -150,5 +150,5 @@ def test_cli_cwola_flag(data: Path, tmp_path: Path) -> None:
         app, [*args, "--cwola", "--n-train", "200", "--out", str(tmp_path / "r")]
     )
     assert res.exit_code == 0, res.output
-    summary = json.loads(res.output[res.output.index("{") :])
+    summary = json.loads(res.stdout[res.stdout.index("{\n") :])  # after any log lines
     assert summary["cwola"]["sizes"] == [100, 100] and summary["n_train"] == 200

@@ -270,6 +270,8 @@ class JetStream(IterableDataset):
         trim_padding: trim each batch to its longest jet.
         drop_last: drop a final incomplete batch.
         rank, world_size: DDP position (detected from torch.distributed when None).
+        quiet: log the per-pass skip/truncation line at debug level only (streams that are
+            rebuilt over and over, like the linear probe's).
     """
 
     def __init__(
@@ -286,8 +288,10 @@ class JetStream(IterableDataset):
         drop_last: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
+        quiet: bool = False,
     ) -> None:
         super().__init__()
+        self.quiet = quiet
         if not isinstance(sources, list):
             sources = [sources]
         for src in sources:
@@ -348,9 +352,9 @@ class JetStream(IterableDataset):
             reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items()))
             parts.append(f"skipped {sum(self.skipped.values())} bad {what} ({reasons})")
         if parts:
-            # every pass over the same data gives the same counts: info once (training streams;
-            # evaluation and probe streams are rebuilt for every pass), then debug
-            first = pass_idx == self.start_pass and self.shuffle
+            # every pass over the same data gives the same counts: info once, then debug
+            # (quiet streams, e.g. the linear probe's, rebuilt for every probe: always debug)
+            first = pass_idx == self.start_pass and not self.quiet
             level = logging.INFO if first else logging.DEBUG
             log.log(level, "data pass %d: %s", pass_idx, "; ".join(parts))
 

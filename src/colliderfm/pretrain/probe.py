@@ -51,6 +51,7 @@ def embed_source(
         feature_set=feature_set,
         rank=0,
         world_size=1,
+        quiet=True,
     ):
         xs.append(backbone.embed(b.features, b.mask, b.vectors).float().numpy())  # [B, D]
         ys.append(b.labels.numpy())
