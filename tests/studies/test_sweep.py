@@ -224,3 +224,16 @@ def test_study_cli_errors_are_one_line(setup: Path, tmp_path: Path) -> None:
     assert len([ln for ln in res.stderr.splitlines() if ln.strip()]) == 1
     helps = CliRunner().invoke(app, ["study", "data-efficiency", "--help"]).output
     assert "colliderfm study data-efficiency --config" in helps
+
+
+def test_fingerprint_ignores_settings_left_at_their_defaults() -> None:
+    """A setting added later with a default must not invalidate finished points."""
+    from colliderfm.config import load_config
+    from colliderfm.studies.sweep import _fingerprint
+
+    base = load_config(None, ["train.lr=0.002"])
+    explicit = load_config(None, ["train.lr=0.002", "train.compile=false"])
+    other = load_config(None, ["train.lr=0.003"])
+    assert _fingerprint(base, "t", None) == _fingerprint(explicit, "t", None)
+    assert _fingerprint(base, "t", None) != _fingerprint(other, "t", None)
+    assert _fingerprint(base, "t", None) != _fingerprint(base, "u", None)

@@ -108,8 +108,25 @@ def point_config(study: StudyConfig, point: Point) -> Config:
         raise ConfigError(f"arm '{point.arm.name}': {exc}") from exc
 
 
+def _non_default(d: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a nested config dict that differ from the defaults."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        ref = defaults.get(k)
+        if isinstance(v, dict) and isinstance(ref, dict):
+            sub = _non_default(v, ref)
+            if sub:
+                out[k] = sub
+        elif k not in defaults or v != ref:
+            out[k] = v
+    return out
+
+
 def _fingerprint(cfg: Config, test: str, test_max: int | None) -> str:
-    blob = json.dumps([cfg.to_dict(), test, test_max], sort_keys=True, default=str)
+    """Hash of what a point was run with: only settings that differ from the defaults count, so
+    a setting added to the package later (with a default) does not invalidate finished points."""
+    settings = _non_default(cfg.to_dict(), Config().to_dict())
+    blob = json.dumps([settings, test, test_max], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
