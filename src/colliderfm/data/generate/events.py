@@ -59,17 +59,16 @@ import dataclasses
 import multiprocessing
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from colliderfm.data.generate import jets as _jets
 from colliderfm.data.generate.event_processes import SQRT_S, SUBPROCESSES, EventSettings
-from colliderfm.data.generate.jets import _count_jets, _init_worker, _version
+from colliderfm.data.generate.jets import _version
 from colliderfm.data.generate.pythia_events import EventUnit
+from colliderfm.data.generate.units import Unit, derive_seeds, init_worker, worker_progress
 from colliderfm.data.readers.parquet import ShardWriter, read_manifest
 from colliderfm.data.schema import EVENT_CLASSES
 from colliderfm.errors import ColliderFMError
@@ -84,44 +83,27 @@ _SUB_INDEX = {k: i for i, k in enumerate(SUBPROCESSES)}
 _SHUFFLE_TAG, _MIX_TAG, _SEED_TAG = 0x5EED, 0x313, 0xE7E
 
 
-@dataclass(frozen=True)
-class _Unit:
-    """One independent piece of work: ``n`` events of sub-process ``process`` for one shard."""
-
-    index: int
-    process: str
-    label: int
-    shard: int
-    chunk: int
-    n: int
-    pythia_seeds: tuple[int, ...]
-    detector_seed: int
-    settings: EventSettings
-
-
 def _unit_seeds(seed: int, process: str, shard: int, chunk: int) -> tuple[tuple[int, ...], int]:
-    """Pythia seeds (1..900_000_000, one per variant) and the NumPy seed of a unit."""
-    n_variants = len(SUBPROCESSES[process].variants)
-    ss = np.random.SeedSequence([seed, _SEED_TAG, _SUB_INDEX[process], shard, chunk])
-    state = ss.generate_state(1 + n_variants)
-    return tuple(1 + int(s) % 900_000_000 for s in state[1:]), int(state[0])
+    """Pythia seeds (one per variant) and the NumPy seed of a unit."""
+    key = [seed, _SEED_TAG, _SUB_INDEX[process], shard, chunk]
+    return derive_seeds(key, len(SUBPROCESSES[process].variants))
 
 
 def _run_unit(
-    unit: _Unit, progress: Callable[[int], Any] | None = None
+    unit: Unit, progress: Callable[[int], Any] | None = None
 ) -> tuple[int, pa.Table, list[int], float]:
     """Generate one unit (top-level so that a spawn pool can pickle it).
 
     Args:
         unit: what to generate.
         progress: called with the number of new selected events; in a pool worker the default
-            adds them to the shared counter of :mod:`.jets`'s pool initialiser.
+            adds them to the pool's shared counter (:mod:`.units`).
 
     Returns:
         ``(unit index, events, cut flow, truth-tag weight sum)``.
     """
-    if progress is None and _jets._WORKER_COUNTER is not None:
-        progress = _count_jets
+    if progress is None:
+        progress = worker_progress()
     gen = EventUnit(unit.process, unit.settings, unit.pythia_seeds, unit.detector_seed)
     table = gen.generate(unit.n, unit.label, on_events=progress)
     return unit.index, table, gen.cutflow.tolist(), gen.truth_tag_weight
@@ -274,7 +256,7 @@ def generate_events(
         raise ColliderFMError(f"selection values must be >= 0 (got {bad})")
     rows = _row_processes(keys, n, seed)
     subs = [k for k in SUBPROCESSES if k in set(rows.tolist())]
-    units: list[_Unit] = []
+    units: list[Unit] = []
     n_shards = -(-len(rows) // events_per_shard)
     for s in range(n_shards):
         here = rows[s * events_per_shard : (s + 1) * events_per_shard]
@@ -284,7 +266,7 @@ def generate_events(
             for c, lo in enumerate(range(0, count, UNIT_EVENTS)):
                 py_seeds, det_seed = _unit_seeds(seed, key, s, c)
                 units.append(
-                    _Unit(
+                    Unit(
                         len(units),
                         key,
                         label,
@@ -317,7 +299,7 @@ def generate_events(
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     ctx = multiprocessing.get_context(method)
     counter = ctx.Value("q", 0)
-    pool = ctx.Pool(n_workers, _init_worker, (counter,)) if n_workers > 1 else None
+    pool = ctx.Pool(n_workers, init_worker, (counter,)) if n_workers > 1 else None
     bar = tqdm(
         total=sum(u.n for u in units),
         unit="event",

@@ -33,7 +33,6 @@ import dataclasses
 import multiprocessing
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ import numpy as np
 
 from colliderfm.data.generate.processes import PROCESS_INDEX, PROCESSES, SPECS
 from colliderfm.data.generate.pythia_jets import SQRT_S, JetSettings, JetUnit
+from colliderfm.data.generate.units import Unit, derive_seeds, init_worker, worker_progress
 from colliderfm.data.readers.parquet import ShardWriter, read_manifest
 from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk
 from colliderfm.errors import ColliderFMError
@@ -53,44 +53,13 @@ UNIT_JETS = 250
 _SHUFFLE_TAG = 0x5EED
 
 
-@dataclass(frozen=True)
-class _Unit:
-    """One independent piece of work: ``n`` jets of ``process`` for shard ``shard``."""
-
-    index: int
-    process: str
-    label: int
-    shard: int
-    chunk: int
-    n: int
-    pythia_seeds: tuple[int, ...]
-    detector_seed: int
-    settings: JetSettings
-
-
 def _unit_seeds(seed: int, process: str, shard: int, chunk: int) -> tuple[tuple[int, ...], int]:
-    """Derive the Pythia seeds (in 1..900_000_000, one per variant) and detector seed of a unit."""
-    n_variants = len(SPECS[process].variants)
-    ss = np.random.SeedSequence([seed, PROCESS_INDEX[process], shard, chunk])
-    state = ss.generate_state(1 + n_variants)
-    return tuple(1 + int(s) % 900_000_000 for s in state[1:]), int(state[0])
-
-
-_WORKER_COUNTER: Any = None  # shared jet counter of a pool worker (progress only)
-
-
-def _init_worker(counter: Any) -> None:
-    global _WORKER_COUNTER
-    _WORKER_COUNTER = counter
-
-
-def _count_jets(k: int) -> None:
-    with _WORKER_COUNTER.get_lock():
-        _WORKER_COUNTER.value += k
+    """Derive the Pythia seeds (one per variant) and detector seed of a unit."""
+    return derive_seeds([seed, PROCESS_INDEX[process], shard, chunk], len(SPECS[process].variants))
 
 
 def _run_unit(
-    unit: _Unit, progress: Callable[[int], Any] | None = None
+    unit: Unit, progress: Callable[[int], Any] | None = None
 ) -> tuple[int, JetChunk, tuple[int, int]]:
     """Generate one unit (top-level so that a spawn pool can pickle it).
 
@@ -102,8 +71,8 @@ def _run_unit(
     Returns:
         ``(unit index, jets, (events generated, jets selected before truncation))``.
     """
-    if progress is None and _WORKER_COUNTER is not None:
-        progress = _count_jets
+    if progress is None:
+        progress = worker_progress()
     gen = JetUnit(unit.process, unit.settings, unit.pythia_seeds, unit.detector_seed)
     chunk = gen.generate(unit.n, unit.label, on_jets=progress)
     return unit.index, chunk, (gen.n_events, gen.n_selected)
@@ -249,13 +218,13 @@ def generate_jets(
     settings = JetSettings(pt_min=float(pt_min), pt_max=float(pt_max))
     classes = [PROCESSES[k] for k in keys]
     shards = _shard_counts(n * len(keys), len(keys), jets_per_shard)
-    units: list[_Unit] = []
+    units: list[Unit] = []
     for s, counts in enumerate(shards):
         for label, (key, count) in enumerate(zip(keys, counts, strict=True)):
             for c, lo in enumerate(range(0, count, UNIT_JETS)):
                 py_seeds, det_seed = _unit_seeds(seed, key, s, c)
                 units.append(
-                    _Unit(
+                    Unit(
                         len(units),
                         key,
                         label,
@@ -291,7 +260,7 @@ def generate_jets(
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     ctx = multiprocessing.get_context(method)
     counter = ctx.Value("q", 0)
-    pool = ctx.Pool(n_workers, _init_worker, (counter,)) if n_workers > 1 else None
+    pool = ctx.Pool(n_workers, init_worker, (counter,)) if n_workers > 1 else None
     bar = tqdm(
         total=sum(u.n for u in units),
         unit="jet",
