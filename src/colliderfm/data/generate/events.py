@@ -56,7 +56,6 @@ files for any number of workers.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +67,7 @@ import pyarrow as pa
 from colliderfm.data.generate.event_processes import SQRT_S, SUBPROCESSES, EventSettings
 from colliderfm.data.generate.jets import _version
 from colliderfm.data.generate.pythia_events import EventUnit
-from colliderfm.data.generate.units import Unit, derive_seeds, init_worker, worker_progress
+from colliderfm.data.generate.units import Unit, UnitPool, derive_seeds, worker_progress
 from colliderfm.data.readers.parquet import ShardWriter, read_manifest
 from colliderfm.data.schema import EVENT_CLASSES
 from colliderfm.errors import ColliderFMError
@@ -295,11 +294,7 @@ def generate_events(
         out, "events", list(EVENT_CLASSES), {}, rows_per_shard=events_per_shard, overwrite=overwrite
     )
     n_workers = min(workers, len(units))
-    # fork on Linux (see generate.jets): the pool exists before the progress bar's threads
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    ctx = multiprocessing.get_context(method)
-    counter = ctx.Value("q", 0)
-    pool = ctx.Pool(n_workers, init_worker, (counter,)) if n_workers > 1 else None
+    pool = UnitPool(n_workers)  # before the progress bar (see UnitPool)
     bar = tqdm(
         total=sum(u.n for u in units),
         unit="event",
@@ -324,21 +319,8 @@ def generate_events(
                 writer.write(events.take(pa.array(rng.permutation(events.num_rows))))
                 next_shard += 1
 
-        if pool is None:
-            for unit in units:
-                collect(*_run_unit(unit, progress=bar.update))
-        else:
-            with pool:  # terminates the workers on any error
-                results = pool.imap_unordered(_run_unit, units, chunksize=1)
-                for _ in units:
-                    while True:
-                        try:
-                            result = results.next(timeout=0.5)
-                            break
-                        except multiprocessing.TimeoutError:
-                            bar.update(counter.value - bar.n)
-                    collect(*result)
-                    bar.update(counter.value - bar.n)
+        for result in pool.run(_run_unit, units, bar):
+            collect(*result)
         writer.source = _source(keys, n, seed, events_per_shard, settings, subs, stats)
         if shard_index is not None:
             writer.source.update(num_shards=num_shards, shard_index=shard_index)

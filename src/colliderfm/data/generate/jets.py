@@ -30,7 +30,6 @@ suppressed. Pythia 8: C. Bierlich et al., SciPost Phys. Codebases 8 (2022).
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import sys
 from collections.abc import Callable
 from importlib import metadata
@@ -41,7 +40,7 @@ import numpy as np
 
 from colliderfm.data.generate.processes import PROCESS_INDEX, PROCESSES, SPECS
 from colliderfm.data.generate.pythia_jets import SQRT_S, JetSettings, JetUnit
-from colliderfm.data.generate.units import Unit, derive_seeds, init_worker, worker_progress
+from colliderfm.data.generate.units import Unit, UnitPool, derive_seeds, worker_progress
 from colliderfm.data.readers.parquet import ShardWriter, read_manifest
 from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk
 from colliderfm.errors import ColliderFMError
@@ -254,13 +253,7 @@ def generate_jets(
         out, "jets", classes, {}, rows_per_shard=jets_per_shard, overwrite=overwrite
     )
     n_workers = min(workers, len(units))
-    # fork where available: no `if __name__ == "__main__"` guard needed in user scripts, and the
-    # workers only run NumPy, Pythia and FastJet. The pool is created before the progress bar so
-    # that no helper thread exists at fork time. Elsewhere (macOS, Windows) spawn.
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    ctx = multiprocessing.get_context(method)
-    counter = ctx.Value("q", 0)
-    pool = ctx.Pool(n_workers, init_worker, (counter,)) if n_workers > 1 else None
+    pool = UnitPool(n_workers)  # before the progress bar (see UnitPool)
     bar = tqdm(
         total=sum(u.n for u in units),
         unit="jet",
@@ -285,21 +278,8 @@ def generate_jets(
                 writer.write_chunk(jets.take(rng.permutation(len(jets))))
                 next_shard += 1
 
-        if pool is None:
-            for unit in units:
-                collect(*_run_unit(unit, progress=bar.update))
-        else:
-            with pool:  # terminates the workers on any error
-                results = pool.imap_unordered(_run_unit, units, chunksize=1)
-                for _ in units:
-                    while True:
-                        try:
-                            result = results.next(timeout=0.5)
-                            break
-                        except multiprocessing.TimeoutError:
-                            bar.update(counter.value - bar.n)
-                    collect(*result)
-                    bar.update(counter.value - bar.n)
+        for result in pool.run(_run_unit, units, bar):
+            collect(*result)
         writer.source = _source(keys, n, seed, jets_per_shard, settings, stats)
         if shard_index is not None:
             writer.source.update(num_shards=num_shards, shard_index=shard_index)

@@ -8,7 +8,9 @@ workers run the units or in which order they finish.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import multiprocessing
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,3 +83,48 @@ def worker_progress() -> Any:
 def _count(k: int) -> None:
     with _WORKER_COUNTER.get_lock():
         _WORKER_COUNTER.value += k
+
+
+class UnitPool:
+    """Runs units in worker processes (inline with one worker), updating a progress bar.
+
+    Create it before any progress bar: on Linux the workers are forked (no ``__main__`` guard
+    needed in user scripts; they only run NumPy, Pythia and FastJet), and no helper thread may
+    exist at fork time. Elsewhere (macOS, Windows) they are spawned.
+
+    Args:
+        n_workers: worker processes (1: run inline).
+    """
+
+    def __init__(self, n_workers: int) -> None:
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        ctx = multiprocessing.get_context(method)
+        self.counter = ctx.Value("q", 0)
+        self.pool = ctx.Pool(n_workers, init_worker, (self.counter,)) if n_workers > 1 else None
+
+    def run(self, fn: Callable[..., Any], units: Sequence[Unit], bar: Any) -> Iterator[Any]:
+        """Run ``fn(unit)`` for every unit, yielding results as they finish.
+
+        Args:
+            fn: top-level unit function taking ``(unit, progress=None)``.
+            units: the units.
+            bar: tqdm bar advanced by the rows generated (live, also from workers).
+
+        Yields:
+            ``fn``'s results, in completion order.
+        """
+        if self.pool is None:
+            for unit in units:
+                yield fn(unit, progress=bar.update)
+            return
+        with self.pool:  # terminates the workers on any error
+            results = self.pool.imap_unordered(fn, units, chunksize=1)
+            for _ in units:
+                while True:
+                    try:
+                        result = results.next(timeout=0.5)
+                        break
+                    except multiprocessing.TimeoutError:
+                        bar.update(self.counter.value - bar.n)
+                yield result
+                bar.update(self.counter.value - bar.n)
