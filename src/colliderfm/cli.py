@@ -42,6 +42,22 @@ Overrides = Annotated[
     ),
 ]
 
+# options shared by the `generate` verbs
+Seed = Annotated[int, typer.Option(help="Seed (same seed -> same bytes).")]
+Workers = Annotated[int, typer.Option(help="Parallel generator processes.", min=1)]
+Overwrite = Annotated[bool, typer.Option(help="Replace an existing output.")]
+NumShards = Annotated[
+    int | None, typer.Option(help="Batch mode: cut the data set into this many shards.")
+]
+ShardIndex = Annotated[
+    int | None, typer.Option(help="Batch mode: the one shard this job writes (0-based).")
+]
+
+
+def _split(items: str) -> list[str]:
+    """A comma-separated option as a list of its non-empty items."""
+    return [p.strip() for p in items.split(",") if p.strip()]
+
 
 def _fail(msg: str) -> None:
     typer.echo(f"colliderfm: error: {msg}", err=True)
@@ -64,25 +80,19 @@ def generate_jets_cmd(
     ] = "top,qcd",
     n: Annotated[int, typer.Option(help="Jets per process.", min=1)] = 1000,
     out: Annotated[Path, typer.Option(help="Output shard directory.")] = Path("data/jets"),
-    seed: Annotated[int, typer.Option(help="Seed (same seed -> same bytes).")] = 0,
-    workers: Annotated[int, typer.Option(help="Parallel generator processes.", min=1)] = 1,
+    seed: Seed = 0,
+    workers: Workers = 1,
     jets_per_shard: Annotated[int, typer.Option(help="Jets per Parquet shard.", min=1)] = 10_000,
     pt_min: Annotated[float, typer.Option(help="Jet pT window low edge, GeV.")] = 550.0,
     pt_max: Annotated[float, typer.Option(help="Jet pT window high edge, GeV.")] = 650.0,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
-    num_shards: Annotated[
-        int | None,
-        typer.Option(help="Batch mode: cut the data set into this many shards."),
-    ] = None,
-    shard_index: Annotated[
-        int | None,
-        typer.Option(help="Batch mode: the one shard this job writes (0-based)."),
-    ] = None,
+    overwrite: Overwrite = False,
+    num_shards: NumShards = None,
+    shard_index: ShardIndex = None,
 ) -> None:
     """Generate labelled jets (top vs QCD, or JetClass-like classes) as Parquet shards."""
     from colliderfm.data.generate.jets import generate_jets
 
-    procs = [p.strip() for p in process.split(",") if p.strip()]
+    procs = _split(process)
     manifest = generate_jets(
         procs,
         n,
@@ -116,8 +126,8 @@ def generate_events_cmd(
     ] = "ttbar,h2hdm",
     n: Annotated[int, typer.Option(help="Selected events per process.", min=1)] = 1000,
     out: Annotated[Path, typer.Option(help="Output shard directory.")] = Path("data/events"),
-    seed: Annotated[int, typer.Option(help="Seed (same seed -> same bytes).")] = 0,
-    workers: Annotated[int, typer.Option(help="Parallel generator processes.", min=1)] = 1,
+    seed: Seed = 0,
+    workers: Workers = 1,
     events_per_shard: Annotated[
         int, typer.Option(help="Events per Parquet shard.", min=1)
     ] = 10_000,
@@ -128,21 +138,15 @@ def generate_events_cmd(
     min_light_jets: Annotated[
         int, typer.Option(help="Selection: untagged jets required.", min=0)
     ] = 2,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
-    num_shards: Annotated[
-        int | None,
-        typer.Option(help="Batch mode: cut the data set into this many shards."),
-    ] = None,
-    shard_index: Annotated[
-        int | None,
-        typer.Option(help="Batch mode: the one shard this job writes (0-based)."),
-    ] = None,
+    overwrite: Overwrite = False,
+    num_shards: NumShards = None,
+    shard_index: ShardIndex = None,
 ) -> None:
     """Generate whole collision events (leptons, b-jets, jets, MET) as event shards."""
     from colliderfm.data.generate.events import EventSettings, generate_events
     from colliderfm.data.objects import Selection
 
-    procs = [p.strip() for p in process.split(",") if p.strip()]
+    procs = _split(process)
     settings = EventSettings(
         btag_eff=btag_eff,
         selection=Selection(
@@ -188,7 +192,7 @@ def convert(
     chunk_size: Annotated[
         int, typer.Option(help="Jets (NanoAOD: events) read per chunk.", min=1)
     ] = 8192,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    overwrite: Overwrite = False,
     btag_wp: Annotated[
         float, typer.Option(help="NanoAOD: Jet_btagDeepFlavB b-tag threshold (DeepJet medium).")
     ] = 0.2783,
@@ -257,7 +261,7 @@ def convert(
 def merge(
     inputs: Annotated[list[Path], typer.Argument(help="Shard directories to combine.")],
     out: Annotated[Path, typer.Option(help="Output shard directory.")],
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Check and combine shard directories (reports missing or duplicated batch shards)."""
     from colliderfm.data.merge import merge_shards
