@@ -20,7 +20,9 @@ import os
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +37,39 @@ def _cpu_seconds() -> float:
     return time.process_time() + kids.ru_utime + kids.ru_stime
 
 
+def worker_scaling(generate: Callable[[Path, int], dict[str, Any]], unit: str) -> dict[str, float]:
+    """Time one generation with 1 and then 2 workers; check they wrote the same shards.
+
+    Args:
+        generate: ``(out, workers) -> manifest`` (same sample, same seed, each call).
+        unit: what a row is (``"jet"``, ``"event"``), for keys and messages.
+
+    Returns:
+        ``{"<unit>s_per_s_1": .., "<unit>s_per_s_2": .., "speedup": ..}``.
+    """
+    out: dict[str, float] = {}
+    shas = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in (1, 2):
+            t0, c0 = time.perf_counter(), _cpu_seconds()
+            m = generate(Path(tmp) / f"w{workers}", workers)
+            dt, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+            out[f"{unit}s_per_s_{workers}"] = m["n"] / dt
+            shas.append([s["sha256"] for s in m["shards"]])
+            eff = ", ".join(f"{k} {v:.1%}" for k, v in m["source"]["selection_efficiency"].items())
+            print(
+                f"workers={workers}: {m['n']} {unit}s in {dt:6.1f} s = {m['n'] / dt:6.2f} "
+                f"{unit}s/s, {m['n'] / cpu:6.2f} per CPU-s   (selection efficiency: {eff})"
+            )
+    out["speedup"] = out[f"{unit}s_per_s_2"] / out[f"{unit}s_per_s_1"]
+    print(
+        f"2-worker speed-up: {out['speedup']:.2f}x   identical shards: {shas[0] == shas[1]}   "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+    assert shas[0] == shas[1], "1 and 2 workers wrote different shards"
+    return out
+
+
 def run(n: int = 250, seed: int = 0) -> dict[str, float]:
     """Time the generation of ``n`` jets per process with 1 and 2 workers.
 
@@ -45,29 +80,11 @@ def run(n: int = 250, seed: int = 0) -> dict[str, float]:
     Returns:
         ``{"jets_per_s_1": .., "jets_per_s_2": .., "speedup": ..}``.
     """
-    out: dict[str, float] = {}
-    shas = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for workers in (1, 2):
-            t0, c0 = time.perf_counter(), _cpu_seconds()
-            m = generate_jets(
-                PROCESSES, n, Path(tmp) / f"w{workers}", seed=seed, workers=workers, progress=False
-            )
-            dt, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-            out[f"jets_per_s_{workers}"] = m["n"] / dt
-            shas.append([s["sha256"] for s in m["shards"]])
-            eff = ", ".join(f"{k} {v:.1%}" for k, v in m["source"]["selection_efficiency"].items())
-            print(
-                f"workers={workers}: {m['n']} jets in {dt:6.1f} s = {m['n'] / dt:6.2f} jets/s, "
-                f"{m['n'] / cpu:6.2f} jets/CPU-s   (selection efficiency: {eff})"
-            )
-    out["speedup"] = out["jets_per_s_2"] / out["jets_per_s_1"]
-    print(
-        f"2-worker speed-up: {out['speedup']:.2f}x   identical shards: {shas[0] == shas[1]}   "
-        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
-    )
-    assert shas[0] == shas[1], "1 and 2 workers wrote different shards"
-    return out
+
+    def gen(out: Path, workers: int) -> dict[str, Any]:
+        return generate_jets(PROCESSES, n, out, seed=seed, workers=workers, progress=False)
+
+    return worker_scaling(gen, "jet")
 
 
 @pytest.mark.bench

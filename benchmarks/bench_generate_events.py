@@ -16,23 +16,19 @@ this takes one to two minutes on 2 free cores.
 from __future__ import annotations
 
 import argparse
-import os
-import resource
-import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from colliderfm.data.generate.events import generate_events
 
+try:  # run as a script (benchmarks/ on sys.path) or through pytest (rootdir import)
+    from bench_generate import worker_scaling
+except ImportError:  # pragma: no cover
+    from benchmarks.bench_generate import worker_scaling
+
 PROCESSES = ["ttbar", "h2hdm"]
-
-
-def _cpu_seconds() -> float:
-    """CPU time of this process plus its finished children (pool workers)."""
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + kids.ru_utime + kids.ru_stime
 
 
 def run(n: int = 40, seed: int = 0) -> dict[str, float]:
@@ -45,36 +41,20 @@ def run(n: int = 40, seed: int = 0) -> dict[str, float]:
     Returns:
         ``{"events_per_s_1": .., "events_per_s_2": .., "speedup": ..}``.
     """
-    out: dict[str, float] = {}
-    shas = []
     per_shard = max(1, n * len(PROCESSES) // 2)
-    with tempfile.TemporaryDirectory() as tmp:
-        for workers in (1, 2):
-            t0, c0 = time.perf_counter(), _cpu_seconds()
-            m = generate_events(
-                PROCESSES,
-                n,
-                Path(tmp) / f"w{workers}",
-                seed=seed,
-                workers=workers,
-                events_per_shard=per_shard,
-                progress=False,
-            )
-            dt, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-            out[f"events_per_s_{workers}"] = m["n"] / dt
-            shas.append([s["sha256"] for s in m["shards"]])
-            eff = ", ".join(f"{k} {v:.1%}" for k, v in m["source"]["selection_efficiency"].items())
-            print(
-                f"workers={workers}: {m['n']} events in {dt:6.1f} s = {m['n'] / dt:6.2f} "
-                f"selected events/s, {m['n'] / cpu:6.2f} per CPU-s   (selection efficiency: {eff})"
-            )
-    out["speedup"] = out["events_per_s_2"] / out["events_per_s_1"]
-    print(
-        f"2-worker speed-up: {out['speedup']:.2f}x   identical shards: {shas[0] == shas[1]}   "
-        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
-    )
-    assert shas[0] == shas[1], "1 and 2 workers wrote different shards"
-    return out
+
+    def gen(out: Path, workers: int) -> dict[str, Any]:
+        return generate_events(
+            PROCESSES,
+            n,
+            out,
+            seed=seed,
+            workers=workers,
+            events_per_shard=per_shard,
+            progress=False,
+        )
+
+    return worker_scaling(gen, "event")
 
 
 @pytest.mark.bench
