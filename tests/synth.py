@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from colliderfm.data.schema import JetChunk, jet_scalars_from_particles
@@ -68,3 +71,51 @@ def write_synthetic_shards(
         out, "jets", names, {"generator": "synthetic"}, rows_per_shard=rows_per_shard
     ) as w:
         w.write_chunk(synthetic_jets(n, seed=seed, n_classes=n_classes))
+
+
+def write_splits(
+    root: Path, n: tuple[int, int, int], seed: int, rows_per_shard: int = 10_000
+) -> Path:
+    """Write synthetic train/val/test shard directories under ``root``.
+
+    Args:
+        root: parent directory.
+        n: jets in (train, val, test).
+        seed: seed of train; val and test use ``seed + 1`` and ``seed + 2``.
+        rows_per_shard: shard size of the training set.
+
+    Returns:
+        ``root``.
+    """
+    write_synthetic_shards(root / "train", n=n[0], seed=seed, rows_per_shard=rows_per_shard)
+    write_synthetic_shards(root / "val", n=n[1], seed=seed + 1)
+    write_synthetic_shards(root / "test", n=n[2], seed=seed + 2)
+    return root
+
+
+def tiny_finetune_config(data: Path, *extra: str) -> Any:
+    """A fine-tuning config on :func:`write_splits` data with the tiny backbone.
+
+    Args:
+        data: the splits' parent directory.
+        *extra: further ``section.key=value`` overrides.
+
+    Returns:
+        The resolved :class:`~colliderfm.config.Config`.
+    """
+    from colliderfm.config import load_config
+
+    return load_config(
+        None,
+        [
+            f"data.train={data / 'train'}",
+            f"data.val={data / 'val'}",
+            f"data.test={data / 'test'}",
+            "model.preset=tiny",
+            "model.pair_features=false",
+            "train.batch_size=64",
+            "train.lr=3e-3",
+            "train.early_stopping=val_auc",
+            *extra,
+        ],
+    )

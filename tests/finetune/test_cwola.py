@@ -2,7 +2,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synth import synthetic_jets, write_synthetic_shards
+from synth import synthetic_jets, tiny_finetune_config, write_splits
 
 from colliderfm.config import load_config
 from colliderfm.errors import ConfigError, DataError
@@ -13,29 +13,13 @@ from colliderfm.train.checkpoint import read_meta
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cwola")
-    write_synthetic_shards(root / "train", n=2400, seed=11, rows_per_shard=700)
-    write_synthetic_shards(root / "val", n=300, seed=12)
-    write_synthetic_shards(root / "test", n=600, seed=13)
-    return root
+    return write_splits(
+        tmp_path_factory.mktemp("cwola"), (2400, 300, 600), seed=11, rows_per_shard=700
+    )
 
 
 def _cfg(data: Path, *extra: str):  # noqa: ANN202
-    return load_config(
-        None,
-        [
-            f"data.train={data / 'train'}",
-            f"data.val={data / 'val'}",
-            f"data.test={data / 'test'}",
-            "model.preset=tiny",
-            "model.pair_features=false",
-            "train.batch_size=64",
-            "train.lr=3e-3",
-            "train.early_stopping=val_auc",
-            "finetune.cwola=true",
-            *extra,
-        ],
-    )
+    return tiny_finetune_config(data, "finetune.cwola=true", *extra)
 
 
 def test_mixture_fractions_are_exact_disjoint_and_reproducible() -> None:

@@ -2,9 +2,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from synth import write_synthetic_shards
+from synth import tiny_finetune_config, write_splits
 
-from colliderfm.config import load_config
 from colliderfm.errors import CheckpointError, ConfigError
 from colliderfm.finetune.run import run_finetune
 from colliderfm.train.checkpoint import load_model, read_meta
@@ -12,29 +11,11 @@ from colliderfm.train.checkpoint import load_model, read_meta
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ft")
-    write_synthetic_shards(root / "train", n=1200, seed=1, rows_per_shard=400)
-    write_synthetic_shards(root / "val", n=300, seed=2)
-    write_synthetic_shards(root / "test", n=400, seed=3)
-    return root
+    return write_splits(tmp_path_factory.mktemp("ft"), (1200, 300, 400), seed=1, rows_per_shard=400)
 
 
 def _cfg(data: Path, *extra: str):  # noqa: ANN202
-    return load_config(
-        None,
-        [
-            f"data.train={data / 'train'}",
-            f"data.val={data / 'val'}",
-            f"data.test={data / 'test'}",
-            "model.preset=tiny",
-            "model.pair_features=false",
-            "train.batch_size=64",
-            "train.lr=3e-3",
-            "train.epochs=2",
-            "train.early_stopping=val_auc",
-            *extra,
-        ],
-    )
+    return tiny_finetune_config(data, "train.epochs=2", *extra)
 
 
 def test_scratch_training_learns_separable_jets(data: Path, tmp_path: Path) -> None:
