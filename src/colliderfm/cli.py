@@ -215,8 +215,8 @@ def convert(
         bool,
         typer.Option(
             "--unlabel",
-            help="Jets: hide the labels (all -1), e.g. for an unlabelled pretraining mix of "
-            "inputs with different classes.",
+            help="Hide the labels (all -1), e.g. for an unlabelled pretraining mix of inputs "
+            "with different classes (jets) or of data and simulation (events).",
         ),
     ] = False,
 ) -> None:

@@ -140,3 +140,14 @@ def test_event_shards_merge_and_reshard(shards: Path, tmp_path: Path) -> None:
     assert np.array_equal(c.pid, a.pid) and np.array_equal(c.counts, a.counts)
     for x, y in ((c.px, a.px), (c.py, a.py), (c.pz, a.pz), (c.energy, a.energy)):
         assert np.allclose(x, y, rtol=1e-5, atol=1e-4)
+
+
+def test_event_shards_unlabel(shards: Path, tmp_path: Path) -> None:
+    from colliderfm.data.convert import convert
+
+    m = convert([shards / "val"], None, tmp_path / "u", progress=False, unlabel=True)
+    assert m["kind"] == "events" and m["n"] == 200 and m["counts"] == {"unlabelled": 200}
+    a = JetChunk.concat(list(iter_parquet_jets(shards / "val")))
+    b = JetChunk.concat(list(iter_parquet_jets(tmp_path / "u")))
+    assert (b.label == -1).all() and (a.label >= 0).any()
+    assert np.array_equal(a.px, b.px) and np.array_equal(a.pid, b.pid)

@@ -88,7 +88,14 @@ def _event_tables(
             # the skip policy, row for row: the stored values are copied, not recomputed
             keep = good_jets(table_to_chunk(rb, f), writer.skipped, empty=EMPTY_KEY["events"])
             table = pa.Table.from_batches([rb])
-            yield table if keep.all() else table.filter(pa.array(keep))
+            if not keep.all():
+                table = table.filter(pa.array(keep))
+            if kw.get("unlabel"):
+                col = table.schema.get_field_index("label")
+                kind = table.schema.field(col).type
+                hidden = pa.array(np.full(table.num_rows, -1, np.int64), kind)
+                table = table.set_column(col, "label", hidden)
+            yield table
 
 
 def _jet_chunks(path: Path, fmt: str, chunk_size: int, skipped: Counter[str]) -> Iterator[JetChunk]:
@@ -125,8 +132,9 @@ def convert(
             cuts, selection); defaults if None.
         label: NanoAOD only: label of every event (``-1`` = unlabelled data; 0/1 for simulated
             ttbar / h2hdm samples).
-        unlabel: jets only: hide the labels (every label ``-1``, no classes), e.g. to build an
-            unlabelled pretraining mix. Without it, inputs with different class lists are merged
+        unlabel: hide the labels (every label ``-1``), e.g. to build an unlabelled pretraining
+            mix; jets get no class list, NanoAOD input is read as ``label=-1``. Without it,
+            jet inputs with different class lists are merged
             under the union of their classes (in order of first appearance), labels remapped.
 
     Returns:
@@ -153,10 +161,17 @@ def convert(
         )
     fmt = formats[0]
     if fmt == "nanoaod" or (fmt == "parquet" and _is_event_shards(paths[0])):
-        if unlabel:
-            raise ColliderFMError("--unlabel applies to jet inputs (events: use --label -1)")
         return _convert_events(
-            paths, fmt, out, chunk_size, jets_per_shard, overwrite, progress, nanoaod, label
+            paths,
+            fmt,
+            out,
+            chunk_size,
+            jets_per_shard,
+            overwrite,
+            progress,
+            nanoaod,
+            -1 if unlabel else label,
+            unlabel,
         )
     if (nanoaod is not None and nanoaod != NanoAODOptions()) or label != -1:
         raise ColliderFMError("NanoAOD options and --label apply to --format nanoaod only")
@@ -229,8 +244,10 @@ def _convert_events(
     progress: bool,
     options: NanoAODOptions | None,
     label: int,
+    unlabel: bool = False,
 ) -> dict[str, Any]:
-    """Convert NanoAOD files (or re-shard event shards) into one event shard directory."""
+    """Convert NanoAOD files (or re-shard event shards, labels hidden with ``unlabel``) into one
+    event shard directory."""
     if not -1 <= label < len(EVENT_CLASSES):
         raise ColliderFMError(f"--label must be -1 (unlabelled) or a class index 0-1 (got {label})")
     kw: dict[str, Any] = {}
@@ -246,6 +263,8 @@ def _convert_events(
         if not all(_is_event_shards(p) for p in paths):
             raise DataError(paths[0], "inputs mix event and jet shards; convert one kind at a time")
         sizes = [None] * len(paths)
+        kw = {"unlabel": unlabel}
+        source["labels"] = "hidden (-1)" if unlabel else "kept"
     cutflow = np.zeros(len(CUTFLOW), dtype=np.int64)
     source["inputs"] = [
         {"path": str(p.resolve()), "bytes": p.stat().st_size if p.is_file() else None, "events": s}
