@@ -21,6 +21,7 @@ VARIANTS = [
     {"pack": False},
     {"buckets": 1},
     {"pair_dim": 3, "pair_hidden": 0},
+    {"normformer": True},
 ]
 
 
@@ -178,6 +179,36 @@ def test_bf16_autocast_trains() -> None:
     (pooled.float().square().sum() + tokens.float().square().sum()).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_normformer_gets_weaver_init_and_fits_a_batch() -> None:
+    """ParT's post-attention LayerNorm undoes the small normal init's scale (Adam's steps would
+    then be huge relative to the weights, which collapsed training on real jets): normformer
+    models default to weaver-core's Xavier init, and learn."""
+    from colliderfm.models import Classifier
+
+    normal = create_model("part", "tiny").blocks[0].proj.weight.std().item()
+    nf = create_model("part", "tiny", normformer=True)
+    xavier = nf.blocks[0].proj.weight.std().item()
+    assert normal < 0.02 and xavier > 2 * normal
+    forced = create_model("part", "tiny", normformer=True, init="normal")
+    assert forced.blocks[0].proj.weight.std().item() < 0.02
+    with pytest.raises(ValueError, match="init must be"):
+        create_model("part", "tiny", init="he")
+    torch.manual_seed(0)
+    model = Classifier(create_model("part", "tiny", normformer=True), 2).train()
+    x, mask, vec = make_batch([5, 8, 3, 9, 7, 4, 6, 2] * 4, p=9, seed=1)
+    y = torch.tensor([0, 1] * 16)
+    x[..., 0] += (2 * y - 1)[:, None] * mask  # a separable signal in feature 0
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(30):
+        loss = F.cross_entropy(model(x, mask, vec), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0]
 
 
 def test_pair_features_need_vectors() -> None:

@@ -60,6 +60,7 @@ class ParticleTransformer(nn.Module):
         buckets: int = 4,
         normformer: bool = False,
         init_std: float | None = 0.02,
+        init: str = "auto",
     ) -> None:
         """Build the encoder.
 
@@ -80,12 +81,20 @@ class ParticleTransformer(nn.Module):
             buckets: multiplicity groups for attention (1 = pad to the batch's longest jet).
             normformer: ParT's extra norms and scales in every block (LayerNorm after attention
                 and inside the MLP, learned head and residual scales), as weaver-core's default.
-            init_std: std of the truncated-normal init of linear layers, with GPT-2 scaling of
-                residual projections; None keeps PyTorch's default init (as weaver-core).
+            init_std: std of the ``"normal"`` init; None keeps PyTorch's default init.
+            init: ``"normal"``: truncated-normal linear layers (``init_std``) with GPT-2
+                scaling of every residual projection by ``1/sqrt(2 depth)``; ``"xavier"``:
+                weaver-core's (MoCo v3) init, Xavier-uniform with q, k and v treated separately
+                and the residual projections of block ``l`` scaled by ``1/sqrt(2 l)``; ``"auto"``:
+                ``"xavier"`` with ``normformer`` (its post-attention LayerNorm undoes the small
+                normal init's scale, so Adam's steps become too large relative to the weights
+                and training collapses), else ``"normal"``.
         """
         super().__init__()
         if pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        if init not in ("auto", "normal", "xavier"):
+            raise ValueError(f"init must be 'auto', 'normal' or 'xavier', got {init!r}")
         self.dim = embed_dim
         self.in_dim = in_dim
         self.num_heads = num_heads
@@ -113,7 +122,9 @@ class ParticleTransformer(nn.Module):
             for _ in range(n_cls)
         )
         self.pool_norm = nn.LayerNorm(embed_dim)
-        if init_std is not None:
+        if init == "xavier" or (init == "auto" and normformer):
+            self._init_xavier()
+        elif init_std is not None:
             self._init_weights(depth, init_std)
         elif self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
@@ -126,6 +137,22 @@ class ParticleTransformer(nn.Module):
         for blk in list(self.blocks) + list(self.cls_blocks):  # GPT-2 residual scaling
             for lin in (blk.proj, blk.mlp.fc2):
                 lin.weight.data.div_(math.sqrt(2.0 * max(depth, 1)))
+        if self.cls_token is not None:
+            nn.init.trunc_normal_(self.cls_token, std=0.02)
+
+    def _init_xavier(self) -> None:
+        """weaver-core's init: Xavier-uniform (q, k, v as three matrices), 1/sqrt(2 l) residuals."""
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Linear):
+                if name.endswith(".qkv"):
+                    bound = math.sqrt(6.0 / (m.weight.shape[0] // 3 + m.weight.shape[1]))
+                    nn.init.uniform_(m.weight, -bound, bound)
+                else:
+                    nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for layer, blk in enumerate(self.blocks, start=1):
+            for lin in (blk.proj, blk.mlp.fc2):
+                lin.weight.data.div_(math.sqrt(2.0 * layer))
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
 
