@@ -6,6 +6,10 @@ Both models (about 2.1M parameters each) are trained in lockstep on *the same ba
 Prints both test AUCs, their difference (goal: ours not worse by more than 0.003) and the
 training throughput ratio measured in the same run.
 
+Ours runs with ``normformer=True`` by default: ParT's extra norms and scales, as weaver-core's
+default block has them (with weaver-core's Xavier init, which ``normformer`` selects). Our plain
+pre-norm ``base`` preset is ``--ours normformer=false``.
+
 Run (needs ``pip install --no-deps weaver-core`` and generated data, e.g.
 ``colliderfm generate jets --process top,qcd --n 20000 --out data/toptag-20k``)::
 
@@ -164,6 +168,7 @@ def test_bench_auc_parity() -> None:  # pragma: no cover - needs data and weaver
         steps=int(os.environ.get("CFM_PARITY_STEPS", "200")),
         batch=128,
         eval_max=10_000,
+        ours_kwargs={"normformer": True},
     )
     print(res)
     assert res["auc_diff"] > -0.003
@@ -183,11 +188,11 @@ def main() -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override of our backbone, e.g. --ours normformer=true --ours init_std=none",
+        help="override of our backbone (default normformer=true), e.g. --ours normformer=false",
     )
     ap.add_argument("--no-weaver", action="store_true", help="train ours only")
     a = ap.parse_args()
-    kw = {}
+    kw: dict = {"normformer": True}
     for item in a.ours:
         k, _, v = item.partition("=")
         kw[k] = yaml.safe_load(v) if v.lower() not in ("none", "null") else None

@@ -5,7 +5,8 @@ realistic jets (30-120 particles, padded to 128). Measured, in the same process 
 round by round so that load from other processes hits every variant alike:
 
 * ours (``create_model("part", "base")`` + linear head, ~2.1M parameters), padding trimmed to the
-  batch's longest jet (what the loader does) and untrimmed, each in fp32 and bf16 autocast;
+  batch's longest jet (what the loader does) and untrimmed, each in fp32 and bf16 autocast, and
+  with ``normformer=True`` (weaver-core's block layout; trimmed, fp32 and bf16);
 * weaver-core's ``ParticleTransformer`` with its default sizes (embed [128, 512, 128], 8 heads,
   8 layers, 2 class-attention layers, 4 pair inputs; ~2.1M parameters) in fp32, fed our tensors in
   its layout (``x [B,F,P]``, ``v [B,4,P]``, ``mask [B,1,P]``), its own sequence trimmer on and
@@ -93,6 +94,7 @@ def ours_step(
     bf16: bool,
     trim: bool,
     seed: int = 0,
+    normformer: bool = False,
 ) -> tuple[Callable[[], None], nn.Module]:
     """A training-step closure for our ``part``/``base`` classifier.
 
@@ -102,12 +104,13 @@ def ours_step(
         bf16: run forward under bf16 autocast.
         trim: cut padding to the longest jet first (as the loader does).
         seed: init seed.
+        normformer: ParT's extra norms and scales (weaver-core's block layout).
 
     Returns:
         (step function, model).
     """
     torch.manual_seed(seed)
-    model = Classifier(create_model("part", "base"), N_CLASSES)
+    model = Classifier(create_model("part", "base", normformer=normformer), N_CLASSES)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     if trim:
         n = int(mask.sum(1).max())
@@ -245,6 +248,10 @@ def run(
         for bf16 in (False, True):
             name = f"ours {'trimmed' if trim else 'untrimmed'} {'bf16' if bf16 else 'fp32'}"
             variants[name] = ours_step(x, mask, vectors, labels, bf16=bf16, trim=trim)
+    for bf16 in (False, True):
+        variants[f"ours normformer {'bf16' if bf16 else 'fp32'}"] = ours_step(
+            x, mask, vectors, labels, bf16=bf16, trim=True, normformer=True
+        )
     if with_weaver:
         w = weaver_step(x, mask, vectors, labels)
         if w is None:
