@@ -51,6 +51,8 @@ class ModelConfig:
     pair_features: bool | None = None
     pooling: str | None = field(default=None, metadata=_choices("cls", "mean"))
     dropout: float | None = field(default=None, metadata=_range(0.0, 1.0))
+    normformer: bool | None = None
+    init: str | None = field(default=None, metadata=_choices("auto", "normal", "xavier"))
 
 
 @dataclass

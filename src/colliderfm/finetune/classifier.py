@@ -11,7 +11,16 @@ from colliderfm.config import Config
 from colliderfm.errors import CheckpointError
 from colliderfm.train.checkpoint import load_weights, read_meta, register_builder
 
-_MODEL_KEYS = ("embed_dim", "depth", "num_heads", "pair_features", "pooling", "dropout")
+_MODEL_KEYS = (
+    "embed_dim",
+    "depth",
+    "num_heads",
+    "pair_features",
+    "pooling",
+    "dropout",
+    "normformer",
+    "init",
+)
 
 
 def backbone_spec(cfg: Config, in_dim: int) -> dict[str, Any]:
