@@ -21,6 +21,17 @@ from colliderfm.errors import ConfigError
 Steps = list[tuple[str, dict[str, Any]]]
 
 
+def _draws(
+    sampler: Callable[..., torch.Tensor],
+    shape: tuple[int, ...],
+    like: torch.Tensor,
+    gen: torch.Generator | None,
+) -> torch.Tensor:
+    """Draws of ``sampler`` on the generator's device, moved to ``like``'s device and dtype."""
+    dev = gen.device if gen is not None else like.device
+    return sampler(shape, generator=gen, device=dev, dtype=like.dtype).to(like.device)
+
+
 def rand(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
     """Uniform [0, 1) draws on the generator's device, moved to ``like``'s device and dtype.
 
@@ -32,12 +43,11 @@ def rand(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | None
     Returns:
         The draws.
     """
-    dev = gen.device if gen is not None else like.device
-    return torch.rand(shape, generator=gen, device=dev, dtype=like.dtype).to(like.device)
+    return _draws(torch.rand, shape, like, gen)
 
 
 def randn(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-    """Standard normal draws on the generator's device, moved to ``like``'s device and dtype.
+    """Standard normal draws, like :func:`rand`.
 
     Args:
         shape: output shape.
@@ -47,8 +57,7 @@ def randn(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | Non
     Returns:
         The draws.
     """
-    dev = gen.device if gen is not None else like.device
-    return torch.randn(shape, generator=gen, device=dev, dtype=like.dtype).to(like.device)
+    return _draws(torch.randn, shape, like, gen)
 
 
 def tunable(fn: Callable[..., Any]) -> dict[str, Any]:
