@@ -126,15 +126,58 @@ def test_masked_particles_are_hidden_from_the_backbone() -> None:
     assert torch.equal(x[keep], b.features[keep]) and torch.equal(v[keep], b.vectors[keep])
 
 
-@pytest.mark.parametrize("target", ["tokens", "continuous"])
-def test_loss_decreases_on_a_fixed_batch(target: str) -> None:
+def test_decoder_layout_removes_masked_particles_from_the_backbone() -> None:
+    torch.manual_seed(0)
+    b = _batch()
+    obj = create_objective("mpm", {"target": "continuous", "decoder_depth": 1}, 32, 13)
+    seen = {}
+    backbone = _backbone()
+    real_forward = backbone.forward
+
+    def spy(x, mask, vectors=None):  # noqa: ANN001, ANN202
+        seen["x"], seen["mask"], seen["v"] = x, mask.clone(), vectors
+        return real_forward(x, mask, vectors)
+
+    backbone.forward = spy
+    torch.manual_seed(5)
+    obj.loss(backbone, b)
+    torch.manual_seed(5)
+    sel = choose_masked(b.mask, 0.4)
+    # the backbone gets the untouched jet with the hidden particles turned into padding:
+    # no mask token in feature space, no rank, nothing of the hidden particles
+    assert torch.equal(seen["mask"], b.mask & ~sel)
+    assert torch.equal(seen["x"], b.features) and torch.equal(seen["v"], b.vectors)
+    out = backbone(b.features, b.mask & ~sel, b.vectors)
+    perturbed = b.features.clone()
+    perturbed[sel] = 123.0  # changing hidden particles does not change the encoding
+    assert torch.allclose(out, backbone(perturbed, b.mask & ~sel, b.vectors), atol=1e-6)
+
+
+def test_decoder_heads_must_divide_the_width() -> None:
+    with pytest.raises(ConfigError, match="decoder_heads=5"):
+        create_objective(
+            "mpm", {"target": "continuous", "decoder_depth": 1, "decoder_heads": 5}, 32, 13
+        )
+
+
+@pytest.mark.parametrize(
+    ("target", "extra"),
+    [
+        ("tokens", {}),
+        ("continuous", {}),
+        ("tokens", {"decoder_depth": 1, "positional": "pt_order"}),
+    ],
+)
+def test_loss_decreases_on_a_fixed_batch(target: str, extra: dict) -> None:
     torch.manual_seed(0)
     b = _batch()
     real = b.mask.unsqueeze(-1)
     # every particle of a jet is a copy of its first one: masked particles are predictable
     b.features = b.features[:, :1].expand_as(b.features) * real
     b.vectors = b.vectors[:, :1].expand_as(b.vectors) * real
-    model = PretrainModel(_backbone(), create_objective("mpm", {"target": target, **TOK}, 32, 13))
+    model = PretrainModel(
+        _backbone(), create_objective("mpm", {"target": target, **TOK, **extra}, 32, 13)
+    )
     tok = model.objective.tokenizer
     if tok is not None:
         tok.train()
@@ -157,9 +200,12 @@ def test_loss_decreases_on_a_fixed_batch(target: str) -> None:
         assert not tok.training and not any(p.requires_grad for p in tok.parameters())
 
 
-def test_pt_order_embedding_is_used() -> None:
+@pytest.mark.parametrize("decoder_depth", [0, 1])
+def test_pt_order_embedding_is_used(decoder_depth: int) -> None:
     torch.manual_seed(0)
-    obj = create_objective("mpm", {"target": "continuous", "positional": "pt_order"}, 32, 13)
+    params = {"target": "continuous", "positional": "pt_order", "decoder_depth": decoder_depth}
+    obj = create_objective("mpm", params, 32, 13)
+    assert obj.rank_embed.weight.shape[1] == (32 if decoder_depth else 13)
     loss, _ = obj.loss(_backbone(), _batch())
     loss.backward()
     assert obj.rank_embed.weight.grad.abs().sum() > 0

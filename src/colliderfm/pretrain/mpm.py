@@ -19,6 +19,15 @@ pretraining checkpoint; its structure is built from the params here, its weights
 ``positional: pt_order`` (the MPM paper's ordering study) adds a learned embedding of each
 particle's pT rank (from feature 0, ``log_pt``) to the backbone's input features. This breaks the
 permutation invariance of the backbone's input and is off by default.
+
+``decoder_depth > 0`` switches to the encoder-decoder layout of MPMv2 (Leigh et al., "Is
+tokenization needed for masked particle modelling?", 2024) and of MAE: the masked particles are
+*removed* (the backbone sees only the visible particles, a real sub-jet, never a mask token), and a
+small transformer decoder, discarded after pretraining, gets the backbone's tokens plus one learned
+mask query per hidden particle and predicts the targets there. With ``positional: pt_order`` the
+pT-rank embedding then goes to the decoder's mask queries only -- it tells the decoder *which*
+hidden particle to predict (without it all queries of a jet are identical and can only predict
+the marginal of the hidden particles) while the backbone stays permutation invariant.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from torch import nn
 
 from colliderfm.data.schema import Batch
 from colliderfm.errors import CheckpointError, ConfigError
+from colliderfm.models.blocks import ParticleBlock, TokenLayout, key_padding_bias
 from colliderfm.models.heads import TokenHead
 from colliderfm.pretrain.base import Objective, register_objective
 from colliderfm.tokenizers.vqvae import VQVAE, VQVAEParams
@@ -67,6 +77,8 @@ class MPMParams:
     tokenizer_layers: int = field(default=1, metadata={"range": (0, 16)})
     positional: str = field(default="none", metadata={"choices": ("none", "pt_order")})
     head_hidden: int | None = field(default=None, metadata={"range": (1, None)})
+    decoder_depth: int = field(default=0, metadata={"range": (0, 16)})
+    decoder_heads: int = field(default=4, metadata={"range": (1, 64)})
 
 
 def choose_masked(mask: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -101,6 +113,43 @@ def pt_rank(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return rank.clamp_max(MAX_RANK - 1)
 
 
+class SetDecoder(nn.Module):
+    """Pretraining-only decoder: transformer blocks over visible tokens plus mask queries.
+
+    Args:
+        dim: token width ``D`` (the backbone's).
+        depth: number of blocks.
+        num_heads: attention heads (must divide ``D``).
+    """
+
+    def __init__(self, dim: int, depth: int, num_heads: int) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ConfigError(
+                f"objective.params.decoder_heads={num_heads} does not divide the backbone "
+                f"width {dim}"
+            )
+        self.blocks = nn.ModuleList(ParticleBlock(dim, num_heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Decode.
+
+        Args:
+            tokens: ``[B, P, D]`` visible tokens and mask queries.
+            mask: ``[B, P]`` bool, True for real (visible or hidden) particles.
+
+        Returns:
+            ``[B, P, D]`` decoded tokens (zero at padding).
+        """
+        layout = TokenLayout(mask)
+        h = layout.flatten(tokens)  # [N, D]
+        biases = [key_padding_bias(km, h.dtype) for km in layout.key_masks]  # [Bg, 1, 1, Pg]
+        for blk in self.blocks:
+            h = blk(h, layout, biases)  # [N, D]
+        return layout.unflatten(self.norm(h))  # [B, P, D]
+
+
 @register_objective("mpm", MPMParams)
 class MaskedParticleModelling(Objective):
     """Masked particle modelling with token (VQ-VAE) or continuous targets.
@@ -113,9 +162,18 @@ class MaskedParticleModelling(Objective):
 
     def __init__(self, params: MPMParams, backbone_dim: int, in_dim: int) -> None:
         super().__init__(params, backbone_dim, in_dim)
-        self.mask_token = nn.Parameter(0.02 * torch.randn(in_dim))
+        use_decoder = params.decoder_depth > 0
+        # mask vector: in feature space for the backbone, in token space for the decoder
+        self.mask_token = nn.Parameter(0.02 * torch.randn(backbone_dim if use_decoder else in_dim))
+        self.decoder = (
+            SetDecoder(backbone_dim, params.decoder_depth, params.decoder_heads)
+            if use_decoder
+            else None
+        )
         self.rank_embed = (
-            nn.Embedding(MAX_RANK, in_dim) if params.positional == "pt_order" else None
+            nn.Embedding(MAX_RANK, backbone_dim if use_decoder else in_dim)
+            if params.positional == "pt_order"
+            else None
         )
         if self.rank_embed is not None:
             nn.init.normal_(self.rank_embed.weight, std=0.02)
@@ -244,6 +302,35 @@ class MaskedParticleModelling(Objective):
         self.tokenizer.eval()
 
     # ------------------------------------------------------------------ loss
+    def _decode(
+        self,
+        backbone: nn.Module,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        vectors: torch.Tensor | None,
+        sel: torch.Tensor,
+    ) -> torch.Tensor:
+        """Encode the visible particles only, then decode with mask queries at ``sel``.
+
+        Args:
+            backbone: the shared backbone.
+            x: ``[B, P, F]`` features.
+            mask: ``[B, P]`` real particles.
+            vectors: ``[B, P, 4]`` or None.
+            sel: ``[B, P]`` hidden particles.
+
+        Returns:
+            ``[B, P, D]`` decoder tokens.
+        """
+        assert self.decoder is not None
+        visible = mask & ~sel  # [B, P]
+        enc = backbone(x, visible, vectors)  # [B, P, D] (hidden particles are padding here)
+        query = self.mask_token.to(enc.dtype).expand_as(enc)  # [B, P, D]
+        if self.rank_embed is not None:
+            query = query + self.rank_embed(pt_rank(x, mask)).to(enc.dtype)  # [B, P, D]
+        dec_in = torch.where(sel.unsqueeze(-1), query, enc)  # [B, P, D]
+        return self.decoder(dec_in, mask)  # [B, P, D]
+
     def loss(self, backbone: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Mask particles, encode the jet, predict the masked particles.
 
@@ -257,11 +344,14 @@ class MaskedParticleModelling(Objective):
         """
         x, mask, vectors = batch.features, batch.mask, batch.vectors
         sel = choose_masked(mask, self.params.mask_fraction)  # [B, P]
-        x_in = torch.where(sel.unsqueeze(-1), self.mask_token.to(x.dtype), x)  # [B, P, F]
-        if self.rank_embed is not None:
-            x_in = x_in + self.rank_embed(pt_rank(x, mask)) * mask.unsqueeze(-1)  # [B, P, F]
-        v_in = None if vectors is None else vectors.masked_fill(sel.unsqueeze(-1), 0.0)
-        tokens = backbone(x_in, mask, v_in)  # [B, P, D]
+        if self.decoder is not None:
+            tokens = self._decode(backbone, x, mask, vectors, sel)  # [B, P, D]
+        else:
+            x_in = torch.where(sel.unsqueeze(-1), self.mask_token.to(x.dtype), x)  # [B, P, F]
+            if self.rank_embed is not None:
+                x_in = x_in + self.rank_embed(pt_rank(x, mask)) * mask.unsqueeze(-1)  # [B, P, F]
+            v_in = None if vectors is None else vectors.masked_fill(sel.unsqueeze(-1), 0.0)
+            tokens = backbone(x_in, mask, v_in)  # [B, P, D]
         pred = self.head(tokens[sel]).float()  # [N, n_out]
         logs = {"masked_frac": float(sel.sum() / mask.sum().clamp_min(1))}
         if pred.shape[0] == 0:  # only empty jets: nothing to predict
