@@ -10,6 +10,8 @@ classification step on the same batches (the ratio is what to compare across mac
 * ``contrastive``: JetCLR-style, two augmented views (the shipped augmentation set), NT-Xent;
 * ``mpm-tokens``: masked particle modelling, 40% masked, VQ-VAE code targets (512 codes);
 * ``mpm-continuous``: the same with the masked particles' features regressed;
+* ``mpm-decoder``: token targets in the encoder-decoder layout of the shipped config (the backbone
+  sees the visible 60% only, a 2-block decoder with pT-rank queries predicts the hidden ones);
 * ``masked-id``: masked object-id on events (``objt`` small, 16 object slots), its own
   supervised event step as reference.
 
@@ -54,6 +56,7 @@ RECIPES: dict[str, tuple[str, dict[str, object]]] = {
     "contrastive": ("contrastive", {}),
     "mpm-tokens": ("mpm", {"target": "tokens"}),
     "mpm-continuous": ("mpm", {"target": "continuous"}),
+    "mpm-decoder": ("mpm", {"target": "tokens", "decoder_depth": 2, "positional": "pt_order"}),
 }
 
 
