@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,21 @@ def test_data_efficiency_study_writes_everything_and_resumes(
     monkeypatch.setattr(sweep, "run_finetune", lambda *a, **k: calls.append(a) or real(*a, **k))
     run_study("data-efficiency", _study(setup, "de"), out)
     assert len(calls) == 1
+    # a finished point copied from another study under another arm name is reused and
+    # labelled with this study's arm
+    renamed = _study(setup, "de2")
+    cfg = yaml.safe_load(renamed.read_text())
+    cfg["arms"][1]["name"] = "pre-lin2"
+    renamed.write_text(yaml.safe_dump(cfg))
+    for n in (60, 120):
+        for s in (0, 1):
+            shutil.copytree(
+                out / "points" / f"pre-linear-n{n}-s{s}", out / "points" / f"pre-lin2-n{n}-s{s}"
+            )
+    calls.clear()
+    relabelled = run_study("data-efficiency", renamed, out)
+    assert calls == [] and {r["arm"] for r in relabelled["points"]} == {"scratch", "pre-lin2"}
+    run_study("data-efficiency", _study(setup, "de"), out)  # back to the original labels
     # a finished point from another budget is not silently mixed in
     with pytest.raises(ConfigError, match="different config"):
         run_study("data-efficiency", _study(setup, "de"), out, ["budget.max_steps=6"])

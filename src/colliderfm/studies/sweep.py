@@ -370,6 +370,9 @@ def run_sweep(
                         f"{pdir}: this point was run with a different config; delete it or use "
                         "another --out"
                     )
+                # a point copied from another study ran the same config under another arm
+                # name: its labels follow this study's config
+                row.update(key=p.key, arm=p.arm.name, pretrain_size=p.arm.pretrain_size)
                 rows.append(row)
                 continue
             bar.set_postfix_str(p.key)
