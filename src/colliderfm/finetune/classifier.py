@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from colliderfm.config import Config
+from colliderfm.config import Config, ModelConfig
 from colliderfm.errors import CheckpointError
 from colliderfm.train.checkpoint import load_weights, read_meta, register_builder
 
-_MODEL_KEYS = (
-    "embed_dim",
-    "depth",
-    "num_heads",
-    "pair_features",
-    "pooling",
-    "dropout",
-    "normformer",
-    "init",
-)
+#: every backbone override in ``model`` (all ModelConfig fields but the name and the preset), so
+#: a key added to the config reaches the backbone without a second list to keep in step
+_MODEL_KEYS = tuple(f.name for f in fields(ModelConfig) if f.name not in ("name", "preset"))
 
 
 def backbone_spec(cfg: Config, in_dim: int) -> dict[str, Any]:
