@@ -78,6 +78,36 @@ def test_nt_xent_perfect_pairs() -> None:
     assert acc.item() == 1.0 and loss.item() < 1e-3
 
 
+def test_event_views_use_the_event_augmentations_and_learn() -> None:
+    from synth_events import synthetic_events
+
+    from colliderfm.physics.augment_events import EVENT_DEFAULT, EventAugmenter
+
+    torch.manual_seed(0)
+    backbone = create_model("objt", "tiny")
+    obj = create_objective("contrastive", {"proj_dim": 32, "proj_hidden": 64}, backbone.dim, 11)
+    assert obj.views == "event" and isinstance(obj.augmenter, EventAugmenter)
+    assert set(EVENT_DEFAULT) <= set(repr(obj.augmenter).replace("(", " ").split())
+    model = PretrainModel(backbone, obj)
+    batch = synthetic_events(64, seed=3, labelled=False)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(30):
+        value, logs = model.loss(batch)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        losses.append(value.item())
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
+    assert 0.0 <= logs["pos_acc"] <= 1.0
+    # jet features keep the jet augmentations; forcing event views on them is a config error
+    assert create_objective("contrastive", {}, 32, 13).views == "jet"
+    with pytest.raises(ConfigError, match="views=event needs the event features"):
+        create_objective("contrastive", {"views": "event"}, 32, 13)
+    with pytest.raises(ConfigError, match="auto, jet, event"):
+        create_objective("contrastive", {"views": "events"}, 32, 11)
+
+
 def test_bad_params_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="objective.params.temprature"):
         create_objective("contrastive", {"temprature": 0.1}, 32, 13)

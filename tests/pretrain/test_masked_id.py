@@ -12,7 +12,13 @@ from colliderfm.data.schema import Batch
 from colliderfm.errors import ConfigError
 from colliderfm.models.registry import create_model
 from colliderfm.pretrain.base import PretrainModel, create_objective, objective_names
-from colliderfm.pretrain.masked_id import TYPE_NAMES, hide_types
+from colliderfm.pretrain.masked_id import (
+    EVENT_KINEMATIC_SLICE,
+    KINEMATIC_NAMES,
+    TYPE_NAMES,
+    hide_kinematics,
+    hide_types,
+)
 
 
 def _model(**params: object) -> PretrainModel:
@@ -94,6 +100,56 @@ def test_hide_types_does_not_modify_input() -> None:
     assert torch.equal(out[..., EVENT_MASKED_COLUMN], hide.float())
 
 
+def test_hidden_kinematics_are_invisible_and_regressed() -> None:
+    model = _model(augment={}, mask_rate=0.2, kinematics_rate=0.2)
+    spy = _Spy(model.backbone)
+    batch = synthetic_events(64, seed=4)
+    torch.manual_seed(7)
+    _, logs = model.objective.loss(spy, batch)
+    assert {"kin_mse"} | {f"kin_mse_{n}" for n in KINEMATIC_NAMES} <= set(logs)
+    x, mask, vectors = spy.seen[0]
+    flagged = x[..., EVENT_MASKED_COLUMN] == 1  # [B, N]
+    no_type = (x[..., EVENT_TYPE_SLICE] == 0).all(-1) & mask  # type hidden
+    no_kin = flagged & ~no_type  # kinematics hidden, type shown
+    assert (no_kin.sum(1) >= 1).all() and not (no_kin & no_type).any()
+    assert (x[no_kin][:, EVENT_KINEMATIC_SLICE] == 0).all()
+    assert (vectors[no_kin] == 0).all()  # nothing reaches the pair bias either
+    assert torch.equal(x[no_kin][:, EVENT_TYPE_SLICE], batch.features[no_kin][:, EVENT_TYPE_SLICE])
+    # a hidden object's kinematics do not change what the backbone sees
+    feats, vecs = batch.features.clone(), batch.vectors.clone()
+    feats[..., EVENT_KINEMATIC_SLICE] += 0.5 * no_kin.unsqueeze(-1)
+    vecs = vecs * (1 + no_kin.unsqueeze(-1).float())
+    other = Batch(feats, batch.mask, batch.labels, batch.weights, vecs, None, batch.pid)
+    torch.manual_seed(7)
+    model.objective.loss(spy, other)
+    torch.testing.assert_close(spy.seen[1][0], x)
+    torch.testing.assert_close(spy.seen[1][2], vectors)
+
+
+def test_kinematic_regression_learns_on_fixed_batch() -> None:
+    model = _model(kinematics_rate=0.2, mask_rate=0.1, augment={})
+    batch = synthetic_events(256, seed=5, labelled=False)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    mse = []
+    for step in range(60):
+        torch.manual_seed(step % 4)  # the same few maskings over and over
+        value, logs = model.loss(batch)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        mse.append(logs["kin_mse"])
+    assert sum(mse[-8:]) / 8 < 0.92 * sum(mse[:8]) / 8, mse
+
+
+def test_hide_kinematics_does_not_modify_input() -> None:
+    batch = synthetic_events(4, seed=6)
+    before, vbefore = batch.features.clone(), batch.vectors.clone()
+    x, v = hide_kinematics(batch.features, batch.vectors, batch.mask)
+    assert torch.equal(batch.features, before) and torch.equal(batch.vectors, vbefore)
+    assert (x[..., EVENT_KINEMATIC_SLICE] == 0).all() and (v == 0).all()
+    assert torch.equal(x[..., EVENT_TYPE_SLICE], before[..., EVENT_TYPE_SLICE])
+
+
 def test_empty_events_give_zero_loss() -> None:
     model = _model()
     batch = synthetic_events(4, seed=3)
@@ -119,3 +175,5 @@ def test_bad_settings_are_config_errors() -> None:
         create_objective("masked_id", {"mask_rate": 0.0}, 32, 11)
     with pytest.raises(ConfigError, match="unknown event augmentation 'rotate'"):
         create_objective("masked_id", {"augment": {"rotate": {}}}, 32, 11)
+    with pytest.raises(ConfigError, match="objective.params.kinematics_rate"):
+        create_objective("masked_id", {"kinematics_rate": -0.1}, 32, 11)

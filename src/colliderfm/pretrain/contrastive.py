@@ -1,4 +1,4 @@
-"""Contrastive pretraining (JetCLR-style): two physics-augmented views per jet.
+"""Contrastive pretraining (JetCLR-style): two physics-augmented views per jet or event.
 
 Each jet is augmented twice (:mod:`colliderfm.physics.augment`), both views go through the
 backbone in one pass, a projection head maps the pooled embeddings to ``proj_dim`` and the loss
@@ -8,6 +8,13 @@ pulls the two views of a jet together:
   positive is the other view of the same jet, the 2B-2 other views are negatives;
 * ``vicreg``: invariance (MSE) + variance (hinge on per-dimension std) + covariance penalties.
 
+Events (``data.features: event``, or ``views: event``) are augmented with the event-level
+Lorentz augmentations of :mod:`colliderfm.physics.augment_events` (rotation in phi, longitudinal
+and small transverse boosts, eta reflection, resolution smearing), so the backbone learns
+embeddings that are invariant under them -- invariant masses and transverse momenta survive
+every augmentation, rapidities and azimuths do not. ``augment: null`` (the default) takes the
+default augmentations of the kind of view.
+
 Logged: the loss, positive-pair retrieval accuracy, and the alignment and uniformity of the
 normalised projections (Wang & Isola 2020): ``align = E||z1 - z2||^2`` (lower is better),
 ``uniform = log E exp(-2 ||z_i - z_j||^2)`` (lower is more uniform).
@@ -15,7 +22,7 @@ normalised projections (Wang & Isola 2020): ``align = E||z1 - z2||^2`` (lower is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,10 +34,12 @@ from colliderfm.errors import ConfigError
 from colliderfm.pretrain.base import Objective, register_objective
 
 
-def _default_augment() -> dict[str, Any]:
-    from colliderfm.physics.augment import JETCLR_DEFAULT
-
-    return {k: dict(v) for k, v in JETCLR_DEFAULT.items()}
+def _default_augment(kind: str = "jet") -> dict[str, Any]:
+    if kind == "event":
+        from colliderfm.physics.augment_events import EVENT_DEFAULT as default
+    else:
+        from colliderfm.physics.augment import JETCLR_DEFAULT as default
+    return {k: dict(v) for k, v in default.items()}
 
 
 @dataclass
@@ -41,7 +50,8 @@ class ContrastiveParams:
     temperature: float = 0.1
     proj_dim: int = 128
     proj_hidden: int = 256
-    augment: dict[str, Any] = field(default_factory=_default_augment)
+    views: str = "auto"
+    augment: dict[str, Any] | None = None
     vicreg_sim: float = 25.0
     vicreg_var: float = 25.0
     vicreg_cov: float = 1.0
@@ -183,10 +193,32 @@ class Contrastive(Objective):
             )
         if params.temperature <= 0:
             raise ConfigError("config key 'objective.params.temperature' must be > 0")
+        from colliderfm.data.features import EVENT_FEATURES
         from colliderfm.models.heads import ProjectorHead
-        from colliderfm.physics.augment import Augmenter
 
-        self.augmenter = Augmenter(params.augment)
+        kind = params.views
+        if kind == "auto":
+            kind = "event" if in_dim == len(EVENT_FEATURES) else "jet"
+        if kind not in ("jet", "event"):
+            raise ConfigError(
+                f"config key 'objective.params.views' = {params.views!r} is not one of "
+                "auto, jet, event"
+            )
+        if kind == "event" and in_dim != len(EVENT_FEATURES):
+            raise ConfigError(
+                f"objective.params.views=event needs the event features ({len(EVENT_FEATURES)} "
+                f"per object, data.features=event), got {in_dim}"
+            )
+        self.views = kind
+        augment = params.augment if params.augment is not None else _default_augment(kind)
+        if kind == "event":
+            from colliderfm.physics.augment_events import EventAugmenter
+
+            self.augmenter: Any = EventAugmenter(augment)
+        else:
+            from colliderfm.physics.augment import Augmenter
+
+            self.augmenter = Augmenter(augment)
         self.projector = ProjectorHead(backbone_dim, params.proj_dim, params.proj_hidden)
 
     def loss(self, backbone: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:

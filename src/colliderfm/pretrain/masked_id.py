@@ -15,8 +15,16 @@ The type is hidden from everything the backbone sees: the features, and the
 Some types stay easy from kinematics alone (MET is transverse, ``pz = 0``); the per-type
 accuracies show which.
 
+Optional masked kinematics (``kinematics_rate > 0``): a further share of the objects (chosen
+among those whose type stays visible) have their kinematic features (log pT, eta, sin/cos phi,
+log E) and four-vector zeroed -- the type stays, the ``masked`` flag is set -- and a second head
+regresses the hidden (augmented, standardised) kinematics with a squared error, weighted by
+``kinematics_weight``. Predicting a hidden object from the rest of the event asks for momentum
+balance (MET against the visible objects) and the W and top mass constraints.
+
 Logged: ``acc`` (all hidden objects) and ``acc_electron``, ``acc_muon``, ``acc_bjet``, ``acc_jet``,
-``acc_met`` for the types present among the hidden objects of the batch.
+``acc_met`` for the types present among the hidden objects of the batch; with masked
+kinematics also ``kin_mse`` and ``kin_mse_<feature>``.
 """
 
 from __future__ import annotations
@@ -34,6 +42,11 @@ from colliderfm.errors import ConfigError
 from colliderfm.models.heads import ObjectIdHead
 from colliderfm.pretrain.base import Objective, register_objective
 from colliderfm.pretrain.mpm import choose_masked
+
+#: Columns of the per-object kinematics inside :data:`EVENT_FEATURES` (log pT, eta, sin phi,
+#: cos phi, log E): the regression targets of ``kinematics_rate``.
+EVENT_KINEMATIC_SLICE = slice(0, 5)
+KINEMATIC_NAMES: tuple[str, ...] = EVENT_FEATURES[EVENT_KINEMATIC_SLICE]
 
 #: Log names of the object types, logit/target index ``k`` = ObjectType ``k + 1``.
 TYPE_NAMES: tuple[str, ...] = tuple(t.name.lower() for t in ObjectType)
@@ -53,6 +66,8 @@ class MaskedIdParams:
     mask_rate: float = field(default=0.3, metadata={"range": (0.0, 1.0)})
     augment: dict[str, Any] = field(default_factory=_default_augment)
     head_hidden: int | None = field(default=None, metadata={"range": (1, None)})
+    kinematics_rate: float = field(default=0.0, metadata={"range": (0.0, 1.0)})
+    kinematics_weight: float = field(default=1.0, metadata={"range": (0.0, None)})
 
 
 def hide_types(features: torch.Tensor, hide: torch.Tensor) -> torch.Tensor:
@@ -70,6 +85,27 @@ def hide_types(features: torch.Tensor, hide: torch.Tensor) -> torch.Tensor:
     x[..., EVENT_TYPE_SLICE] = x[..., EVENT_TYPE_SLICE] * keep
     x[..., EVENT_MASKED_COLUMN] = hide.to(x.dtype)
     return x
+
+
+def hide_kinematics(
+    features: torch.Tensor, vectors: torch.Tensor, hide: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hide the kinematics of the chosen objects, keep their type; set their ``masked`` flag.
+
+    Args:
+        features: ``[B, N, 11]`` event features (:data:`EVENT_FEATURES`).
+        vectors: ``[B, N, 4]`` four-vectors (they feed the pair bias).
+        hide: ``[B, N]`` bool, objects whose kinematics are hidden.
+
+    Returns:
+        ``([B, N, 11], [B, N, 4])`` new features and four-vectors (inputs not modified): the
+        kinematic columns (:data:`EVENT_KINEMATIC_SLICE`) and the four-vector are zero.
+    """
+    keep = (~hide).unsqueeze(-1)  # [B, N, 1]
+    x = features.clone()  # [B, N, F]
+    x[..., EVENT_KINEMATIC_SLICE] = x[..., EVENT_KINEMATIC_SLICE] * keep.to(x.dtype)
+    x[..., EVENT_MASKED_COLUMN] = torch.maximum(x[..., EVENT_MASKED_COLUMN], hide.to(x.dtype))
+    return x, vectors * keep.to(vectors.dtype)
 
 
 def type_accuracy(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
@@ -117,6 +153,9 @@ class MaskedObjectId(Objective):
 
         self.augmenter = EventAugmenter(params.augment)
         self.head = ObjectIdHead(backbone_dim, N_TYPES, params.head_hidden)
+        self.kin_head: nn.Module | None = None
+        if params.kinematics_rate > 0:
+            self.kin_head = ObjectIdHead(backbone_dim, len(KINEMATIC_NAMES), params.head_hidden)
 
     def loss(self, backbone: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Cross-entropy of the hidden objects' types.
@@ -130,15 +169,31 @@ class MaskedObjectId(Objective):
         """
         if batch.pid is None:
             raise ValueError("masked_id needs the object types in batch.pid")
+        p = self.params
         with torch.no_grad():
             view = self.augmenter(batch)
             known = view.mask & (view.pid >= 1) & (view.pid <= N_TYPES)  # [B, N]
-            hide = choose_masked(known, self.params.mask_rate)  # [B, N]
+            hide = choose_masked(known, p.mask_rate)  # [B, N]
             x = hide_types(view.features, hide)  # [B, N, F]
+            vectors = view.vectors
             target = view.pid[hide] - 1  # [M]
-        tokens = backbone(x, view.mask, view.vectors)  # [B, N, D]
+            regress = torch.zeros_like(hide)  # [B, N]
+            if self.kin_head is not None:
+                regress = choose_masked(known & ~hide, p.kinematics_rate)  # [B, N]
+                x, vectors = hide_kinematics(x, vectors, regress)
+                kin_target = view.features[regress][:, EVENT_KINEMATIC_SLICE].float()  # [K, 5]
+        tokens = backbone(x, view.mask, vectors)  # [B, N, D]
         logits = self.head(tokens[hide]).float()  # [M, 5]
         if target.numel() == 0:  # only empty events: nothing to predict
             return logits.sum() * 0.0, {}
         loss = F.cross_entropy(logits, target)
-        return loss, type_accuracy(logits.detach(), target)
+        logs = type_accuracy(logits.detach(), target)
+        if self.kin_head is not None and bool(regress.any()):
+            pred = self.kin_head(tokens[regress]).float()  # [K, 5]
+            err = (pred - kin_target).pow(2)  # [K, 5]
+            kin = err.mean()
+            loss = loss + p.kinematics_weight * kin
+            logs["kin_mse"] = kin.item()
+            for name, e in zip(KINEMATIC_NAMES, err.mean(0).tolist(), strict=True):
+                logs[f"kin_mse_{name}"] = e
+        return loss, logs
