@@ -141,6 +141,34 @@ def test_kinematic_regression_learns_on_fixed_batch() -> None:
     assert sum(mse[-8:]) / 8 < 0.92 * sum(mse[:8]) / 8, mse
 
 
+def test_pooled_kinematics_go_through_the_event_embedding() -> None:
+    model = _model(kinematics_rate=0.2, kinematics_from="pooled", augment={})
+    batch = synthetic_events(32, seed=8, labelled=False)
+    calls: list[str] = []
+    backbone = model.backbone
+    inner = backbone.forward_both
+
+    def both(*args: object) -> object:
+        calls.append("both")
+        return inner(*args)
+
+    backbone.forward_both = both  # type: ignore[method-assign]
+    value, logs = model.objective.loss(backbone, batch)
+    assert calls == ["both"] and "kin_mse" in logs
+    value.backward()
+    # the regression reaches the pooling (class-attention) parameters
+    pool_grads = [
+        q.grad for n, q in backbone.named_parameters() if "cls" in n and q.grad is not None
+    ]
+    assert pool_grads and any(g.abs().sum() > 0 for g in pool_grads)
+    # ... which the per-object (token) regression never touches
+    tok = _model(kinematics_rate=0.2, augment={})
+    tok.objective.loss(tok.backbone, batch)[0].backward()
+    assert all(q.grad is None for n, q in tok.backbone.named_parameters() if "cls" in n)
+    with pytest.raises(ConfigError, match="token, pooled"):
+        create_objective("masked_id", {"kinematics_from": "cls"}, 32, 11)
+
+
 def test_hide_kinematics_does_not_modify_input() -> None:
     batch = synthetic_events(4, seed=6)
     before, vbefore = batch.features.clone(), batch.vectors.clone()

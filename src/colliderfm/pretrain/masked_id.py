@@ -20,7 +20,10 @@ among those whose type stays visible) have their kinematic features (log pT, eta
 log E) and four-vector zeroed -- the type stays, the ``masked`` flag is set -- and a second head
 regresses the hidden (augmented, standardised) kinematics with a squared error, weighted by
 ``kinematics_weight``. Predicting a hidden object from the rest of the event asks for momentum
-balance (MET against the visible objects) and the W and top mass constraints.
+balance (MET against the visible objects) and the W and top mass constraints. With
+``kinematics_from: pooled`` the second head sees only the pooled event embedding and the hidden
+object's type (a bottleneck: the event summary itself has to carry the kinematics), instead of
+the hidden object's own token (``token``, the default).
 
 Logged: ``acc`` (all hidden objects) and ``acc_electron``, ``acc_muon``, ``acc_bjet``, ``acc_jet``,
 ``acc_met`` for the types present among the hidden objects of the batch; with masked
@@ -68,6 +71,7 @@ class MaskedIdParams:
     head_hidden: int | None = field(default=None, metadata={"range": (1, None)})
     kinematics_rate: float = field(default=0.0, metadata={"range": (0.0, 1.0)})
     kinematics_weight: float = field(default=1.0, metadata={"range": (0.0, None)})
+    kinematics_from: str = "token"
 
 
 def hide_types(features: torch.Tensor, hide: torch.Tensor) -> torch.Tensor:
@@ -153,9 +157,18 @@ class MaskedObjectId(Objective):
 
         self.augmenter = EventAugmenter(params.augment)
         self.head = ObjectIdHead(backbone_dim, N_TYPES, params.head_hidden)
+        if params.kinematics_from not in ("token", "pooled"):
+            raise ConfigError(
+                f"config key 'objective.params.kinematics_from' = {params.kinematics_from!r} "
+                "is not one of token, pooled"
+            )
         self.kin_head: nn.Module | None = None
         if params.kinematics_rate > 0:
-            self.kin_head = ObjectIdHead(backbone_dim, len(KINEMATIC_NAMES), params.head_hidden)
+            width = params.head_hidden or backbone_dim
+            n_in = backbone_dim + (N_TYPES if params.kinematics_from == "pooled" else 0)
+            self.kin_head = nn.Sequential(
+                nn.Linear(n_in, width), nn.GELU(), nn.Linear(width, len(KINEMATIC_NAMES))
+            )
 
     def loss(self, backbone: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Cross-entropy of the hidden objects' types.
@@ -182,14 +195,24 @@ class MaskedObjectId(Objective):
                 regress = choose_masked(known & ~hide, p.kinematics_rate)  # [B, N]
                 x, vectors = hide_kinematics(x, vectors, regress)
                 kin_target = view.features[regress][:, EVENT_KINEMATIC_SLICE].float()  # [K, 5]
-        tokens = backbone(x, view.mask, vectors)  # [B, N, D]
+        pooled = None
+        if p.kinematics_from == "pooled" and self.kin_head is not None:
+            tokens, pooled = backbone.forward_both(x, view.mask, vectors)  # [B, N, D], [B, D]
+        else:
+            tokens = backbone(x, view.mask, vectors)  # [B, N, D]
         logits = self.head(tokens[hide]).float()  # [M, 5]
         if target.numel() == 0:  # only empty events: nothing to predict
             return logits.sum() * 0.0, {}
         loss = F.cross_entropy(logits, target)
         logs = type_accuracy(logits.detach(), target)
         if self.kin_head is not None and bool(regress.any()):
-            pred = self.kin_head(tokens[regress]).float()  # [K, 5]
+            if pooled is None:
+                source = tokens[regress]  # [K, D]
+            else:  # through the event embedding: pooled vector + the hidden object's type
+                row = regress.nonzero()[:, 0]  # [K] event of each hidden object
+                kind = F.one_hot(view.pid[regress] - 1, N_TYPES).to(pooled.dtype)  # [K, 5]
+                source = torch.cat((pooled[row], kind), -1)  # [K, D + 5]
+            pred = self.kin_head(source).float()  # [K, 5]
             err = (pred - kin_target).pow(2)  # [K, 5]
             kin = err.mean()
             loss = loss + p.kinematics_weight * kin
