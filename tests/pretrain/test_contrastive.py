@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from synth import synthetic_jets, write_synthetic_shards
+from train_helpers import train_on_batch
 
 from colliderfm.config import load_config
 from colliderfm.data.stream import JetStream
@@ -38,14 +39,7 @@ def _setup(loss: str = "ntxent") -> tuple[PretrainModel, object]:
 @pytest.mark.parametrize("loss", ["ntxent", "vicreg"])
 def test_loss_decreases_on_fixed_batch(loss: str) -> None:
     model, batch = _setup(loss)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(30):
-        value, logs = model.loss(batch)
-        opt.zero_grad()
-        value.backward()
-        opt.step()
-        losses.append(value.item())
+    losses, logs = train_on_batch(model, batch, 30, 2e-3)
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
     assert "align" in logs and "uniform" in logs
 
@@ -90,14 +84,7 @@ def test_event_views_use_the_event_augmentations_and_learn() -> None:
     assert set(EVENT_DEFAULT) <= set(repr(obj.augmenter).replace("(", " ").split())
     model = PretrainModel(backbone, obj)
     batch = synthetic_events(64, seed=3, labelled=False)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(30):
-        value, logs = model.loss(batch)
-        opt.zero_grad()
-        value.backward()
-        opt.step()
-        losses.append(value.item())
+    losses, logs = train_on_batch(model, batch, 30, 2e-3)
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
     assert 0.0 <= logs["pos_acc"] <= 1.0
     # jet features keep the jet augmentations; forcing event views on them is a config error

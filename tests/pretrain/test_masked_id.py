@@ -6,6 +6,7 @@ import pytest
 import torch
 from synth_events import synthetic_events
 from torch import nn
+from train_helpers import train_on_batch
 
 from colliderfm.data.features import EVENT_MASKED_COLUMN, EVENT_TYPE_SLICE
 from colliderfm.data.schema import Batch
@@ -48,14 +49,7 @@ def test_registered() -> None:
 def test_loss_decreases_on_fixed_batch_and_logs_accuracies() -> None:
     model = _model()
     batch = synthetic_events(256, seed=0, labelled=False)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(40):
-        value, logs = model.loss(batch)
-        opt.zero_grad()
-        value.backward()
-        opt.step()
-        losses.append(value.item())
+    losses, logs = train_on_batch(model, batch, 40, 3e-3)
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
     assert set(logs) == {"acc"} | {f"acc_{t}" for t in TYPE_NAMES}
     assert all(0.0 <= v <= 1.0 for v in logs.values())
