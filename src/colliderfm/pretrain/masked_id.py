@@ -171,14 +171,16 @@ class MaskedObjectId(Objective):
             )
 
     def loss(self, backbone: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Cross-entropy of the hidden objects' types.
+        """Cross-entropy of the hidden objects' types (plus the masked-kinematics error).
 
         Args:
-            backbone: the backbone (``forward`` -> tokens ``[B, N, D]``).
+            backbone: the backbone (``forward`` -> tokens ``[B, N, D]``; ``forward_both`` ->
+                tokens and pooled ``[B, D]`` for ``kinematics_from: pooled``).
             batch: an event batch (``pid`` = object types; labels ignored).
 
         Returns:
-            (loss, logs with overall and per-type accuracy).
+            (loss, logs with overall and per-type accuracy, and ``kin_mse*`` with masked
+            kinematics).
         """
         if batch.pid is None:
             raise ValueError("masked_id needs the object types in batch.pid")
