@@ -126,3 +126,26 @@ def test_pretrain_run_writes_loadable_checkpoint_and_probe(tmp_path: Path) -> No
     assert 0.0 <= summary["last"]["probe_auc"] <= 1.0
     model = load_model(tmp_path / "run")
     assert isinstance(model, PretrainModel)
+
+
+def test_checkpoint_records_the_default_augmentations_it_ran_with(tmp_path: Path) -> None:
+    from colliderfm.physics.augment import JETCLR_DEFAULT
+    from colliderfm.train.checkpoint import read_meta
+
+    write_synthetic_shards(tmp_path / "unl", n=64)
+    cfg = load_config(
+        None,
+        [
+            f"data.train={tmp_path / 'unl'}",
+            "model.preset=tiny",
+            "objective.name=contrastive",
+            "train.batch_size=32",
+            "train.max_steps=1",
+        ],
+    )
+    cfg.objective.params = {"proj_dim": 16, "proj_hidden": 32}  # augment: null -> defaults
+    run_pretrain(cfg, tmp_path / "run", progress=False)
+    params = read_meta(tmp_path / "run")["model"]["params"]
+    assert params["views"] == "jet"
+    assert params["augment"] == {k: dict(v) for k, v in JETCLR_DEFAULT.items()}
+    assert isinstance(load_model(tmp_path / "run"), PretrainModel)

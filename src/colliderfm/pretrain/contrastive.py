@@ -211,6 +211,7 @@ class Contrastive(Objective):
             )
         self.views = kind
         augment = params.augment if params.augment is not None else _default_augment(kind)
+        params.views, params.augment = kind, augment  # checkpoints record what ran
         if kind == "event":
             from colliderfm.physics.augment_events import EventAugmenter
 

@@ -73,7 +73,7 @@ def run_pretrain(
             f"{out}: a run already exists there (use --resume to continue it, or "
             "choose another --out)"
         )
-    params = make_params(cfg.objective.name, cfg.objective.params)  # validate before any work
+    make_params(cfg.objective.name, cfg.objective.params)  # validate before any work
     probe = None
     if cfg.objective.probe_data is not None:
         probe = LinearProbe(
@@ -92,7 +92,7 @@ def run_pretrain(
         **spec,
         "task": "pretrain",
         "objective": cfg.objective.name,
-        "params": params_dict(params),
+        "params": params_dict(objective.params),  # with the defaults it resolved
         "feature_set": cfg.data.features,
     }
     model = PretrainModel(backbone, objective)
