@@ -8,21 +8,25 @@ Plots (PNG, matplotlib like :mod:`colliderfm.evaluate.plots`):
   one line per N_train, the from-scratch control as a horizontal band;
 * ``val_auc_vs_step.png`` and ``val_auc_vs_time.png`` (compute studies): validation AUC during
   fine-tuning, per arm and N_train.
+
+The report names no machine: a path inside the study directory is shown relative to it (a
+checkpoint the study pretrained reads ``pretrain/p7500``), any other absolute path relative to
+the working directory of whoever writes the report (:func:`shown_path`).
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from colliderfm.errors import ColliderFMError
 from colliderfm.evaluate.plots import _plt, _save
-from colliderfm.studies.sweep import aggregate
+from colliderfm.fileio import write_text
+from colliderfm.studies.results import aggregate, read_results, reference_arm, steps_to_target
 
 _LABELS = {
     "auc": "test AUC",
@@ -30,6 +34,49 @@ _LABELS = {
     "rej0.3": r"$1/\varepsilon_B$ at $\varepsilon_S=0.3$",
     "rej0.5": r"$1/\varepsilon_B$ at $\varepsilon_S=0.5$",
 }
+
+#: an absolute POSIX path inside free text (commands, YAML): a "/" that starts a word
+_ABS_PATH = re.compile(r"(?<![\w./~:-])/[^\s`'\"(),\[\]{}]+")
+
+
+def shown_path(
+    path: str | Path | None, study_dir: str | Path, cwd: str | Path | None = None
+) -> str:
+    """A path as the report shows it: never absolute.
+
+    Args:
+        path: a path from ``results.json`` (absolute or relative; ``"none"`` and None are
+            shown as ``none`` and ``None``).
+        study_dir: the study directory.
+        cwd: directory other absolute paths are made relative to (default: the working
+            directory).
+
+    Returns:
+        Relative paths unchanged; an absolute path inside ``study_dir`` relative to it; any other
+        absolute path (``study_dir`` itself included) relative to ``cwd``.
+    """
+    p = str(path)
+    if path is None or not os.path.isabs(p):
+        return p
+    p = os.path.normpath(p)
+    root = os.path.abspath(study_dir)
+    if p.startswith(root.rstrip(os.sep) + os.sep):  # the study directory itself: from cwd
+        return os.path.relpath(p, root)
+    return os.path.relpath(p, os.path.abspath(cwd if cwd is not None else os.getcwd()))
+
+
+def relative_text(text: str, study_dir: str | Path, cwd: str | Path | None = None) -> str:
+    """``text`` with every absolute path in it replaced by :func:`shown_path`.
+
+    Args:
+        text: free text (a command line, a YAML dump).
+        study_dir: the study directory.
+        cwd: see :func:`shown_path`.
+
+    Returns:
+        The text without absolute paths.
+    """
+    return _ABS_PATH.sub(lambda m: shown_path(m.group(0), study_dir, cwd), text)
 
 
 def _band(ax: Any, x: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str, **kw: Any) -> None:
@@ -273,8 +320,6 @@ def _scaling_table(summary: list[dict[str, Any]], unit: str = "jets") -> str:
 
 
 def _compute_table(rows: list[dict[str, Any]]) -> tuple[str, str | None]:
-    from colliderfm.studies.compute import reference_arm, steps_to_target
-
     ref = reference_arm(rows)
     reach = steps_to_target(rows, ref)
     lines = [
@@ -308,19 +353,15 @@ def write_report(out: str | Path) -> Path:
         Path of ``report.md``.
     """
     out = Path(out)
-    f = out / "results.json"
-    if not f.is_file():
-        raise ColliderFMError(f"{f}: no study results here (run `colliderfm study ...` first)")
-    try:
-        res = json.loads(f.read_text())
-    except json.JSONDecodeError as exc:
-        raise ColliderFMError(f"{f}: not valid JSON") from exc
-    rows = res.get("points", [])
-    if not rows:
-        raise ColliderFMError(f"{f}: holds no finished points")
+    res = read_results(out)
+    # every path the report shows is relative (to the study directory, else the working one)
+    rows = [{**r, "init": shown_path(r.get("init"), out)} for r in res["points"]]
     summary = aggregate(rows)
     kind = res.get("kind", "data-efficiency")
-    data = res.get("data", {})
+    data = {
+        k: shown_path(v, out) if k in ("train", "val", "test") and v is not None else v
+        for k, v in res.get("data", {}).items()
+    }
     study = res.get("study", {})
     budget = study.get("budget", {})
     arms = _arms(summary)
@@ -431,30 +472,31 @@ def write_report(out: str | Path) -> Path:
     if kind != "scaling" and scaling_png is not None:
         md += [f"![AUC vs pretraining size]({scaling_png.name})", ""]
     md += ["## Command", "", "```bash"]
-    md += [c for c in res.get("commands", []) if c] or [str(res.get("command") or "(library call)")]
+    commands = [c for c in res.get("commands", []) if c]
+    md += [relative_text(c, out) for c in commands] or [
+        relative_text(str(res.get("command") or "(library call)"), out)
+    ]
     md += [
         "```",
         "",
         "Regenerate this report from `results.json`: `colliderfm study report "
-        f"{out}`. Per-point rows: `results.csv`; aggregates: `summary.csv`.",
+        f"{shown_path(out, out)}`. Per-point rows: "
+        "`results.csv`; aggregates: `summary.csv`. Paths are relative to the study directory "
+        "when they lie inside it, else to the directory the report was written from.",
         "",
         "## Study config (resolved)",
         "",
         "```yaml",
-        yaml.safe_dump(study, sort_keys=False).rstrip(),
+        relative_text(yaml.safe_dump(study, sort_keys=False).rstrip(), out),
         "```",
         "",
         "## Fine-tuning config of the first point",
         "",
         "```yaml",
-        str(res.get("base_config", "")).rstrip(),
+        relative_text(str(res.get("base_config", "")).rstrip(), out),
         "```",
         "",
         f"colliderfm {res.get('version', '?')}, results written {res.get('created', '?')}.",
         "",
     ]
-    path = out / "report.md"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(md))
-    os.replace(tmp, path)
-    return path
+    return write_text(out / "report.md", "\n".join(md))

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from colliderfm.config import load_config
 from colliderfm.errors import ConfigError
-from colliderfm.evaluate.run import write_json
+from colliderfm.fileio import write_json
 from colliderfm.studies.config import ArmConfig, StudyConfig
 from colliderfm.studies.sweep import (
     Point,
@@ -52,7 +52,7 @@ def nested_subset(source: str | Path, size: int, seed: int, out: str | Path) -> 
         ``out``.
     """
     from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks, jet_classes
-    from colliderfm.data.readers.parquet import ShardWriter
+    from colliderfm.data.shards import ShardWriter
     from colliderfm.data.subset import read_labels
 
     out = Path(out)
@@ -97,13 +97,8 @@ def nested_subset(source: str | Path, size: int, seed: int, out: str | Path) -> 
 def _shard_rows(path: Path) -> tuple[str, Iterator[pa.RecordBatch]]:
     """The kind (``jets`` or ``events``) of a shard directory or ``.parquet`` file and its rows,
     in the order :func:`~colliderfm.data.subset.read_labels` reads the labels."""
-    from colliderfm.data.readers.parquet import (
-        is_event_table,
-        iter_shard,
-        read_manifest,
-        read_schema,
-        shard_paths,
-    )
+    from colliderfm.data.readers.parquet import is_event_table, iter_shard, read_schema
+    from colliderfm.data.shards import read_manifest, shard_paths
 
     if path.is_dir():
         kind = str(read_manifest(path).get("kind", "jets"))
@@ -176,7 +171,7 @@ def pretrain_arms(
     Returns:
         (arms, one summary dict per pretraining run).
     """
-    from colliderfm.pretrain.run import run_pretrain
+    from colliderfm.recipes.pretrain import run_pretrain
 
     rec = study.pretrain
     if not rec.sizes:

@@ -1,5 +1,8 @@
 """The sweep runner shared by every study: one fine-tuning run + test evaluation per point.
 
+Running only: the results it produces are aggregated and written by
+:mod:`colliderfm.studies.results`, and reported by :mod:`colliderfm.studies.report`.
+
 Jets and whole events run through the same code (``data.features`` decides; reports then count
 "events" instead of "jets").
 
@@ -27,13 +30,12 @@ from tqdm import tqdm
 
 from colliderfm.config import Config, load_config
 from colliderfm.errors import ConfigError
-from colliderfm.evaluate.run import evaluate_checkpoint, write_json
-from colliderfm.finetune.run import run_finetune
+from colliderfm.evaluate.run import evaluate_checkpoint
+from colliderfm.fileio import write_json
+from colliderfm.recipes.finetune import run_finetune
 from colliderfm.studies.config import ArmConfig, StudyConfig
+from colliderfm.studies.results import aggregate, previous_results, write_results
 from colliderfm.train.logging import log, read_metrics
-
-#: the per-point metrics aggregated over seeds
-METRICS = ("auc", "accuracy", "rej0.3", "rej0.5")
 
 
 @dataclass(frozen=True)
@@ -391,108 +393,6 @@ def run_sweep(
     return rows
 
 
-def _stats(values: list[Any]) -> dict[str, Any]:
-    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not vals:
-        return {"mean": None, "std": None, "n": 0}
-    a = np.asarray(vals)
-    return {
-        "mean": float(a.mean()),
-        "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
-        "n": int(a.size),
-    }
-
-
-def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and standard deviation (ddof=1) over seeds per (arm, N).
-
-    Rejections that are unbounded at the test-set size (``None``) are left out of the mean and
-    counted in ``<metric>_n``.
-
-    Args:
-        rows: per-point rows.
-
-    Returns:
-        One row per (arm, N) in first-seen order, with ``<metric>_mean``, ``_std``, ``_n``.
-    """
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["arm"], r["n_train"]), []).append(r)
-    out = []
-    for (arm, n), rs in groups.items():
-        agg: dict[str, Any] = {
-            "arm": arm,
-            "init": rs[0]["init"],
-            "mode": rs[0]["mode"],
-            "pretrain_size": rs[0].get("pretrain_size"),
-            "n_train": n,
-            "seeds": len(rs),
-        }
-        for m in (*METRICS, "train_wall_s"):
-            s = _stats([r.get(m) for r in rs])
-            agg[f"{m}_mean"], agg[f"{m}_std"], agg[f"{m}_n"] = s["mean"], s["std"], s["n"]
-        out.append(agg)
-    return out
-
-
-def write_csv(rows: list[dict[str, Any]], path: Path, columns: list[str]) -> Path:
-    """Write rows as CSV atomically (missing values empty).
-
-    Args:
-        rows: dicts.
-        path: target file.
-        columns: column order.
-
-    Returns:
-        The path.
-    """
-    import csv
-    import io
-    import os
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(columns)
-    for r in rows:
-        w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
-    return path
-
-
-POINT_COLUMNS = [
-    "arm",
-    "init",
-    "mode",
-    "pretrain_size",
-    "n_train",
-    "seed",
-    "auc",
-    "accuracy",
-    "rej0.3",
-    "rej0.5",
-    "n_test",
-    "steps",
-    "best_step",
-    "best_val_auc",
-    "train_wall_s",
-    "eval_wall_s",
-]
-
-
-def summary_columns() -> list[str]:
-    """Columns of ``summary.csv``.
-
-    Returns:
-        Column names.
-    """
-    cols = ["arm", "init", "mode", "pretrain_size", "n_train", "seeds"]
-    for m in (*METRICS, "train_wall_s"):
-        cols += [f"{m}_mean", f"{m}_std", f"{m}_n"]
-    return cols
-
-
 def execute(
     kind: str,
     study: StudyConfig,
@@ -501,8 +401,8 @@ def execute(
     command: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run a study's sweep and write ``results.csv``, ``summary.csv``, ``results.json``, plots
-    and ``report.md`` into ``out``.
+    """Run a study's sweep and write ``results.csv``, ``summary.csv``, ``results.json``
+    (:func:`~colliderfm.studies.results.write_results`), plots and ``report.md`` into ``out``.
 
     Args:
         kind: ``data-efficiency``, ``scaling`` or ``compute``.
@@ -515,9 +415,9 @@ def execute(
     Returns:
         The results dict that was written to ``results.json``.
     """
-    from colliderfm import __version__
     from colliderfm.config import dump_config
     from colliderfm.studies.report import write_report
+    from colliderfm.version import __version__
 
     out = Path(out)
     if len(study.seeds) < 3:
@@ -531,12 +431,7 @@ def execute(
     t0 = time.perf_counter()
     rows = run_sweep(study, points, out, test)
     sweep_wall = time.perf_counter() - t0
-    previous = {}
-    if (out / "results.json").is_file():
-        try:
-            previous = json.loads((out / "results.json").read_text())
-        except json.JSONDecodeError:
-            previous = {}
+    previous = previous_results(out)
     results: dict[str, Any] = {
         "kind": kind,
         "version": __version__,
@@ -552,8 +447,6 @@ def execute(
         "sweep_wall_s": round(sweep_wall, 1),
         **(extra or {}),
     }
-    write_csv(rows, out / "results.csv", POINT_COLUMNS)
-    write_csv(results["summary"], out / "summary.csv", summary_columns())
-    write_json(results, out / "results.json")
+    write_results(results, out)
     write_report(out)
     return results

@@ -1,0 +1,258 @@
+"""Study results and their statistics: ``results.json`` I/O, CSV tables, aggregates over seeds.
+
+Everything here works on result rows (one dict per finished point, as
+:func:`colliderfm.studies.sweep.run_point` writes them) and never trains anything, so the report
+(:mod:`colliderfm.studies.report`) and the sweep runner (:mod:`colliderfm.studies.sweep`) both
+build on it without depending on each other's direction.
+
+* :func:`aggregate`: mean and sample standard deviation (ddof=1) over seeds per (arm, N);
+* :func:`steps_to_target`: compute studies, steps (and seconds) each arm needs to reach the
+  reference arm's best validation AUC;
+* :func:`read_results` / :func:`write_results`: ``results.json`` plus ``results.csv`` (one row
+  per point) and ``summary.csv`` (one row per arm and N), all written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colliderfm.errors import ColliderFMError
+from colliderfm.fileio import write_json, write_text
+
+#: the per-point metrics aggregated over seeds
+METRICS = ("auc", "accuracy", "rej0.3", "rej0.5")
+
+#: columns of ``results.csv``
+POINT_COLUMNS = [
+    "arm",
+    "init",
+    "mode",
+    "pretrain_size",
+    "n_train",
+    "seed",
+    "auc",
+    "accuracy",
+    "rej0.3",
+    "rej0.5",
+    "n_test",
+    "steps",
+    "best_step",
+    "best_val_auc",
+    "train_wall_s",
+    "eval_wall_s",
+]
+
+
+def _stats(values: list[Any]) -> dict[str, Any]:
+    """Mean, sample standard deviation (ddof=1) and count of the finite values."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not vals:
+        return {"mean": None, "std": None, "n": 0}
+    a = np.asarray(vals)
+    return {
+        "mean": float(a.mean()),
+        "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+        "n": int(a.size),
+    }
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard deviation (ddof=1) over seeds per (arm, N).
+
+    Rejections that are unbounded at the test-set size (``None``) are left out of the mean and
+    counted in ``<metric>_n``.
+
+    Args:
+        rows: per-point rows.
+
+    Returns:
+        One row per (arm, N) in first-seen order, with ``<metric>_mean``, ``_std``, ``_n``.
+    """
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["arm"], r["n_train"]), []).append(r)
+    out = []
+    for (arm, n), rs in groups.items():
+        agg: dict[str, Any] = {
+            "arm": arm,
+            "init": rs[0]["init"],
+            "mode": rs[0]["mode"],
+            "pretrain_size": rs[0].get("pretrain_size"),
+            "n_train": n,
+            "seeds": len(rs),
+        }
+        for m in (*METRICS, "train_wall_s"):
+            s = _stats([r.get(m) for r in rs])
+            agg[f"{m}_mean"], agg[f"{m}_std"], agg[f"{m}_n"] = s["mean"], s["std"], s["n"]
+        out.append(agg)
+    return out
+
+
+def summary_columns() -> list[str]:
+    """Columns of ``summary.csv``.
+
+    Returns:
+        Column names.
+    """
+    cols = ["arm", "init", "mode", "pretrain_size", "n_train", "seeds"]
+    for m in (*METRICS, "train_wall_s"):
+        cols += [f"{m}_mean", f"{m}_std", f"{m}_n"]
+    return cols
+
+
+def reference_arm(rows: list[dict[str, Any]]) -> str | None:
+    """The control arm: the first arm initialised from scratch (else the first arm).
+
+    Args:
+        rows: per-point rows.
+
+    Returns:
+        The arm name, or None without rows.
+    """
+    for r in rows:
+        if r["init"] == "none" and r["mode"] in ("full", "lp-ft"):
+            return str(r["arm"])
+    for r in rows:
+        if r["init"] == "none":
+            return str(r["arm"])
+    return str(rows[0]["arm"]) if rows else None
+
+
+def first_reach(curve: dict[str, list[Any]], target: float) -> int | None:
+    """First validation step whose AUC reaches ``target``.
+
+    Args:
+        curve: ``{"step": [...], "val_auc": [...]}``.
+        target: AUC to reach.
+
+    Returns:
+        The step, or None if never reached.
+    """
+    for s, a in zip(curve.get("step", []), curve.get("val_auc", []), strict=False):
+        if a is not None and math.isfinite(a) and a >= target - 1e-12:
+            return int(s)
+    return None
+
+
+def steps_to_target(rows: list[dict[str, Any]], ref: str | None = None) -> list[dict[str, Any]]:
+    """Steps and seconds each arm needs to reach the reference arm's best validation AUC.
+
+    The target is per (N, seed): the reference run's best validation AUC with that seed.
+
+    Args:
+        rows: per-point rows (with ``curve``).
+        ref: reference arm (default :func:`reference_arm`).
+
+    Returns:
+        One row per (arm, N, seed): ``target``, ``steps``, ``seconds`` (None if not reached).
+    """
+    ref = ref or reference_arm(rows)
+    targets: dict[tuple[int, int], float] = {}
+    for r in rows:
+        if r["arm"] == ref:
+            vals = [a for a in r.get("curve", {}).get("val_auc", []) if a is not None]
+            if vals:
+                targets[(r["n_train"], r["seed"])] = max(vals)
+    out = []
+    for r in rows:
+        t = targets.get((r["n_train"], r["seed"]))
+        if t is None:
+            continue
+        s = first_reach(r.get("curve", {}), t)
+        per_step = r["train_wall_s"] / r["steps"] if r.get("steps") else None
+        out.append(
+            {
+                "arm": r["arm"],
+                "n_train": r["n_train"],
+                "seed": r["seed"],
+                "reference": ref,
+                "target": t,
+                "steps": s,
+                "seconds": None if s is None or per_step is None else s * per_step,
+            }
+        )
+    return out
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path, columns: list[str]) -> Path:
+    """Write rows as CSV atomically (missing values empty).
+
+    Args:
+        rows: dicts.
+        path: target file.
+        columns: column order.
+
+    Returns:
+        The path.
+    """
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(columns)
+    for r in rows:
+        w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+    return write_text(path, buf.getvalue())
+
+
+def read_results(out: str | Path) -> dict[str, Any]:
+    """The results of a study directory, with at least one finished point.
+
+    Args:
+        out: study directory.
+
+    Returns:
+        The dict in ``out/results.json``.
+
+    Raises:
+        ColliderFMError: no ``results.json``, not valid JSON, or no finished points.
+    """
+    f = Path(out) / "results.json"
+    if not f.is_file():
+        raise ColliderFMError(f"{f}: no study results here (run `colliderfm study ...` first)")
+    try:
+        res = json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise ColliderFMError(f"{f}: not valid JSON") from exc
+    if not res.get("points", []):
+        raise ColliderFMError(f"{f}: holds no finished points")
+    return dict(res)
+
+
+def previous_results(out: str | Path) -> dict[str, Any]:
+    """What an earlier invocation wrote to ``out/results.json`` (empty if none or unreadable).
+
+    Args:
+        out: study directory.
+
+    Returns:
+        The earlier results dict, or ``{}``.
+    """
+    f = Path(out) / "results.json"
+    if not f.is_file():
+        return {}
+    try:
+        return dict(json.loads(f.read_text()))
+    except json.JSONDecodeError:
+        return {}
+
+
+def write_results(results: dict[str, Any], out: str | Path) -> Path:
+    """Write ``results.csv``, ``summary.csv`` and (last) ``results.json`` into a study directory.
+
+    Args:
+        results: the results dict, with ``points`` and ``summary``.
+        out: study directory.
+
+    Returns:
+        Path of ``results.json``.
+    """
+    out = Path(out)
+    write_csv(results["points"], out / "results.csv", POINT_COLUMNS)
+    write_csv(results["summary"], out / "summary.csv", summary_columns())
+    return write_json(results, out / "results.json")

@@ -1,0 +1,94 @@
+"""The study report names no machine: paths are relative to the study (or working) directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from colliderfm.studies.report import relative_text, shown_path, write_report
+from colliderfm.studies.results import aggregate, steps_to_target
+
+
+def _row(arm: str, init: str, seed: int, auc: float) -> dict:
+    return {
+        "key": f"{arm}-n100-s{seed}",
+        "arm": arm,
+        "init": init,
+        "mode": "full",
+        "pretrain_size": None if init == "none" else 300,
+        "n_train": 100,
+        "seed": seed,
+        "auc": auc,
+        "accuracy": 0.7,
+        "rej0.3": 10.0,
+        "rej0.5": None,
+        "n_test": 200,
+        "steps": 4,
+        "best_step": 4,
+        "best_val_auc": auc,
+        "train_wall_s": 2.0,
+        "eval_wall_s": 1.0,
+        "curve": {"step": [2.0, 4.0], "val_auc": [auc - 0.1, auc], "val_loss": [0.7, 0.6]},
+    }
+
+
+def test_report_shows_paths_relative_to_the_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    study = tmp_path / "runs" / "study"
+    init = study / "pretrain" / "p300"  # a checkpoint the study pretrained itself
+    init.mkdir(parents=True)
+    data = tmp_path / "data" / "toptag"
+    rows = [
+        _row(a, i, s, 0.8 + 0.01 * s)
+        for s in (0, 1)
+        for a, i in (("scratch", "none"), ("clr", str(init)))
+    ]
+    results = {
+        "kind": "scaling",
+        "version": "0",
+        "created": "now",
+        "commands": [f"colliderfm study scaling --config {tmp_path}/s.yaml --out {study}"],
+        "study": {
+            "base": str(tmp_path / "configs" / "ft.yaml"),
+            "overrides": [f"data.train={data}/train"],
+            "arms": [{"name": "clr", "init": str(init), "mode": "full", "pretrain_size": 300}],
+            "budget": {"max_steps": 4, "eval_every": 2, "select": "val_auc"},
+            "test": f"{data}/test",
+        },
+        "base_config": f"data:\n  train: {data}/train\n  val: {data}/val\n",
+        "data": {"train": f"{data}/train", "val": f"{data}/val", "test": f"{data}/test"},
+        "points": rows,
+    }
+    (study / "results.json").write_text(json.dumps(results))
+    report = write_report(study).read_text()
+    assert str(tmp_path) not in report  # no absolute path at all
+    assert "| clr | pretrain/p300 | full |" in report  # inside the study: relative to it
+    assert "init: pretrain/p300" in report
+    assert "`data/toptag/train`" in report and "data.train=data/toptag/train" in report
+    assert "--config s.yaml --out runs/study" in report
+    assert "`colliderfm study report runs/study`" in report
+
+
+def test_shown_path_and_relative_text(tmp_path: Path) -> None:
+    study = tmp_path / "st"
+    assert shown_path("none", study) == "none" and shown_path("runs/clr", study) == "runs/clr"
+    assert shown_path(study / "pretrain" / "p1", study) == "pretrain/p1"
+    assert shown_path(tmp_path / "runs" / "clr", study, cwd=tmp_path) == "runs/clr"
+    text = f"--init {tmp_path}/runs/clr --set data.train={study}/d, 1/eps_B at s/step"
+    assert relative_text(text, study, cwd=tmp_path) == (
+        "--init runs/clr --set data.train=d, 1/eps_B at s/step"
+    )
+
+
+def test_aggregate_and_steps_to_target() -> None:
+    rows = [_row("scratch", "none", s, 0.8 + 0.02 * s) for s in (0, 1)]
+    (agg,) = aggregate(rows)
+    assert agg["auc_mean"] == pytest.approx(0.81) and agg["auc_n"] == 2
+    assert agg["auc_std"] == pytest.approx(0.02 / 2**0.5)
+    assert agg["rej0.5_mean"] is None and agg["rej0.5_n"] == 0  # unbounded: left out
+    reach = steps_to_target(rows)
+    assert [(r["steps"], r["seconds"]) for r in reach] == [(4, 2.0), (4, 2.0)]
