@@ -77,7 +77,7 @@ def test_convert_disk_full_while_writing_a_shard(
 def test_convert_disk_full_at_the_manifest_keeps_the_old_output(
     shards: Path, tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:
-    import colliderfm.data.readers.parquet as parquet
+    import colliderfm.data.shards as parquet
 
     out = tmp_path / "conv"
     code, _, _ = run_cli(["convert", str(shards), "--out", str(out)], monkeypatch, capsys)
@@ -94,7 +94,7 @@ def test_convert_disk_full_at_the_manifest_keeps_the_old_output(
 def test_convert_disk_full_when_closing_a_shard(
     shards: Path, tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:
-    import colliderfm.data.readers.parquet as parquet
+    import colliderfm.data.shards as parquet
 
     real_close = parquet._LazyWriter.close
 
@@ -259,7 +259,7 @@ def test_export_onnx_disk_full(
     if where == "model":
         monkeypatch.setattr(onnx, "save", half_then_full(onnx.save))
     else:
-        monkeypatch.setattr(ex, "_write_atomic_text", disk_full)
+        monkeypatch.setattr(ex, "write_text", disk_full)  # the sidecar write
     out = tmp_path / "model.onnx"
     args = ["export", "onnx", "--checkpoint", str(ckpt), "--out", str(out)]
     code, _, err = run_cli(args, monkeypatch, capsys)

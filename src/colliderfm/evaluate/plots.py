@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from colliderfm.fileio import atomic_path
 
 
 def _plt():  # type: ignore[no-untyped-def]
@@ -24,13 +25,9 @@ def _plt():  # type: ignore[no-untyped-def]
 
 
 def _save(fig, path: Path) -> None:  # type: ignore[no-untyped-def]
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    try:
+    """Save a figure as PNG atomically (no half-written image is ever left behind)."""
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # no half-written image left behind
-        raise
 
 
 def plot_roc(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +12,9 @@ from colliderfm.errors import DataError
 from colliderfm.evaluate.metrics import classifier_metrics, roc_curve
 from colliderfm.evaluate.plots import plot_roc, plot_scores
 from colliderfm.evaluate.predict import predict
-from colliderfm.train.checkpoint import load_model, read_meta
+from colliderfm.fileio import write_json
+from colliderfm.checkpoints import load_model
+from colliderfm.train.checkpoint import read_meta
 from colliderfm.train.logging import log
 
 
@@ -36,36 +35,6 @@ def label_map(model_classes: list[str], data_classes: list[str]) -> np.ndarray |
     alias = {"Top": "Tbqq"}
     idx = {c: i for i, c in enumerate(model_classes)}
     return np.array([idx.get(alias.get(c, c), -1) for c in data_classes], dtype=np.int64)
-
-
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def write_json(obj: dict[str, Any], path: str | Path) -> Path:
-    """Write JSON atomically (temp file + rename); non-finite floats become null.
-
-    Args:
-        obj: JSON-serialisable dict.
-        path: target path.
-
-    Returns:
-        The path written.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(_json_safe(obj), indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise DataError(path, f"cannot write ({exc.strerror or exc})") from exc
-    return path
 
 
 def evaluate_checkpoint(
