@@ -33,8 +33,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from colliderfm.data.readers.parquet import ShardWriter  # noqa: E402
 from colliderfm.data.schema import JetChunk, jet_scalars_from_particles  # noqa: E402
+from colliderfm.data.shards import ShardWriter  # noqa: E402
 from colliderfm.data.stream import JetStream  # noqa: E402
 from colliderfm.models import Classifier, create_model  # noqa: E402
 

@@ -261,7 +261,7 @@ def small_shards(tmp_path: Path) -> Callable[..., Written]:
     ) -> Written:
         from synth import synthetic_jets
 
-        from colliderfm.data.readers.parquet import ShardWriter
+        from colliderfm.data.shards import ShardWriter
 
         jets = synthetic_jets(n, seed=seed, n_classes=len(classes))
         path = tmp_path / name

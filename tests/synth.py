@@ -64,7 +64,7 @@ def write_synthetic_shards(
         rows_per_shard: jets per shard file.
         n_classes: number of classes.
     """
-    from colliderfm.data.readers.parquet import ShardWriter
+    from colliderfm.data.shards import ShardWriter
 
     names = ["QCD", "Tbqq", "Wqq", "Zqq"][:n_classes]
     with ShardWriter(

@@ -145,7 +145,7 @@ def write_event_shards(
         labelled: ttbar/h2hdm labels (else -1, an unlabelled pretraining set).
         rows_per_shard: events per shard file.
     """
-    from colliderfm.data.readers.parquet import ShardWriter, events_table
+    from colliderfm.data.shards import ShardWriter, events_table
     from colliderfm.physics import kinematics as K
 
     b = synthetic_events(n, seed=seed, labelled=labelled)

@@ -599,7 +599,8 @@ def test_enormous_multiplicity_keeps_highest_pt(
 ) -> None:
     """A 2000-particle jet is stored whole by convert and cut to the leading max_particles
     in pT by the stream; evaluate runs on it."""
-    from colliderfm.data.readers.parquet import ShardWriter, iter_parquet_jets
+    from colliderfm.data.readers.parquet import iter_parquet_jets
+    from colliderfm.data.shards import ShardWriter
     from colliderfm.data.stream import pad_chunk
 
     jets = synthetic_jets(6, seed=3, min_particles=1000, max_particles=2000)

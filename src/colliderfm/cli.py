@@ -144,7 +144,7 @@ def generate_events_cmd(
 ) -> None:
     """Generate whole collision events (leptons, b-jets, jets, MET) as event shards."""
     from colliderfm.data.generate.events import EventSettings, generate_events
-    from colliderfm.data.objects import Selection
+    from colliderfm.data.selection import Selection
 
     procs = _split(process)
     settings = EventSettings(
@@ -225,7 +225,7 @@ def convert(
 
     nano = None
     if (format or "").lower() == "nanoaod" or format is None:
-        from colliderfm.data.objects import Selection
+        from colliderfm.data.selection import Selection
         from colliderfm.data.readers.nanoaod import NanoAODOptions
 
         nano = NanoAODOptions(

@@ -9,8 +9,9 @@ import pytest
 
 from colliderfm.data import convert as convert_mod
 from colliderfm.data.convert import convert
-from colliderfm.data.readers.parquet import ShardWriter, iter_parquet_jets, shard_paths
+from colliderfm.data.readers.parquet import iter_parquet_jets, shard_paths
 from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk
+from colliderfm.data.shards import ShardWriter
 from colliderfm.errors import ColliderFMError, DataError
 
 FIELDS = ("counts", "px", "py", "pz", "energy", "charge", "pid", "label")

@@ -10,8 +10,9 @@ import torch
 
 from colliderfm.config import load_config
 from colliderfm.data.features import EVENT_FEATURES, event_features
-from colliderfm.data.readers.parquet import ShardWriter, events_table, iter_parquet_jets
+from colliderfm.data.readers.parquet import iter_parquet_jets
 from colliderfm.data.schema import EVENT_CLASSES, JetChunk, ObjectType
+from colliderfm.data.shards import ShardWriter, events_table
 from colliderfm.data.stream import JetStream, count_jets
 from colliderfm.data.subset import load_subset, read_labels
 
@@ -128,7 +129,8 @@ def test_feature_set_must_match_the_kind(shards: Path, tmp_path: Path) -> None:
 
 def test_event_shards_merge_and_reshard(shards: Path, tmp_path: Path) -> None:
     from colliderfm.data.convert import convert
-    from colliderfm.data.readers.parquet import chunk_to_events_table, table_to_chunk
+    from colliderfm.data.readers.parquet import table_to_chunk
+    from colliderfm.data.shards import chunk_to_events_table
 
     m = convert([shards / "val"], None, tmp_path / "re", jets_per_shard=64, progress=False)
     assert m["kind"] == "events" and m["n"] == 200 and len(m["shards"]) == 4

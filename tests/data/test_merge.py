@@ -59,7 +59,8 @@ def test_event_batch_jobs_merge_exactly(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
     from synth_events import write_event_shards
 
-    from colliderfm.data.readers.parquet import ShardWriter, shard_paths
+    from colliderfm.data.readers.parquet import shard_paths
+    from colliderfm.data.shards import ShardWriter
 
     write_event_shards(tmp_path / "src", n=40, rows_per_shard=20)
     tables = [pq.read_table(f) for f in shard_paths(tmp_path / "src")]

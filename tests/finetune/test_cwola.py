@@ -76,7 +76,7 @@ def test_cwola_run_learns_true_labels(data: Path, tmp_path: Path) -> None:
 
 
 def _write(path: Path, chunk) -> None:  # noqa: ANN001
-    from colliderfm.data.readers.parquet import ShardWriter
+    from colliderfm.data.shards import ShardWriter
 
     with ShardWriter(path, "jets", ["QCD", "Tbqq"], {"generator": "synthetic"}) as w:
         w.write_chunk(chunk)

@@ -13,96 +13,36 @@ failing the selection or holding NaN/inf are counted under ``skipped`` and in th
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from colliderfm.data.readers.common import good_jets
-from colliderfm.data.readers.dispatch import count_jets, detect_format, iter_jet_chunks, jet_classes
-from colliderfm.data.readers.nanoaod import CUTFLOW, NanoAODOptions
-from colliderfm.data.readers.parquet import (
-    EMPTY_KEY,
-    ShardWriter,
-    check_schema,
-    is_event_table,
-    iter_parquet_jets,
-    iter_shard,
-    read_manifest,
-    read_schema,
-    table_to_chunk,
-)
-from colliderfm.data.schema import EVENT_CLASSES, JetChunk
+from colliderfm.data.readers.base import READERS, Reader, reader_for
+from colliderfm.data.readers.nanoaod import NanoAODOptions
+from colliderfm.data.readers.parquet import read_manifest
+from colliderfm.data.schema import EVENT_CLASSES
+from colliderfm.data.shards import ShardWriter
 from colliderfm.errors import ColliderFMError, DataError
 
 log = logging.getLogger(__name__)
 
 #: Formats ``convert`` accepts (``parquet`` re-shards/merges canonical data).
-CONVERTIBLE = ("jetclass", "toptagging", "nanoaod", "parquet")
+CONVERTIBLE: tuple[str, ...] = tuple(READERS.names())
 
 
-def _check_format(path: Path, fmt: str | None) -> str:
+def _check_format(path: Path, fmt: str | None) -> Reader:
     """Detect an input's format and check it against the requested one."""
-    if fmt is not None and fmt not in CONVERTIBLE:
+    if fmt is not None and fmt not in READERS:
         raise ColliderFMError(
             f"unknown format '{fmt}' (expected jetclass, toptagging, nanoaod or parquet)"
         )
-    found = detect_format(path)
-    if fmt is None:
+    found = reader_for(path)
+    if fmt is None or found.name == fmt:
         return found
-    # a ROOT file without an 'Events' tree is detected as jetclass; the reader names the tree
-    if fmt == "nanoaod" and found == "jetclass":
-        from colliderfm.data.readers.rootfile import tree_names
-
-        trees = ", ".join(tree_names(path)) or "none"
-        raise DataError(path, f"no tree 'Events', not a NanoAOD file (trees present: {trees})")
-    if found != fmt:
-        raise DataError(path, f"is a {found} input, not {fmt} (drop --format to detect it)")
-    return fmt
-
-
-def _is_event_shards(path: Path) -> bool:
-    """Whether a canonical input holds events (``obj_*`` columns) rather than jets."""
-    if path.is_dir():
-        return read_manifest(path).get("kind") == "events"
-    return is_event_table(read_schema(path).names)
-
-
-def _event_tables(
-    path: Path, fmt: str, chunk_size: int, writer: ShardWriter, **kw: Any
-) -> Iterator[pa.Table]:
-    """Stream an event input (NanoAOD or event shards) as canonical event tables."""
-    if fmt == "nanoaod":
-        from colliderfm.data.readers.nanoaod import iter_events
-
-        yield from iter_events(path, chunk_size=chunk_size, skipped=writer.skipped, **kw)
-        return
-    from colliderfm.data.readers.parquet import shard_paths
-
-    for f in shard_paths(path) if path.is_dir() else [path]:
-        check_schema(read_schema(f), f)
-        for rb in iter_shard(f, rows=chunk_size):
-            # the skip policy, row for row: the stored values are copied, not recomputed
-            keep = good_jets(table_to_chunk(rb, f), writer.skipped, empty=EMPTY_KEY["events"])
-            table = pa.Table.from_batches([rb])
-            if not keep.all():
-                table = table.filter(pa.array(keep))
-            if kw.get("unlabel"):
-                col = table.schema.get_field_index("label")
-                kind = table.schema.field(col).type
-                hidden = pa.array(np.full(table.num_rows, -1, np.int64), kind)
-                table = table.set_column(col, "label", hidden)
-            yield table
-
-
-def _jet_chunks(path: Path, fmt: str, chunk_size: int, skipped: Counter[str]) -> Iterator[JetChunk]:
-    """Stream a jet input, bad jets skipped and counted in ``skipped`` (Parquet input too)."""
-    if fmt == "parquet":
-        return iter_parquet_jets(path, rows=chunk_size, skipped=skipped)
-    return iter_jet_chunks(path, fmt, chunk_size=chunk_size, skipped=skipped)
+    # e.g. a ROOT file without an 'Events' tree is detected as jetclass; NanoAOD names the trees
+    why = READERS.get(fmt).mismatch(path)
+    raise DataError(path, why or f"is a {found.name} input, not {fmt} (drop --format to detect it)")
 
 
 def convert(
@@ -153,17 +93,17 @@ def convert(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(out, "output exists and is not a directory")
-    formats = [_check_format(p, fmt) for p in paths]
-    if len(set(formats)) > 1:
-        mixed = ", ".join(f"{p.name}={f}" for p, f in zip(paths, formats, strict=True))
+    readers = [_check_format(p, fmt) for p in paths]
+    if len(set(readers)) > 1:
+        mixed = ", ".join(f"{p.name}={r.name}" for p, r in zip(paths, readers, strict=True))
         raise DataError(
             paths[0], f"inputs have different formats ({mixed}); convert one format at a time"
         )
-    fmt = formats[0]
-    if fmt == "nanoaod" or (fmt == "parquet" and _is_event_shards(paths[0])):
+    reader = readers[0]
+    if reader.kind(paths[0]) == "events":
         return _convert_events(
             paths,
-            fmt,
+            reader,
             out,
             chunk_size,
             jets_per_shard,
@@ -178,17 +118,17 @@ def convert(
     classes: list[str] = []
     remaps: list[np.ndarray] = []  # per input: its label index -> output label index
     for p in paths:
-        own = jet_classes(p, fmt)
+        own = reader.classes(p)
         for c in own:
             if c not in classes:
                 classes.append(c)
         remaps.append(np.array([-1 if unlabel else classes.index(c) for c in own], np.int64))
     if unlabel:
         classes = []
-    sizes = [count_jets(p, fmt) for p in paths]
+    sizes = [reader.count(p) for p in paths]
     total = None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
     source = {
-        "converted_from": fmt,
+        "converted_from": reader.name,
         "inputs": [
             {
                 "path": str(p.resolve()),
@@ -211,7 +151,7 @@ def convert(
     ):
         seen_skipped = 0
         for p, remap in zip(paths, remaps, strict=True):
-            for chunk in _jet_chunks(p, fmt, chunk_size, writer.skipped):
+            for chunk in reader.iter_chunks(p, chunk_size=chunk_size, skipped=writer.skipped):
                 lab = chunk.label
                 if len(remap) == 0:  # an unlabelled input
                     chunk.label = np.full_like(lab, -1)
@@ -236,7 +176,7 @@ def convert(
 
 def _convert_events(
     paths: list[Path],
-    fmt: str,
+    reader: Reader,
     out: Path,
     chunk_size: int,
     per_shard: int,
@@ -250,22 +190,13 @@ def _convert_events(
     event shard directory."""
     if not -1 <= label < len(EVENT_CLASSES):
         raise ColliderFMError(f"--label must be -1 (unlabelled) or a class index 0-1 (got {label})")
-    kw: dict[str, Any] = {}
-    source: dict[str, Any] = {"converted_from": fmt, "chunk_size": chunk_size}
-    if fmt == "nanoaod":
-        options = options or NanoAODOptions()
-        from colliderfm.data.readers.nanoaod import num_events
-
-        sizes: list[int | None] = [num_events(p) for p in paths]
-        source["nanoaod"] = options.to_dict()
-        source["label"] = label
-    else:
-        if not all(_is_event_shards(p) for p in paths):
-            raise DataError(paths[0], "inputs mix event and jet shards; convert one kind at a time")
-        sizes = [None] * len(paths)
-        kw = {"unlabel": unlabel}
-        source["labels"] = "hidden (-1)" if unlabel else "kept"
-    cutflow = np.zeros(len(CUTFLOW), dtype=np.int64)
+    inputs = reader.event_inputs(paths, chunk_size, options, label, unlabel)
+    source: dict[str, Any] = {
+        "converted_from": reader.name,
+        "chunk_size": chunk_size,
+        **inputs.source,
+    }
+    sizes = inputs.sizes
     source["inputs"] = [
         {"path": str(p.resolve()), "bytes": p.stat().st_size if p.is_file() else None, "events": s}
         for p, s in zip(paths, sizes, strict=True)
@@ -287,19 +218,12 @@ def _convert_events(
         ) as bar,
     ):
         for p in paths:
-            if fmt == "nanoaod":
-                kw = {"options": options, "label": label, "cutflow": cutflow}
-            before = int(cutflow[0])
-            for table in _event_tables(p, fmt, chunk_size, writer, **kw):
+            for table, n_read in inputs.tables(p, writer.skipped):
                 if table.num_rows:
                     writer.write(table)
-                bar.update(int(cutflow[0]) - before if fmt == "nanoaod" else table.num_rows)
-                before = int(cutflow[0])
-        if fmt == "nanoaod":
-            writer.source["cutflow"] = dict(zip(CUTFLOW, cutflow.tolist(), strict=True))
-            writer.source["selection_efficiency"] = round(
-                float(cutflow[-1]) / max(int(cutflow[0]), 1), 6
-            )
+                bar.update(n_read)
+        if inputs.finish is not None:
+            inputs.finish(writer.source)
         if not sum(writer.counts.values()):
             raise DataError(
                 paths[0] if len(paths) == 1 else out,

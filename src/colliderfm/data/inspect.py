@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from colliderfm.data.readers.dispatch import count_jets, detect_format, iter_jet_chunks, jet_classes
+from colliderfm.data.readers.base import Reader, reader_for
 from colliderfm.data.schema import JetChunk, ObjectType, jet_scalars_from_particles
 from colliderfm.errors import ColliderFMError
 from colliderfm.physics.kinematics import np_eta, np_phi
@@ -122,42 +121,6 @@ class _Stats:
         }
 
 
-def _chunks(
-    path: Path, fmt: str, skipped: Counter[str], chunk_size: int = 8192
-) -> Iterator[JetChunk]:
-    """Stream an input as chunks, bad jets/events skipped and counted in ``skipped``."""
-    if fmt == "parquet":  # the canonical reader applies the skip policy to foreign .parquet too
-        from colliderfm.data.readers.parquet import iter_parquet_jets
-
-        return iter_parquet_jets(path, rows=chunk_size, skipped=skipped)
-    return iter_jet_chunks(path, fmt, chunk_size=chunk_size, skipped=skipped)
-
-
-def _schema(path: Path, fmt: str) -> dict[str, Any]:
-    if fmt == "parquet":
-        from colliderfm.data.readers.parquet import read_schema, shard_paths
-
-        files = shard_paths(path) if path.is_dir() else [path]
-        if not files:
-            return {}
-        return {f.name: str(f.type) for f in read_schema(files[0])}
-    if fmt == "jetclass":
-        from colliderfm.data.readers.jetclass import schema
-
-        return schema(path)
-    if fmt == "toptagging":
-        from colliderfm.data.readers.toptagging import schema as tt_schema
-
-        return tt_schema(path)
-    if fmt == "nanoaod":
-        from colliderfm.data.readers.nanoaod import schema as nano_schema
-
-        return nano_schema(path)
-    from colliderfm.data.readers.rootfile import tree_names
-
-    return {"trees": tree_names(path)}
-
-
 def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
     """Summarise a jet input: format, jets and classes, multiplicities, kinematic ranges, schema.
 
@@ -181,15 +144,12 @@ def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
     if max_jets is not None and max_jets < 1:
         raise ColliderFMError(f"max_jets must be >= 1, got {max_jets}")
     path = Path(path)
-    fmt = detect_format(path)
-    info: dict[str, Any] = {"path": str(path), "format": fmt, "schema": _schema(path, fmt)}
-    if fmt == "nanoaod":
-        info["note"] = "NanoAOD read with the default object definitions and event selection"
-        return _inspect_events(path, fmt, info, max_jets)
-    if fmt == "parquet" and path.is_dir():
-        from colliderfm.data.readers.parquet import read_manifest
-
-        mf = read_manifest(path)
+    reader = reader_for(path)
+    info: dict[str, Any] = {"path": str(path), "format": reader.name, "schema": reader.schema(path)}
+    if reader.note:
+        info["note"] = reader.note
+    mf = reader.manifest(path)
+    if mf is not None:
         info["manifest"] = {
             "kind": mf.get("kind"),
             "n": mf.get("n"),
@@ -200,25 +160,20 @@ def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
             "schema_version": mf.get("schema_version"),
             "created_by": mf.get("created_by"),
         }
-        if mf.get("kind") == "events":
-            return _inspect_events(path, fmt, info, max_jets)
-    if fmt == "parquet" and not path.is_dir():
-        from colliderfm.data.readers.parquet import is_event_table, read_schema
-
-        if is_event_table(read_schema(path).names):
-            return _inspect_events(path, fmt, info, max_jets)
-    classes = jet_classes(path, fmt)
+    if reader.kind(path) == "events":
+        return _inspect_events(path, reader, info, max_jets)
+    classes = reader.classes(path)
     stats, skipped = _Stats(), Counter()
     complete = True
     chunk_size = 8192 if max_jets is None else max(1, min(8192, max_jets))
-    for chunk in _chunks(path, fmt, skipped, chunk_size):
+    for chunk in reader.iter_chunks(path, chunk_size=chunk_size, skipped=skipped):
         if max_jets is not None and stats.n + len(chunk) >= max_jets:
             stats.add(chunk.take(np.arange(max_jets - stats.n)))
             complete = False
             break
         stats.add(chunk)
     names = dict(enumerate(classes))
-    n_total = count_jets(path, fmt)
+    n_total = reader.count(path)
     if not complete and n_total is not None:
         complete = stats.n + sum(skipped.values()) >= n_total
     info.update(
@@ -247,17 +202,17 @@ OBJECT_NAMES = {int(t): t.name.lower() for t in ObjectType}
 
 
 def _inspect_events(
-    path: Path, fmt: str, info: dict[str, Any], max_events: int | None
+    path: Path, reader: Reader, info: dict[str, Any], max_events: int | None
 ) -> dict[str, Any]:
     """Event statistics: events, classes, objects per event and per type, kinematic ranges."""
-    classes = jet_classes(path, fmt)
+    classes = reader.classes(path)
     n, mult = 0, np.zeros(0, dtype=np.int64)
     labels: Counter[int] = Counter()
     per_type: Counter[int] = Counter()
     ranges = {t: {k: _Range() for k in ("pt", "eta", "energy")} for t in OBJECT_NAMES}
     skipped: Counter[str] = Counter()
     complete = True
-    for chunk in _chunks(path, fmt, skipped):
+    for chunk in reader.iter_chunks(path, skipped=skipped):
         if max_events is not None and n + len(chunk) >= max_events:
             chunk = chunk.take(np.arange(max_events - n))
             complete = False

@@ -15,7 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from colliderfm.data.readers.parquet import ShardWriter, iter_shard, read_manifest, shard_paths
+from colliderfm.data.readers.parquet import iter_shard
+from colliderfm.data.shards import ShardWriter, read_manifest, shard_paths
 from colliderfm.errors import DataError
 
 #: manifest ``source`` keys that legitimately differ between the jobs of one data set

@@ -21,6 +21,10 @@ import numpy as np
 import torch
 
 SCHEMA_VERSION = 1
+#: File name of a shard directory's manifest (written by the shard writer, read by the reader).
+MANIFEST = "manifest.json"
+#: Rows per Parquet row group in canonical shards (the stream's unit of work).
+ROW_GROUP = 1024
 
 #: JetClass label names in JetClass order; a generated 10-class set uses the same names.
 JETCLASS_CLASSES: tuple[str, ...] = (

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +34,13 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from colliderfm.config import Config
 from colliderfm.data.features import event_features, particle_features
+from colliderfm.data.readers.base import READERS, Unit, reader_for
 from colliderfm.data.readers.common import sanitize_jets
-from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks
 from colliderfm.data.schema import Batch, JetChunk
 from colliderfm.errors import DataError
+from colliderfm.runtime import rank_world
 
 log = logging.getLogger(__name__)
-
-Unit = Callable[[], Iterator[JetChunk]]
 
 
 @dataclass
@@ -170,30 +169,6 @@ def to_batch(block: Padded, feature_set: str = "part", trim: bool = True) -> Bat
     )
 
 
-def _parquet_units(path: Path) -> list[Unit]:
-    from colliderfm.data.readers.parquet import (
-        check_schema,
-        iter_shard,
-        open_parquet,
-        shard_paths,
-        table_to_chunk,
-    )
-
-    files, what = (shard_paths(path), "shard") if path.is_dir() else ([path], "file")
-    units: list[Unit] = []
-    for f in files:
-        pf = open_parquet(f, what)
-        check_schema(pf.schema_arrow, f)  # one line naming a missing/mistyped column, up front
-        for rg in range(pf.num_row_groups):
-
-            def unit(f: Path = f, rg: int = rg) -> Iterator[JetChunk]:
-                for rb in iter_shard(f, rows=1 << 20, row_groups=[rg]):
-                    yield table_to_chunk(rb, f)
-
-            units.append(unit)
-    return units
-
-
 def units_for(source: str | Path | JetChunk, block: int = 256) -> list[Unit]:
     """Split a data source into independent work units.
 
@@ -210,10 +185,7 @@ def units_for(source: str | Path | JetChunk, block: int = 256) -> list[Unit]:
         starts = range(0, n, block)
         return [(lambda s=s: iter([source.take(np.arange(s, min(s + block, n)))])) for s in starts]
     path = Path(source)
-    fmt = detect_format(path)
-    if fmt == "parquet":
-        return _parquet_units(path)
-    return [lambda: iter_jet_chunks(path, fmt)]
+    return reader_for(path).units(path)
 
 
 def check_feature_set(source: str | Path | JetChunk, feature_set: str) -> None:
@@ -232,27 +204,14 @@ def check_feature_set(source: str | Path | JetChunk, feature_set: str) -> None:
     if isinstance(source, JetChunk):
         return
     path = Path(source)
-    fmt = detect_format(path)
-    if fmt == "parquet" and path.is_dir():
-        from colliderfm.data.readers.parquet import read_manifest
-
-        events = read_manifest(path).get("kind") == "events"
-    elif fmt == "parquet":
-        from colliderfm.data.readers.parquet import is_event_table, read_schema
-
-        events = is_event_table(read_schema(path).names)
-    else:
+    reader = reader_for(path)
+    if not reader.canonical:
         return
+    events = reader.kind(path) == "events"
     if events != (feature_set == "event"):
         what = "events" if events else "jets"
         want = "event" if events else "part or kinematic"
         raise DataError(path, f"holds {what}, but data.features is '{feature_set}' (use {want})")
-
-
-def _rank_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 class JetStream(IterableDataset):
@@ -301,7 +260,7 @@ class JetStream(IterableDataset):
         self.shuffle, self.buffer_size, self.seed = shuffle, max(buffer_size, batch_size), seed
         self.infinite, self.feature_set, self.trim = infinite, feature_set, trim_padding
         self.drop_last = drop_last
-        r, w = _rank_world()
+        r, w = rank_world()
         self.rank = r if rank is None else rank
         self.world_size = w if world_size is None else world_size
         self.start_pass = 0
@@ -398,7 +357,11 @@ class JetStream(IterableDataset):
 
 
 def count_jets(source: str | Path) -> int | None:
-    """Number of jets in a source without reading particles (None when unknown).
+    """Number of jets in a canonical source without reading particles (None when unknown).
+
+    The canonical reader's :meth:`~colliderfm.data.readers.base.Reader.count` for shard
+    directories and ``.parquet`` files; None for anything else, since training reads shards
+    (:func:`colliderfm.data.readers.dispatch.count_jets` counts foreign files too).
 
     Args:
         source: shard directory or ``.parquet`` file.
@@ -407,14 +370,8 @@ def count_jets(source: str | Path) -> int | None:
         Jet count or None for foreign formats.
     """
     path = Path(source)
-    if path.is_dir():
-        from colliderfm.data.readers.parquet import read_manifest
-
-        return int(read_manifest(path)["n"])
-    if path.suffix == ".parquet":
-        from colliderfm.data.readers.parquet import open_parquet
-
-        return int(open_parquet(path).metadata.num_rows)
+    if path.is_dir() or path.suffix == ".parquet":
+        return READERS.get("parquet").count(path)
     return None
 
 
@@ -462,6 +419,6 @@ def training_loader(
         num_workers=cfg.train.workers,
         persistent_workers=cfg.train.workers > 0,
     )
-    world = _rank_world()[1]
+    world = rank_world()[1]
     spe = cfg.train.steps_per_epoch or steps_per_pass(n_jets, cfg.train.batch_size, world)
     return loader, spe

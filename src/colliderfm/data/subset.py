@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks
+from colliderfm.data.readers.base import reader_for
+from colliderfm.data.readers.dispatch import iter_jet_chunks
 from colliderfm.data.schema import JetChunk
 from colliderfm.errors import DataError
 
@@ -49,26 +50,41 @@ def select_balanced(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def read_labels(path: str | Path) -> np.ndarray:
-    """All labels of a jet source (reads only the label column of shards).
+    """All labels of a jet source (shard directories: only their label column is read).
 
     Args:
         path: any readable jet input.
 
     Returns:
-        ``[N]`` int64 labels.
+        ``[N]`` int64 labels, in the order :func:`take_jets` counts the rows (bad rows skipped).
     """
-    fmt = detect_format(path)
-    if fmt == "parquet" and Path(path).is_dir():  # canonical shards: cleaned when written
-        from colliderfm.data.readers.parquet import open_parquet, shard_paths
+    return reader_for(path).labels(Path(path))
 
-        return np.concatenate(
-            [
-                open_parquet(f, "shard").read(columns=["label"]).column("label").to_numpy()
-                for f in shard_paths(path)
-            ]
-        ).astype(np.int64)
-    # anything else is read as cleaned chunks, so labels line up with what load_subset reads
-    return np.concatenate([c.label for c in iter_jet_chunks(path, fmt)]).astype(np.int64)
+
+def take_jets(path: str | Path, idx: np.ndarray) -> JetChunk:
+    """Load the jets at sorted indices ``idx`` of any readable input (streaming).
+
+    Args:
+        path: jet input.
+        idx: sorted indices into the rows as :func:`read_labels` orders them.
+
+    Returns:
+        The jets, in file order.
+
+    Raises:
+        DataError: ``idx`` selects no jet.
+    """
+    parts: list[JetChunk] = []
+    start = 0
+    for chunk in iter_jet_chunks(path):
+        stop = start + len(chunk)
+        lo, hi = np.searchsorted(idx, [start, stop])
+        if hi > lo:
+            parts.append(chunk.take(idx[lo:hi] - start))
+        start = stop
+    if not parts:
+        raise DataError(path, "no jets selected")
+    return JetChunk.concat(parts)
 
 
 def load_subset(path: str | Path, n: int, seed: int) -> JetChunk:
@@ -87,12 +103,4 @@ def load_subset(path: str | Path, n: int, seed: int) -> JetChunk:
         idx = select_balanced(labels, n, seed)
     except ValueError as exc:
         raise DataError(path, str(exc)) from exc
-    parts: list[JetChunk] = []
-    start = 0
-    for chunk in iter_jet_chunks(path):
-        stop = start + len(chunk)
-        lo, hi = np.searchsorted(idx, [start, stop])
-        if hi > lo:
-            parts.append(chunk.take(idx[lo:hi] - start))
-        start = stop
-    return JetChunk.concat(parts)
+    return take_jets(path, idx)

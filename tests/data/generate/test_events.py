@@ -11,9 +11,9 @@ import pytest
 from colliderfm.data.generate.event_processes import SUBPROCESSES, EventSettings
 from colliderfm.data.generate.events import datalike_counts, generate_events
 from colliderfm.data.generate.pythia_events import _flavour_hadrons
-from colliderfm.data.objects import Selection, assemble_events, cone_pairs
 from colliderfm.data.readers.parquet import iter_parquet_jets, read_manifest
 from colliderfm.data.schema import EVENT_COLUMNS, JetChunk, ObjectType
+from colliderfm.data.selection import Selection, assemble_events, cone_pairs
 from colliderfm.errors import ColliderFMError
 
 N = 3  # selected events per process, one shard: the module's generation takes ~20 s

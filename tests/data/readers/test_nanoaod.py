@@ -14,10 +14,10 @@ import pytest
 
 from colliderfm.data.convert import convert
 from colliderfm.data.inspect import inspect
-from colliderfm.data.objects import Selection
 from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks
 from colliderfm.data.readers.nanoaod import NanoAODOptions
 from colliderfm.data.readers.parquet import read_manifest
+from colliderfm.data.selection import Selection
 from colliderfm.errors import DataError
 
 F32 = np.float32

@@ -10,12 +10,12 @@ import pytest
 
 from colliderfm.data.readers.parquet import (
     MANIFEST,
-    ShardWriter,
     iter_parquet_jets,
     read_manifest,
     shard_paths,
 )
 from colliderfm.data.schema import JetChunk
+from colliderfm.data.shards import ShardWriter
 from colliderfm.errors import DataError
 
 FIELDS = ("counts", "px", "py", "pz", "energy", "charge", "pid", "label")
@@ -246,7 +246,7 @@ def test_shard_writer_cleans_up_when_closing_fails(tmp_path: Path, monkeypatch) 
 
     from synth import synthetic_jets
 
-    import colliderfm.data.readers.parquet as parquet
+    import colliderfm.data.shards as parquet
 
     real = parquet._LazyWriter.close
 

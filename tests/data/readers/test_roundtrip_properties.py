@@ -85,7 +85,8 @@ def non_empty(chunk: JetChunk) -> JetChunk:
 @SETTINGS
 @given(jets=jagged_jets(allow_empty=False), rows=st.integers(1, 4))
 def test_canonical_shards_round_trip(jets: JetChunk, rows: int) -> None:
-    from colliderfm.data.readers.parquet import ShardWriter, iter_parquet_jets, read_manifest
+    from colliderfm.data.readers.parquet import iter_parquet_jets, read_manifest
+    from colliderfm.data.shards import ShardWriter
 
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "shards"

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from colliderfm.data.generate.detector import DetectorResponse
-from colliderfm.data.objects import Selection
+from colliderfm.data.selection import Selection
 
 SQRT_S = 13_000.0  # GeV
 _W_LEPTONIC = "11 13 15"

@@ -68,7 +68,7 @@ from colliderfm.data.generate.event_processes import SQRT_S, SUBPROCESSES, Event
 from colliderfm.data.generate.jets import _version
 from colliderfm.data.generate.pythia_events import EventUnit
 from colliderfm.data.generate.units import Unit, UnitPool, derive_seeds, worker_progress
-from colliderfm.data.readers.parquet import ShardWriter, read_manifest
+from colliderfm.data.shards import ShardWriter, read_manifest
 from colliderfm.data.schema import EVENT_CLASSES
 from colliderfm.errors import ColliderFMError
 

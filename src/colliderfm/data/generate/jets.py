@@ -41,7 +41,7 @@ import numpy as np
 from colliderfm.data.generate.processes import PROCESS_INDEX, PROCESSES, SPECS
 from colliderfm.data.generate.pythia_jets import SQRT_S, JetSettings, JetUnit
 from colliderfm.data.generate.units import Unit, UnitPool, derive_seeds, worker_progress
-from colliderfm.data.readers.parquet import ShardWriter, read_manifest
+from colliderfm.data.shards import ShardWriter, read_manifest
 from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk
 from colliderfm.errors import ColliderFMError
 

@@ -3,7 +3,7 @@
 Vectorised over a batch of events from ``Pythia.nextBatch`` (no Python loop over particles or
 events): the steps and every number are documented in :mod:`colliderfm.data.generate.events`,
 the processes and settings are in :mod:`.event_processes`. The output of a unit is an Arrow
-table in the canonical event layout (:func:`colliderfm.data.readers.parquet.events_table`).
+table in the canonical event layout (:func:`colliderfm.data.shards.events_table`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from colliderfm.data.generate.pythia_jets import (
     _without_stdout,
 )
 from colliderfm.data.generate.truth import NEUTRINOS
-from colliderfm.data.objects import assemble_events, cone_pairs
 from colliderfm.data.schema import ObjectType
+from colliderfm.data.selection import assemble_events, cone_pairs
 from colliderfm.errors import require
 from colliderfm.physics.kinematics import np_eta, np_phi
 

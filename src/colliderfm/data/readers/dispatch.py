@@ -1,4 +1,9 @@
-"""Detect an input's format and stream it as jet chunks, whatever it is."""
+"""Format-agnostic entry points: detect an input's format and stream it as jet chunks.
+
+The compatibility surface over the reader registry: each function looks the reader up with
+:func:`~colliderfm.data.readers.base.reader_for` and asks it. New code can take the reader
+object itself (``reader_for(path).count(path)``).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,28 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from colliderfm.data.readers.base import (
+    HDF5_MAGIC,
+    PARQUET_MAGIC,
+    READERS,
+    ROOT_MAGIC,
+    reader_for,
+)
 from colliderfm.data.schema import JetChunk
-from colliderfm.errors import DataError
 
-FORMATS = ("parquet", "jetclass", "toptagging", "nanoaod")
-ROOT_MAGIC = b"root"
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-PARQUET_MAGIC = b"PAR1"
+__all__ = [
+    "FORMATS",
+    "HDF5_MAGIC",
+    "PARQUET_MAGIC",
+    "ROOT_MAGIC",
+    "count_jets",
+    "detect_format",
+    "iter_jet_chunks",
+    "jet_classes",
+]
+
+#: Registered format names.
+FORMATS: tuple[str, ...] = tuple(READERS.names())
 
 
 def detect_format(path: str | Path) -> str:
@@ -24,29 +44,7 @@ def detect_format(path: str | Path) -> str:
     Returns:
         One of :data:`FORMATS`.
     """
-    path = Path(path)
-    if path.is_dir():
-        return "parquet"
-    if not path.exists():
-        raise DataError(path, "no such file or directory")
-    if path.stat().st_size == 0:
-        raise DataError(path, "file is empty")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(PARQUET_MAGIC):
-        return "parquet"
-    if head.startswith(HDF5_MAGIC):
-        return "toptagging"
-    if head.startswith(ROOT_MAGIC):
-        from colliderfm.data.readers.rootfile import tree_names
-
-        names = tree_names(path)
-        if "Events" in names:
-            return "nanoaod"
-        return "jetclass"
-    raise DataError(
-        path, "unknown file format (expected a shard directory, .parquet, ROOT or HDF5 file)"
-    )
+    return reader_for(path).name
 
 
 def jet_classes(path: str | Path, fmt: str | None = None) -> list[str]:
@@ -59,27 +57,7 @@ def jet_classes(path: str | Path, fmt: str | None = None) -> list[str]:
     Returns:
         Class names.
     """
-    fmt = fmt or detect_format(path)
-    if fmt == "parquet":
-        from colliderfm.data.readers.parquet import MANIFEST, read_manifest
-
-        p = Path(path)
-        if not p.is_dir() and not (p.parent / MANIFEST).is_file():
-            return []  # a lone .parquet file: class names unknown
-        return list(read_manifest(p if p.is_dir() else p.parent).get("classes", []))
-    if fmt == "jetclass":
-        from colliderfm.data.readers.jetclass import CLASSES
-
-        return list(CLASSES)
-    if fmt == "toptagging":
-        from colliderfm.data.readers.toptagging import CLASSES
-
-        return list(CLASSES)
-    if fmt == "nanoaod":
-        from colliderfm.data.schema import EVENT_CLASSES
-
-        return list(EVENT_CLASSES)  # events are read unlabelled (-1)
-    raise DataError(path, f"format '{fmt}' does not hold jets")
+    return reader_for(path, fmt).classes(Path(path))
 
 
 def count_jets(path: str | Path, fmt: str | None = None) -> int | None:
@@ -92,30 +70,7 @@ def count_jets(path: str | Path, fmt: str | None = None) -> int | None:
     Returns:
         The count before bad jets are skipped, or None when the format does not record it.
     """
-    fmt = fmt or detect_format(path)
-    if fmt == "parquet":
-        from colliderfm.data.readers.parquet import read_manifest
-
-        p = Path(path)
-        if p.is_dir():
-            return int(read_manifest(p).get("n", 0))
-        import pyarrow.parquet as pq
-
-        try:
-            return int(pq.ParquetFile(p).metadata.num_rows)
-        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for bad files
-            raise DataError(p, f"not a readable Parquet file ({exc})") from exc
-    if fmt == "jetclass":
-        from colliderfm.data.readers.jetclass import num_jets
-
-        return num_jets(path)
-    if fmt == "toptagging":
-        from colliderfm.data.readers.toptagging import num_jets as tt_num_jets
-
-        return tt_num_jets(path)
-    if fmt == "nanoaod":
-        return None  # events are selected while reading: the count is known only afterwards
-    raise DataError(path, f"format '{fmt}' does not hold jets")
+    return reader_for(path, fmt).count(Path(path))
 
 
 def iter_jet_chunks(
@@ -139,22 +94,4 @@ def iter_jet_chunks(
     Returns:
         Iterator over chunks (bad jets already skipped per the documented policy).
     """
-    fmt = fmt or detect_format(path)
-    if fmt == "parquet":
-        from colliderfm.data.readers.parquet import iter_parquet_jets
-
-        yield from iter_parquet_jets(path, rows=chunk_size, skipped=skipped)
-    elif fmt == "jetclass":
-        from colliderfm.data.readers.jetclass import iter_jets
-
-        yield from iter_jets(path, chunk_size=chunk_size, skipped=skipped)
-    elif fmt == "toptagging":
-        from colliderfm.data.readers.toptagging import iter_jets
-
-        yield from iter_jets(path, chunk_size=chunk_size, skipped=skipped)
-    elif fmt == "nanoaod":
-        from colliderfm.data.readers.nanoaod import iter_event_chunks
-
-        yield from iter_event_chunks(path, chunk_size=chunk_size, skipped=skipped)
-    else:
-        raise DataError(path, f"format '{fmt}' does not hold jets")
+    yield from reader_for(path, fmt).iter_chunks(Path(path), chunk_size=chunk_size, skipped=skipped)

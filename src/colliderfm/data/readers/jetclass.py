@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from colliderfm.data.readers import rootfile
+from colliderfm.data.readers.base import ROOT_MAGIC, Reader, file_head, register
 from colliderfm.data.readers.common import pid_from_flags, sanitize_jets
 from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk, jet_scalars_from_particles
 from colliderfm.errors import DataError, require
@@ -248,3 +249,32 @@ def schema(path: str | Path, tree: str = "tree") -> dict[str, str]:
         t = rootfile.get_tree(f, path, tree)
         with rootfile.read_errors(path):
             return {k: str(t[k].typename) for k in t.keys(recursive=False)}
+
+
+@register
+class JetClassReader(Reader):
+    """JetClass ROOT files: a ROOT file without an ``Events`` tree (that is NanoAOD)."""
+
+    name = "jetclass"
+
+    def detect(self, path: Path) -> bool:
+        """ROOT magic bytes and no ``Events`` tree (see :meth:`Reader.detect`)."""
+        return file_head(path).startswith(ROOT_MAGIC) and "Events" not in rootfile.tree_names(path)
+
+    def classes(self, path: Path) -> list[str]:
+        """:data:`CLASSES` (see :meth:`Reader.classes`)."""
+        return list(CLASSES)
+
+    def count(self, path: Path) -> int | None:
+        """:func:`num_jets` (see :meth:`Reader.count`)."""
+        return num_jets(path)
+
+    def iter_chunks(
+        self, path: Path, chunk_size: int = 8192, skipped: Counter[str] | None = None
+    ) -> Iterator[JetChunk]:
+        """:func:`iter_jets` (see :meth:`Reader.iter_chunks`)."""
+        return iter_jets(path, chunk_size=chunk_size, skipped=skipped)
+
+    def schema(self, path: Path) -> dict[str, Any]:
+        """:func:`schema` (see :meth:`Reader.schema`)."""
+        return schema(path)

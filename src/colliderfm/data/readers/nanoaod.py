@@ -12,7 +12,7 @@ Objects, vectorised over a chunk of events (awkward -> flat NumPy; no loop over 
 * MET: ``MET_pt, MET_phi`` with ``eta = 0``, ``E = pT``;
 * energies ``E = sqrt((pT cosh eta)^2 + m^2)``; kinematics are stored exactly as read (float32).
 
-The event selection and object caps are :class:`~colliderfm.data.objects.Selection` (default:
+The event selection and object caps are :class:`~colliderfm.data.selection.Selection` (default:
 >= 1 lepton, >= 2 b-jets, >= 2 light jets; 2 leptons and 10 jets kept), the same as the built-in
 generator. Failing events are counted (``skipped["failed_selection"]``, plus a cut flow), events
 with a non-finite value are skipped and counted (``skipped["non_finite"]``); nothing crashes on
@@ -31,10 +31,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from colliderfm.data.objects import Selection, assemble_events, cone_pairs
 from colliderfm.data.readers import rootfile
+from colliderfm.data.readers.base import ROOT_MAGIC, EventInputs, Reader, file_head, register
 from colliderfm.data.readers.parquet import table_to_chunk
-from colliderfm.data.schema import JetChunk, ObjectType
+from colliderfm.data.schema import EVENT_CLASSES, JetChunk, ObjectType
+from colliderfm.data.selection import Selection, assemble_events, cone_pairs
 from colliderfm.errors import DataError, require
 
 log = logging.getLogger(__name__)
@@ -305,3 +306,82 @@ def iter_event_chunks(
     for table in iter_events(path, options, chunk_size=chunk_size, skipped=skipped):
         if table.num_rows:
             yield table_to_chunk(table)
+
+
+@register
+class NanoAODReader(Reader):
+    """CMS NanoAOD: a ROOT file with an ``Events`` tree, read as events (default selection)."""
+
+    name = "nanoaod"
+    note = "NanoAOD read with the default object definitions and event selection"
+
+    def detect(self, path: Path) -> bool:
+        """ROOT magic bytes and an ``Events`` tree (see :meth:`Reader.detect`)."""
+        return file_head(path).startswith(ROOT_MAGIC) and TREE in rootfile.tree_names(path)
+
+    def mismatch(self, path: Path) -> str | None:
+        """A ROOT file without ``Events``: name the trees it has (see :meth:`Reader.mismatch`)."""
+        if not file_head(path).startswith(ROOT_MAGIC):
+            return None
+        trees = ", ".join(rootfile.tree_names(path)) or "none"
+        return f"no tree '{TREE}', not a NanoAOD file (trees present: {trees})"
+
+    def kind(self, path: Path) -> str:
+        """Always ``"events"`` (see :meth:`Reader.kind`)."""
+        return "events"
+
+    def classes(self, path: Path) -> list[str]:
+        """The event classes; NanoAOD is read unlabelled (-1) (see :meth:`Reader.classes`)."""
+        return list(EVENT_CLASSES)
+
+    def count(self, path: Path) -> int | None:
+        """None: events are selected while reading, so the count is known only afterwards."""
+        return None
+
+    def iter_chunks(
+        self, path: Path, chunk_size: int = 8192, skipped: Counter[str] | None = None
+    ) -> Iterator[JetChunk]:
+        """:func:`iter_event_chunks`, default selection (see :meth:`Reader.iter_chunks`)."""
+        return iter_event_chunks(path, chunk_size=chunk_size, skipped=skipped)
+
+    def schema(self, path: Path) -> dict[str, Any]:
+        """:func:`schema` (see :meth:`Reader.schema`)."""
+        return schema(path)
+
+    def event_inputs(
+        self, paths: list[Path], chunk_size: int, options: Any, label: int, unlabel: bool
+    ) -> EventInputs:
+        """Select events with ``options`` and label them ``label``; the cut-flow goes into the
+        manifest ``source`` (``cutflow``, ``selection_efficiency``).
+
+        Args:
+            paths: NanoAOD files.
+            chunk_size: entries read per step.
+            options: :class:`NanoAODOptions` (None: the defaults).
+            label: label of every event (``-1`` = unlabelled).
+            unlabel: unused (``label`` is -1 then).
+
+        Returns:
+            The inputs' description for ``convert``.
+        """
+        opt = options or NanoAODOptions()
+        cutflow = np.zeros(len(CUTFLOW), dtype=np.int64)
+
+        def tables(p: Path, skipped: Counter[str]) -> Iterator[tuple[pa.Table, int]]:
+            before = int(cutflow[0])
+            for table in iter_events(
+                p, opt, chunk_size=chunk_size, label=label, skipped=skipped, cutflow=cutflow
+            ):
+                yield table, int(cutflow[0]) - before
+                before = int(cutflow[0])
+
+        def finish(source: dict[str, Any]) -> None:
+            source["cutflow"] = dict(zip(CUTFLOW, cutflow.tolist(), strict=True))
+            source["selection_efficiency"] = round(float(cutflow[-1]) / max(int(cutflow[0]), 1), 6)
+
+        return EventInputs(
+            sizes=[num_events(p) for p in paths],
+            source={"nanoaod": opt.to_dict(), "label": label},
+            tables=tables,
+            finish=finish,
+        )

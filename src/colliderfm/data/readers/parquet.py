@@ -1,24 +1,16 @@
-"""The canonical on-disk format: a directory of Parquet shards plus ``manifest.json``.
+"""Reading the canonical on-disk format: a directory of Parquet shards plus ``manifest.json``.
 
-Writing is atomic: shards go into a hidden temporary directory next to the target, which is
-renamed into place only after the manifest is written. A crash never leaves a directory that
-looks complete.
-
-Two row layouts share the writer and the manifest: jets (``part_*`` list columns, ``jet_*``
-scalars) and events (``obj_*`` list columns, manifest ``kind: "events"``). Readers turn both into
+Two row layouts: jets (``part_*`` list columns, ``jet_*`` scalars) and events (``obj_*`` list
+columns, manifest ``kind: "events"``). Both are read into
 :class:`~colliderfm.data.schema.JetChunk` (events via
 :func:`~colliderfm.data.schema.objects_to_chunk`), so one loader serves both.
+:class:`ParquetReader` is the format's entry in the reader registry. Writing shards is
+:mod:`colliderfm.data.shards`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
-import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import partial
@@ -29,21 +21,37 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from colliderfm import __version__
-from colliderfm.data.readers.common import sanitize_jets
+from colliderfm.data.readers.base import (
+    PARQUET_MAGIC,
+    EventInputs,
+    Reader,
+    Unit,
+    file_head,
+    register,
+)
+from colliderfm.data.readers.common import good_jets, sanitize_jets
 from colliderfm.data.schema import (
     EVENT_COLUMNS,
     JET_SCALARS,
-    SCHEMA_VERSION,
+    MANIFEST,
+    ROW_GROUP,
     JetChunk,
     objects_to_chunk,
 )
+from colliderfm.data.shards import read_manifest, shard_paths
 from colliderfm.errors import DataError
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-ROW_GROUP = 1024
+__all__ = [
+    "MANIFEST",
+    "ROW_GROUP",
+    "ParquetReader",
+    "iter_parquet_jets",
+    "read_manifest",
+    "shard_paths",
+]
+
 #: List columns a jet table must have; ``part_charge``/``part_pid`` are optional (0 = unknown).
 JET_REQUIRED: tuple[str, ...] = ("part_px", "part_py", "part_pz", "part_energy")
 #: Optional per-particle list columns, filled with 0 (unknown) when absent.
@@ -147,93 +155,6 @@ def check_schema(schema: pa.Schema, path: str | Path, warn: bool = True) -> str:
     return kind
 
 
-def chunk_to_table(chunk: JetChunk) -> pa.Table:
-    """Convert a jet chunk to an Arrow table in the canonical column layout.
-
-    Args:
-        chunk: jets to convert.
-
-    Returns:
-        Table with list columns ``part_*`` and scalar ``jet_*``, ``label``.
-    """
-    offsets = pa.array(chunk.offsets.astype(np.int32))
-
-    def lst(a: np.ndarray) -> pa.Array:
-        return pa.ListArray.from_arrays(offsets, pa.array(a))
-
-    cols: dict[str, pa.Array] = {
-        "part_px": lst(chunk.px.astype(np.float32)),
-        "part_py": lst(chunk.py.astype(np.float32)),
-        "part_pz": lst(chunk.pz.astype(np.float32)),
-        "part_energy": lst(chunk.energy.astype(np.float32)),
-        "part_charge": lst(chunk.charge.astype(np.int8)),
-        "part_pid": lst(chunk.pid.astype(np.int32)),
-    }
-    for k in JET_SCALARS:
-        if k in chunk.jet:
-            cols[k] = pa.array(chunk.jet[k].astype(np.float32))
-    cols["label"] = pa.array(chunk.label.astype(np.int64))
-    return pa.table(cols)
-
-
-def events_table(
-    counts: np.ndarray,
-    pt: np.ndarray,
-    eta: np.ndarray,
-    phi: np.ndarray,
-    energy: np.ndarray,
-    obj_type: np.ndarray,
-    label: np.ndarray,
-) -> pa.Table:
-    """Build an Arrow table in the canonical event layout from flat object arrays.
-
-    Args:
-        counts: ``[N]`` objects per event.
-        pt, eta, phi, energy: ``[sum(counts)]`` object kinematics (GeV, rad); stored as float32.
-        obj_type: ``[sum(counts)]`` :class:`~colliderfm.data.schema.ObjectType` values (int8).
-        label: ``[N]`` class index (``-1`` = unlabelled).
-
-    Returns:
-        Table with list columns ``obj_pt, obj_eta, obj_phi, obj_energy, obj_type`` and ``label``.
-    """
-    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    off = pa.array(offsets)
-    values = (pt, eta, phi, energy, obj_type)
-    dtypes = (np.float32, np.float32, np.float32, np.float32, np.int8)
-    cols: dict[str, pa.Array] = {
-        name: pa.ListArray.from_arrays(off, pa.array(np.asarray(v).astype(dt, copy=False)))
-        for name, v, dt in zip(EVENT_COLUMNS, values, dtypes, strict=True)
-    }
-    cols["label"] = pa.array(np.asarray(label, dtype=np.int64))
-    return pa.table(cols)
-
-
-def chunk_to_events_table(chunk: JetChunk) -> pa.Table:
-    """Convert a chunk of events (objects as particles, ``pid`` = ObjectType) back to a table.
-
-    The inverse of :func:`table_to_chunk` for event tables, up to float32 rounding of
-    ``pt, eta, phi`` (recomputed from px, py, pz); MET (``pz = 0``) keeps ``eta = 0``.
-
-    Args:
-        chunk: events as produced by :func:`~colliderfm.data.schema.objects_to_chunk`.
-
-    Returns:
-        Table in the canonical event layout.
-    """
-    px, py, pz = (a.astype(np.float64) for a in (chunk.px, chunk.py, chunk.pz))
-    pt = np.hypot(px, py)
-    return events_table(
-        chunk.counts,
-        pt,
-        np.arcsinh(np.divide(pz, pt, out=np.zeros_like(pz), where=pt > 0)),
-        np.arctan2(py, px),
-        chunk.energy,
-        chunk.pid,
-        chunk.label,
-    )
-
-
 def _flat_list(table: pa.Table | pa.RecordBatch, name: str) -> tuple[np.ndarray, np.ndarray]:
     """A list column as (flat values, counts), zero-copy where possible."""
     col = table.column(name)
@@ -311,236 +232,6 @@ def table_to_chunk(table: pa.Table | pa.RecordBatch, path: str | Path | None = N
     )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-class ShardWriter:
-    """Write tables into ``part-NNNNN.parquet`` shards and a manifest, atomically.
-
-    Use as a context manager; the output directory appears only when the block exits cleanly.
-
-    Args:
-        out: target directory (must not exist, or be empty, unless ``overwrite``).
-        kind: ``"jets"`` or ``"events"``.
-        classes: class names; label ``i`` means ``classes[i]``.
-        source: generator or conversion settings recorded in the manifest.
-        rows_per_shard: rows before a new shard is started.
-        overwrite: replace an existing directory.
-    """
-
-    def __init__(
-        self,
-        out: str | Path,
-        kind: str,
-        classes: list[str],
-        source: dict[str, Any],
-        rows_per_shard: int = 100_000,
-        overwrite: bool = False,
-    ) -> None:
-        self.out = Path(out)
-        if self.out.exists() and any(self.out.iterdir()) and not overwrite:
-            raise DataError(self.out, "output directory exists and is not empty (use --overwrite)")
-        parent = self.out.resolve().parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=parent))
-        except OSError as exc:
-            raise DataError(parent, f"cannot write output: {exc.strerror or exc}") from exc
-        self.kind, self.classes, self.source = kind, list(classes), dict(source)
-        self.overwrite = overwrite
-        self.rows_per_shard = rows_per_shard
-        self.shards: list[dict[str, Any]] = []
-        self.counts: Counter[int] = Counter()
-        self.skipped: Counter[str] = Counter()
-        self._writer: pq.ParquetWriter | None = None
-        self._rows_in_shard = 0
-        self._path: Path | None = None
-
-    def __enter__(self) -> ShardWriter:
-        return self
-
-    def write(self, table: pa.Table) -> None:
-        """Append rows, splitting across shards at ``rows_per_shard``.
-
-        Args:
-            table: rows in the canonical layout (must contain ``label``).
-        """
-        start = 0
-        while start < table.num_rows:
-            if self._writer is None:
-                self._open()
-            assert self._writer is not None
-            take = min(table.num_rows - start, self.rows_per_shard - self._rows_in_shard)
-            part = table.slice(start, take)
-            try:
-                self._writer.write_table(part, row_group_size=ROW_GROUP)
-            except OSError as exc:
-                raise DataError(self.out, f"cannot write shard: {exc.strerror or exc}") from exc
-            labels, n = np.unique(part.column("label").to_numpy(), return_counts=True)
-            self.counts.update(dict(zip(labels.tolist(), n.tolist(), strict=True)))
-            self._rows_in_shard += take
-            start += take
-            if self._rows_in_shard >= self.rows_per_shard:
-                self._close_shard()
-
-    def write_chunk(self, chunk: JetChunk) -> None:
-        """Append a jet chunk (for ``kind="events"``: events read as objects, see
-        :func:`chunk_to_events_table`).
-
-        Args:
-            chunk: jets (or events) to write.
-        """
-        if len(chunk):
-            self.write(
-                chunk_to_events_table(chunk) if self.kind == "events" else chunk_to_table(chunk)
-            )
-
-    def _open(self) -> None:
-        self._path = self.tmp / f"part-{len(self.shards):05d}.parquet"
-        self._rows_in_shard = 0
-        self._writer = _LazyWriter(self._path)  # type: ignore[assignment]
-
-    def _close_shard(self) -> None:
-        if self._writer is None or self._path is None:
-            return
-        writer, self._writer = self._writer, None
-        try:
-            writer.close()
-            digest = _sha256(self._path)
-        except OSError as exc:
-            raise DataError(self.out, f"cannot write shard: {exc.strerror or exc}") from exc
-        self.shards.append({"file": self._path.name, "n": self._rows_in_shard, "sha256": digest})
-
-    def _abort(self) -> None:
-        """Drop the half-written output: close the open shard (errors ignored), remove tmp."""
-        if self._writer is not None:
-            with contextlib.suppress(Exception):  # e.g. the disk is still full
-                self._writer.close()
-            self._writer = None
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            self._abort()
-            return
-        try:
-            self._close_shard()
-            self.finish()
-        except BaseException:
-            self._abort()  # nothing half-written stays next to the target
-            raise
-
-    def finish(self) -> None:
-        """Write the manifest and move the directory into place."""
-        names = self.classes
-        counts = {
-            (names[k] if 0 <= k < len(names) else ("unlabelled" if k == -1 else str(k))): int(v)
-            for k, v in sorted(self.counts.items())
-        }
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "kind": self.kind,
-            "classes": names,
-            "n": int(sum(self.counts.values())),
-            "counts": counts,
-            "skipped": dict(self.skipped),
-            "shards": self.shards,
-            "source": self.source,
-            "created_by": f"colliderfm {__version__}",
-        }
-        try:
-            with open(self.tmp / MANIFEST, "w") as f:
-                json.dump(manifest, f, indent=2)
-            if self.out.exists():
-                if not self.overwrite and any(self.out.iterdir()):
-                    raise DataError(self.out, "output directory appeared while writing")
-                shutil.rmtree(self.out)
-            os.replace(self.tmp, self.out)
-        except OSError as exc:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise DataError(self.out, f"cannot finish output: {exc.strerror or exc}") from exc
-        except BaseException:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise
-
-
-class _LazyWriter:
-    """A ParquetWriter that takes its schema from the first table written."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._w: pq.ParquetWriter | None = None
-
-    def write_table(self, table: pa.Table, row_group_size: int) -> None:
-        if self._w is None:
-            self._w = pq.ParquetWriter(self.path, table.schema, compression="zstd")
-        self._w.write_table(table, row_group_size=row_group_size)
-
-    def close(self) -> None:
-        if self._w is not None:
-            self._w.close()
-
-
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    """Read and check a shard directory's manifest.
-
-    Args:
-        path: shard directory.
-
-    Returns:
-        The manifest dict.
-    """
-    path = Path(path)
-    mf = path / MANIFEST
-    if not mf.is_file():
-        raise DataError(path, f"not a colliderfm shard directory (no {MANIFEST})")
-    try:
-        manifest = json.loads(mf.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(mf, f"manifest is not valid JSON ({exc})") from exc
-    if not isinstance(manifest, dict) or "shards" not in manifest:
-        raise DataError(mf, "manifest has no 'shards' list")
-    version = manifest.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise DataError(
-            mf,
-            f"schema_version {version!r} is not supported "
-            f"(this colliderfm reads <= {SCHEMA_VERSION})",
-        )
-    shards = manifest["shards"]
-    if not isinstance(shards, list):
-        raise DataError(mf, "manifest 'shards' is not a list")
-    for i, s in enumerate(shards):
-        name = s.get("file") if isinstance(s, dict) else None
-        if not isinstance(name, str) or not name or Path(name).name != name:
-            raise DataError(mf, f"manifest shards entry {i} has no valid 'file' name ({s!r:.60})")
-    n = manifest.get("n")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise DataError(mf, f"manifest has no valid row count 'n' ({n!r:.30})")
-    for s in shards:
-        if not (path / s["file"]).is_file():
-            raise DataError(path / s["file"], "shard listed in manifest is missing")
-    return manifest
-
-
-def shard_paths(path: str | Path) -> list[Path]:
-    """List the shard files of a directory (via its manifest).
-
-    Args:
-        path: shard directory.
-
-    Returns:
-        Paths of the shards in manifest order.
-    """
-    manifest = read_manifest(path)
-    return [Path(path) / s["file"] for s in manifest["shards"]]
-
-
 def iter_shard(
     path: str | Path, rows: int = ROW_GROUP, row_groups: Iterable[int] | None = None
 ) -> Iterator[pa.RecordBatch]:
@@ -604,3 +295,165 @@ def iter_parquet_jets(
                     f,
                     ", ".join(f"{v} {kind} ({k})" for k, v in sorted(total.items())),
                 )
+
+
+def _event_rows(
+    path: Path, chunk_size: int, skipped: Counter[str], unlabel: bool
+) -> Iterator[tuple[pa.Table, int]]:
+    """Event shards (or an event ``.parquet``) as tables of their good rows, copied as stored."""
+    for f in shard_paths(path) if path.is_dir() else [path]:
+        check_schema(read_schema(f), f)
+        for rb in iter_shard(f, rows=chunk_size):
+            # the skip policy, row for row: the stored values are copied, not recomputed
+            keep = good_jets(table_to_chunk(rb, f), skipped, empty=EMPTY_KEY["events"])
+            table = pa.Table.from_batches([rb])
+            if not keep.all():
+                table = table.filter(pa.array(keep))
+            if unlabel:
+                col = table.schema.get_field_index("label")
+                kind = table.schema.field(col).type
+                hidden = pa.array(np.full(table.num_rows, -1, np.int64), kind)
+                table = table.set_column(col, "label", hidden)
+            yield table, table.num_rows
+
+
+@register
+class ParquetReader(Reader):
+    """Canonical data: a shard directory (with its manifest) or a lone ``.parquet`` file."""
+
+    name = "parquet"
+    canonical = True
+
+    def detect(self, path: Path) -> bool:
+        """A directory, or a file starting with the Parquet magic bytes (see
+        :meth:`Reader.detect`)."""
+        return path.is_dir() or file_head(path).startswith(PARQUET_MAGIC)
+
+    def kind(self, path: Path) -> str:
+        """``"events"`` for event shards (manifest ``kind``, or ``obj_*`` columns), else jets.
+
+        Args:
+            path: shard directory or ``.parquet`` file.
+
+        Returns:
+            ``"jets"`` or ``"events"``.
+        """
+        if path.is_dir():
+            events = read_manifest(path).get("kind") == "events"
+        else:
+            events = is_event_table(read_schema(path).names)
+        return "events" if events else "jets"
+
+    def classes(self, path: Path) -> list[str]:
+        """The manifest's classes (a lone ``.parquet`` without a manifest beside it: none).
+
+        Args:
+            path: shard directory or ``.parquet`` file.
+
+        Returns:
+            Class names.
+        """
+        if not path.is_dir() and not (path.parent / MANIFEST).is_file():
+            return []  # a lone .parquet file: class names unknown
+        return list(read_manifest(path if path.is_dir() else path.parent).get("classes", []))
+
+    def count(self, path: Path) -> int | None:
+        """Rows from the manifest (directories) or the Parquet footer (files).
+
+        Args:
+            path: shard directory or ``.parquet`` file.
+
+        Returns:
+            The row count.
+        """
+        if path.is_dir():
+            return int(read_manifest(path)["n"])
+        return int(open_parquet(path).metadata.num_rows)
+
+    def iter_chunks(
+        self, path: Path, chunk_size: int = 8192, skipped: Counter[str] | None = None
+    ) -> Iterator[JetChunk]:
+        """:func:`iter_parquet_jets` (see :meth:`Reader.iter_chunks`)."""
+        return iter_parquet_jets(path, rows=chunk_size, skipped=skipped)
+
+    def units(self, path: Path) -> list[Unit]:
+        """One unit per row group; every file's columns are checked up front.
+
+        Args:
+            path: shard directory or ``.parquet`` file.
+
+        Returns:
+            Work units.
+        """
+        files, what = (shard_paths(path), "shard") if path.is_dir() else ([path], "file")
+        units: list[Unit] = []
+        for f in files:
+            pf = open_parquet(f, what)
+            check_schema(pf.schema_arrow, f)  # one line naming a missing/mistyped column
+            for rg in range(pf.num_row_groups):
+
+                def unit(f: Path = f, rg: int = rg) -> Iterator[JetChunk]:
+                    for rb in iter_shard(f, rows=1 << 20, row_groups=[rg]):
+                        yield table_to_chunk(rb, f)
+
+                units.append(unit)
+        return units
+
+    def labels(self, path: Path) -> np.ndarray:
+        """Labels; shard directories (cleaned when written) read only their label column.
+
+        Args:
+            path: shard directory or ``.parquet`` file.
+
+        Returns:
+            ``[N]`` int64 labels.
+        """
+        if not path.is_dir():  # read as cleaned chunks, so labels line up with the rows read
+            return super().labels(path)
+        return np.concatenate(
+            [
+                open_parquet(f, "shard").read(columns=["label"]).column("label").to_numpy()
+                for f in shard_paths(path)
+            ]
+        ).astype(np.int64)
+
+    def schema(self, path: Path) -> dict[str, Any]:
+        """Column names and Arrow types of the (first) file.
+
+        Args:
+            path: shard directory or ``.parquet`` file.
+
+        Returns:
+            ``{column: type}``.
+        """
+        files = shard_paths(path) if path.is_dir() else [path]
+        if not files:
+            return {}
+        return {f.name: str(f.type) for f in read_schema(files[0])}
+
+    def manifest(self, path: Path) -> dict[str, Any] | None:
+        """The manifest of a shard directory, None for a lone file (:meth:`Reader.manifest`)."""
+        return read_manifest(path) if path.is_dir() else None
+
+    def event_inputs(
+        self, paths: list[Path], chunk_size: int, options: Any, label: int, unlabel: bool
+    ) -> EventInputs:
+        """Re-shard event shards, rows copied as stored (labels hidden with ``unlabel``).
+
+        Args:
+            paths: event shard directories or ``.parquet`` files.
+            chunk_size: rows read per step.
+            options: unused (NanoAOD options).
+            label: unused (the stored labels are kept or hidden).
+            unlabel: hide the labels.
+
+        Returns:
+            The inputs' description for ``convert``.
+        """
+        if not all(self.kind(p) == "events" for p in paths):
+            raise DataError(paths[0], "inputs mix event and jet shards; convert one kind at a time")
+        return EventInputs(
+            sizes=[None] * len(paths),
+            source={"labels": "hidden (-1)" if unlabel else "kept"},
+            tables=lambda p, skipped: _event_rows(p, chunk_size, skipped, unlabel),
+        )

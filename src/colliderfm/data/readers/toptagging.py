@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from colliderfm.data.readers.base import HDF5_MAGIC, Reader, file_head, register
 from colliderfm.data.readers.common import sanitize_jets
 from colliderfm.data.schema import JetChunk, jet_scalars_from_particles
 from colliderfm.errors import DataError, require
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 CLASSES: list[str] = ["QCD", "Tbqq"]
 
 LABEL_COLUMN = "is_signal_new"
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _SLOT = re.compile(r"^E_(\d+)$")
 
 
@@ -300,3 +300,32 @@ def schema(path: str | Path, key: str = "table") -> dict[str, Any]:
         "particle_slots": len(e_cols),
         "columns": {str(c): str(t) for c, t in head.dtypes.items() if c not in slot_cols},
     }
+
+
+@register
+class TopTaggingReader(Reader):
+    """Top Tagging reference dataset: an HDF5 file written by pandas."""
+
+    name = "toptagging"
+
+    def detect(self, path: Path) -> bool:
+        """HDF5 magic bytes (see :meth:`Reader.detect`)."""
+        return file_head(path).startswith(HDF5_MAGIC)
+
+    def classes(self, path: Path) -> list[str]:
+        """:data:`CLASSES` (see :meth:`Reader.classes`)."""
+        return list(CLASSES)
+
+    def count(self, path: Path) -> int | None:
+        """:func:`num_jets` (see :meth:`Reader.count`)."""
+        return num_jets(path)
+
+    def iter_chunks(
+        self, path: Path, chunk_size: int = 8192, skipped: Counter[str] | None = None
+    ) -> Iterator[JetChunk]:
+        """:func:`iter_jets` (see :meth:`Reader.iter_chunks`)."""
+        return iter_jets(path, chunk_size=chunk_size, skipped=skipped)
+
+    def schema(self, path: Path) -> dict[str, Any]:
+        """:func:`schema` (see :meth:`Reader.schema`)."""
+        return schema(path)

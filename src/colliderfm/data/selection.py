@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from colliderfm.data.readers.parquet import events_table
 from colliderfm.data.schema import ObjectType
+from colliderfm.data.shards import events_table
 
 
 @dataclass(frozen=True)
