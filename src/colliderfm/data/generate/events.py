@@ -46,17 +46,16 @@ Reconstruction, vectorised over batches of events:
   jet 4, MET 5; MET has ``eta = 0`` and ``E = pT``).
 
 Processes and settings are in :mod:`.event_processes`, one unit's work in :mod:`.pythia_events`.
-Work is split exactly as for jets (:mod:`.jets`): processes interleaved round-robin over shards of
-``events_per_shard`` rows, each shard cut into units of at most :data:`UNIT_EVENTS` events of one
-sub-process with seeds derived from ``(seed, sub-process, shard, chunk)``, run in a process pool;
-the parent writes the shards in order (shuffled with a seeded RNG), so a seed gives byte-identical
-files for any number of workers.
+Work is split by the driver shared with jets (:mod:`.driver`): processes interleaved round-robin
+over shards of ``events_per_shard`` rows, each shard cut into units of at most :data:`UNIT_EVENTS`
+events of one sub-process with seeds derived from ``(seed, sub-process, shard, chunk)``, run in a
+process pool; the parent writes the shards in order (shuffled with a seeded RNG), so a seed gives
+byte-identical files for any number of workers.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,12 +63,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from colliderfm.data.generate.driver import (
+    SHUFFLE_TAG,
+    GenerationJob,
+    package_version,
+    round_robin,
+)
 from colliderfm.data.generate.event_processes import SQRT_S, SUBPROCESSES, EventSettings
-from colliderfm.data.generate.jets import _version
 from colliderfm.data.generate.pythia_events import EventUnit
-from colliderfm.data.generate.units import Unit, UnitPool, derive_seeds, worker_progress
-from colliderfm.data.shards import ShardWriter, read_manifest
+from colliderfm.data.generate.units import Unit, derive_seeds
 from colliderfm.data.schema import EVENT_CLASSES
+from colliderfm.data.shards import ShardWriter
 from colliderfm.errors import ColliderFMError
 
 __all__ = ["EVENT_PROCESSES", "UNIT_EVENTS", "EventSettings", "generate_events"]
@@ -79,7 +83,7 @@ EVENT_PROCESSES: dict[str, int] = {"ttbar": 0, "h2hdm": 1, "datalike": -1}
 #: Most events one unit generates (one Pythia initialisation, ~2 s, per unit).
 UNIT_EVENTS = 200
 _SUB_INDEX = {k: i for i, k in enumerate(SUBPROCESSES)}
-_SHUFFLE_TAG, _MIX_TAG, _SEED_TAG = 0x5EED, 0x313, 0xE7E
+_MIX_TAG, _SEED_TAG = 0x313, 0xE7E
 
 
 def _unit_seeds(seed: int, process: str, shard: int, chunk: int) -> tuple[tuple[int, ...], int]:
@@ -90,22 +94,25 @@ def _unit_seeds(seed: int, process: str, shard: int, chunk: int) -> tuple[tuple[
 
 def _run_unit(
     unit: Unit, progress: Callable[[int], Any] | None = None
-) -> tuple[int, pa.Table, list[int], float]:
+) -> tuple[int, pa.Table, list[float]]:
     """Generate one unit (top-level so that a spawn pool can pickle it).
 
     Args:
         unit: what to generate.
-        progress: called with the number of new selected events; in a pool worker the default
-            adds them to the pool's shared counter (:mod:`.units`).
+        progress: called with the number of new selected events (the pool's counter).
 
     Returns:
-        ``(unit index, events, cut flow, truth-tag weight sum)``.
+        ``(unit index, events, [*cut flow, truth-tag weight sum])``.
     """
-    if progress is None:
-        progress = worker_progress()
     gen = EventUnit(unit.process, unit.settings, unit.pythia_seeds, unit.detector_seed)
     table = gen.generate(unit.n, unit.label, on_events=progress)
-    return unit.index, table, gen.cutflow.tolist(), gen.truth_tag_weight
+    return unit.index, table, [*gen.cutflow.tolist(), gen.truth_tag_weight]
+
+
+def _write_shard(writer: ShardWriter, parts: list[pa.Table], rng: np.random.Generator) -> None:
+    """Write one shard: its units' events, shuffled."""
+    events = pa.concat_tables(parts)
+    writer.write(events.take(pa.array(rng.permutation(events.num_rows))))
 
 
 def datalike_counts(n: int) -> dict[str, int]:
@@ -128,7 +135,7 @@ def datalike_counts(n: int) -> dict[str, int]:
 
 def _row_processes(keys: list[str], n: int, seed: int) -> np.ndarray:
     """Sub-process of every output row: processes round-robin, data-like components mixed."""
-    rows = np.array(keys, dtype=object)[np.arange(n * len(keys)) % len(keys)]
+    rows = round_robin(keys, n)
     if "datalike" in keys:
         counts = datalike_counts(n)
         comp = np.repeat(np.array(list(counts), dtype=object), list(counts.values()))
@@ -137,22 +144,16 @@ def _row_processes(keys: list[str], n: int, seed: int) -> np.ndarray:
     return rows
 
 
-def _check_args(
-    processes: list[str], n: int, seed: int, workers: int, per_shard: int, mass: float
-) -> list[str]:
-    """Validate arguments; return the unique process keys in output order."""
-    unknown = [p for p in processes if p not in EVENT_PROCESSES]
-    if unknown or not processes:
-        what = f"unknown process {', '.join(map(repr, unknown))}" if unknown else "no process"
-        raise ColliderFMError(f"{what}; valid processes: {', '.join(EVENT_PROCESSES)}")
-    for name, value, lo in (("--n", n, 1), ("--seed", seed, 0), ("--workers", workers, 1)):
-        if value < lo:
-            raise ColliderFMError(f"{name} must be >= {lo} (got {value})")
-    if per_shard < 1:
-        raise ColliderFMError(f"--events-per-shard must be >= 1 (got {per_shard})")
+def _check_settings(mass: float, settings: EventSettings) -> None:
+    """Validate the event-specific arguments (the shared ones: :class:`GenerationJob`)."""
     if not 2 * 173.0 < mass < 5000.0:
         raise ColliderFMError(f"--mass must be between 346 and 5000 GeV for H -> tt (got {mass})")
-    return [k for k in EVENT_PROCESSES if k in set(processes)]
+    for name in ("btag_eff", "ctag_rate", "light_tag_rate"):
+        if not 0.0 <= getattr(settings, name) <= 1.0:
+            raise ColliderFMError(f"{name} must be in [0, 1] (got {getattr(settings, name)})")
+    bad = {k: v for k, v in dataclasses.asdict(settings.selection).items() if v < 0}
+    if bad:
+        raise ColliderFMError(f"selection values must be >= 0 (got {bad})")
 
 
 def _source(
@@ -187,7 +188,7 @@ def _source(
         "seed": seed,
         "seed_derivation": "SeedSequence([seed, 0xE7E, subprocess_index, shard, chunk])"
         ".generate_state(1 + n_variants) -> (s0 = numpy seed, 1 + s_i % 900000000 = Pythia "
-        f"Random:seed of variant i); shard shuffle: default_rng([seed, {_SHUFFLE_TAG}, shard]); "
+        f"Random:seed of variant i); shard shuffle: default_rng([seed, {SHUFFLE_TAG}, shard]); "
         f"data-like mix: default_rng([seed, {_MIX_TAG}])",
         "cutflow_columns": ["generated", "leptons", "bjets", "light_jets"],
         "cutflow": {k: [int(x) for x in stats[k][:4]] for k in subs},
@@ -198,8 +199,8 @@ def _source(
             for k in subs
             if SUBPROCESSES[k].truth_tag
         },
-        "pythia_version": _version("pythia8mc"),
-        "fastjet_version": _version("fastjet"),
+        "pythia_version": package_version("pythia8mc"),
+        "fastjet_version": package_version("fastjet"),
     }
 
 
@@ -237,91 +238,34 @@ def generate_events(
     Returns:
         The manifest dict (as written to ``out/manifest.json``).
     """
-    if (num_shards is None) != (shard_index is None):
-        raise ColliderFMError("--num-shards and --shard-index must be given together")
-    if num_shards is not None and shard_index is not None:
-        if num_shards < 1 or not 0 <= shard_index < num_shards:
-            raise ColliderFMError(
-                f"need 0 <= --shard-index < --num-shards (got {shard_index}, {num_shards})"
-            )
-        events_per_shard = -(-n * len(set(processes)) // num_shards)
-    keys = _check_args(processes, n, seed, workers, events_per_shard, mass)
-    settings = dataclasses.replace(settings or EventSettings(), mass=float(mass))
-    for name in ("btag_eff", "ctag_rate", "light_tag_rate"):
-        if not 0.0 <= getattr(settings, name) <= 1.0:
-            raise ColliderFMError(f"{name} must be in [0, 1] (got {getattr(settings, name)})")
-    bad = {k: v for k, v in dataclasses.asdict(settings.selection).items() if v < 0}
-    if bad:
-        raise ColliderFMError(f"selection values must be >= 0 (got {bad})")
+    job = GenerationJob(
+        "events",
+        processes,
+        list(EVENT_PROCESSES),
+        n=n,
+        out=out,
+        seed=seed,
+        workers=workers,
+        rows_per_shard=events_per_shard,
+        progress=progress,
+        overwrite=overwrite,
+        num_shards=num_shards,
+        shard_index=shard_index,
+    )
+    settings = settings or EventSettings()
+    _check_settings(mass, settings)
+    settings = dataclasses.replace(settings, mass=float(mass))
+    keys = [k for k in EVENT_PROCESSES if k in set(processes)]
     rows = _row_processes(keys, n, seed)
     subs = [k for k in SUBPROCESSES if k in set(rows.tolist())]
-    units: list[Unit] = []
-    n_shards = -(-len(rows) // events_per_shard)
-    for s in range(n_shards):
-        here = rows[s * events_per_shard : (s + 1) * events_per_shard]
-        for key in subs:
-            count = int((here == key).sum())
-            label = EVENT_PROCESSES[key.split("/")[0]]
-            for c, lo in enumerate(range(0, count, UNIT_EVENTS)):
-                py_seeds, det_seed = _unit_seeds(seed, key, s, c)
-                units.append(
-                    Unit(
-                        len(units),
-                        key,
-                        label,
-                        s,
-                        c,
-                        min(UNIT_EVENTS, count - lo),
-                        py_seeds,
-                        det_seed,
-                        settings,
-                    )
-                )
-    wanted = list(range(n_shards)) if shard_index is None else [shard_index]
-    if shard_index is not None:
-        if shard_index >= n_shards:
-            raise ColliderFMError(
-                f"shard {shard_index} is empty: {n} events per process fill only {n_shards} shards"
-            )
-        mine = [u for u in units if u.shard == shard_index]
-        units = [dataclasses.replace(u, index=i) for i, u in enumerate(mine)]
-    shard_units = [[u.index for u in units if u.shard == s] for s in wanted]
+    labels = {k: EVENT_PROCESSES[k.split("/")[0]] for k in subs}
+    units = job.plan(rows, labels, UNIT_EVENTS, _unit_seeds, settings)
     stats = {k: [0.0] * 5 for k in subs}  # cut flow (4) + truth-tag weight
-
-    from tqdm.auto import tqdm
-
-    writer = ShardWriter(
-        out, "events", list(EVENT_CLASSES), {}, rows_per_shard=events_per_shard, overwrite=overwrite
+    return job.run(
+        units,
+        list(EVENT_CLASSES),
+        _run_unit,
+        _write_shard,
+        stats,
+        lambda: _source(keys, n, seed, job.rows_per_shard, settings, subs, stats),
     )
-    n_workers = min(workers, len(units))
-    pool = UnitPool(n_workers)  # before the progress bar (see UnitPool)
-    bar = tqdm(
-        total=sum(u.n for u in units),
-        unit="event",
-        file=sys.stderr,
-        disable=not progress,
-        desc="generate events",
-        smoothing=0.1,
-    )
-    with writer, bar:
-        pending: dict[int, pa.Table] = {}
-        next_shard = 0
-
-        def collect(index: int, table: pa.Table, cutflow: list[int], weight: float) -> None:
-            nonlocal next_shard
-            pending[index] = table
-            st = stats[units[index].process]
-            for i, c in enumerate([*cutflow, weight]):
-                st[i] += c
-            while next_shard < len(wanted) and all(i in pending for i in shard_units[next_shard]):
-                events = pa.concat_tables([pending.pop(i) for i in shard_units[next_shard]])
-                rng = np.random.default_rng([seed, _SHUFFLE_TAG, wanted[next_shard]])
-                writer.write(events.take(pa.array(rng.permutation(events.num_rows))))
-                next_shard += 1
-
-        for result in pool.run(_run_unit, units, bar):
-            collect(*result)
-        writer.source = _source(keys, n, seed, events_per_shard, settings, subs, stats)
-        if shard_index is not None:
-            writer.source.update(num_shards=num_shards, shard_index=shard_index)
-    return read_manifest(out)

@@ -21,7 +21,8 @@ with the processes interleaved round-robin (each shard holds a balanced mix, shu
 RNG); one unit generates up to :data:`UNIT_JETS` jets of one process for one shard, with seeds
 derived from ``(seed, process, shard, chunk)``. Units run in a process pool (fork on Linux, spawn
 elsewhere); the parent assembles and writes the shards in order with :class:`ShardWriter`, so the
-same ``seed`` gives byte-identical files for any number of workers.
+same ``seed`` gives byte-identical files for any number of workers. The driver doing this is
+shared with the event generator (:mod:`.driver`); this module holds what is particular to jets.
 
 FastJet: M. Cacciari, G.P. Salam and G. Soyez, EPJC 72 (2012) 1896 [arXiv:1111.6097]; its banner is
 suppressed. Pythia 8: C. Bierlich et al., SciPost Phys. Codebases 8 (2022).
@@ -29,27 +30,29 @@ suppressed. Pythia 8: C. Bierlich et al., SciPost Phys. Codebases 8 (2022).
 
 from __future__ import annotations
 
-import dataclasses
-import sys
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from colliderfm.data.generate.driver import (
+    SHUFFLE_TAG,
+    GenerationJob,
+    package_version,
+    round_robin,
+)
 from colliderfm.data.generate.processes import PROCESS_INDEX, PROCESSES, SPECS
 from colliderfm.data.generate.pythia_jets import SQRT_S, JetSettings, JetUnit
-from colliderfm.data.generate.units import Unit, UnitPool, derive_seeds, worker_progress
-from colliderfm.data.shards import ShardWriter, read_manifest
+from colliderfm.data.generate.units import Unit, derive_seeds
 from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk
+from colliderfm.data.shards import ShardWriter
 from colliderfm.errors import ColliderFMError
 
 __all__ = ["PROCESSES", "UNIT_JETS", "generate_jets"]
 
 #: Most jets one unit generates (one Pythia initialisation, ~0.8 s, per unit).
 UNIT_JETS = 250
-_SHUFFLE_TAG = 0x5EED
 
 
 def _unit_seeds(seed: int, process: str, shard: int, chunk: int) -> tuple[tuple[int, ...], int]:
@@ -64,61 +67,26 @@ def _run_unit(
 
     Args:
         unit: what to generate.
-        progress: called with the number of new jets after each batch; in a pool worker the
-            default adds them to the shared counter.
+        progress: called with the number of new jets after each batch (the pool's counter).
 
     Returns:
         ``(unit index, jets, (events generated, jets selected before truncation))``.
     """
-    if progress is None:
-        progress = worker_progress()
     gen = JetUnit(unit.process, unit.settings, unit.pythia_seeds, unit.detector_seed)
     chunk = gen.generate(unit.n, unit.label, on_jets=progress)
     return unit.index, chunk, (gen.n_events, gen.n_selected)
 
 
-def _shard_counts(n_total: int, n_proc: int, jets_per_shard: int) -> list[list[int]]:
-    """Jets of each process in each shard: processes interleaved round-robin over the output."""
-    out = []
-    for lo in range(0, n_total, jets_per_shard):
-        hi = min(lo + jets_per_shard, n_total)
-        out.append(np.bincount(np.arange(lo, hi) % n_proc, minlength=n_proc).tolist())
-    return out
+def _write_shard(writer: ShardWriter, parts: list[JetChunk], rng: np.random.Generator) -> None:
+    """Write one shard: its units' jets, shuffled."""
+    jets = JetChunk.concat(parts)
+    writer.write_chunk(jets.take(rng.permutation(len(jets))))
 
 
-def _check_args(
-    processes: list[str],
-    n: int,
-    seed: int,
-    workers: int,
-    jets_per_shard: int,
-    pt_min: float,
-    pt_max: float,
-) -> list[str]:
-    """Validate arguments; return the unique process keys in JetClass class order."""
-    unknown = [p for p in processes if p not in PROCESSES]
-    if unknown or not processes:
-        what = f"unknown process {', '.join(map(repr, unknown))}" if unknown else "no process"
-        raise ColliderFMError(f"{what}; valid processes: {', '.join(PROCESSES)}")
-    if n < 1:
-        raise ColliderFMError(f"--n must be >= 1 (got {n})")
-    if seed < 0:
-        raise ColliderFMError(f"--seed must be >= 0 (got {seed})")
-    if workers < 1:
-        raise ColliderFMError(f"--workers must be >= 1 (got {workers})")
-    if jets_per_shard < 1:
-        raise ColliderFMError(f"--jets-per-shard must be >= 1 (got {jets_per_shard})")
+def _check_args(pt_min: float, pt_max: float) -> None:
+    """Validate the jet-specific arguments (the shared ones: :class:`GenerationJob`)."""
     if not 0 < pt_min < pt_max:
         raise ColliderFMError(f"need 0 < pt_min < pt_max (got {pt_min}, {pt_max})")
-    order = {c: i for i, c in enumerate(JETCLASS_CLASSES)}
-    return sorted(set(processes), key=lambda p: order[PROCESSES[p]])
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:  # pragma: no cover - depends on the environment
-        return "unknown"
 
 
 def _source(
@@ -158,11 +126,11 @@ def _source(
         "seed_derivation": "SeedSequence([seed, jetclass_index(process), shard, chunk])"
         ".generate_state(1 + n_variants) -> (s0 = detector numpy seed, "
         "1 + s_i % 900000000 = Pythia Random:seed of variant i); shard shuffle: "
-        f"default_rng([seed, {_SHUFFLE_TAG}, shard])",
+        f"default_rng([seed, {SHUFFLE_TAG}, shard])",
         "events_generated": {k: stats[k][0] for k in keys},
         "selection_efficiency": {k: round(stats[k][1] / max(stats[k][0], 1), 4) for k in keys},
-        "pythia_version": _version("pythia8mc"),
-        "fastjet_version": _version("fastjet"),
+        "pythia_version": package_version("pythia8mc"),
+        "fastjet_version": package_version("fastjet"),
     }
 
 
@@ -205,82 +173,32 @@ def generate_jets(
     Returns:
         The manifest dict (as written to ``out/manifest.json``).
     """
-    if (num_shards is None) != (shard_index is None):
-        raise ColliderFMError("--num-shards and --shard-index must be given together")
-    if num_shards is not None and shard_index is not None:
-        if num_shards < 1 or not 0 <= shard_index < num_shards:
-            raise ColliderFMError(
-                f"need 0 <= --shard-index < --num-shards (got {shard_index}, {num_shards})"
-            )
-        jets_per_shard = -(-n * len(set(processes)) // num_shards)
-    keys = _check_args(processes, n, seed, workers, jets_per_shard, pt_min, pt_max)
+    job = GenerationJob(
+        "jets",
+        processes,
+        list(PROCESSES),
+        n=n,
+        out=out,
+        seed=seed,
+        workers=workers,
+        rows_per_shard=jets_per_shard,
+        progress=progress,
+        overwrite=overwrite,
+        num_shards=num_shards,
+        shard_index=shard_index,
+    )
+    _check_args(pt_min, pt_max)
+    order = {c: i for i, c in enumerate(JETCLASS_CLASSES)}
+    keys = sorted(set(processes), key=lambda p: order[PROCESSES[p]])
     settings = JetSettings(pt_min=float(pt_min), pt_max=float(pt_max))
-    classes = [PROCESSES[k] for k in keys]
-    shards = _shard_counts(n * len(keys), len(keys), jets_per_shard)
-    units: list[Unit] = []
-    for s, counts in enumerate(shards):
-        for label, (key, count) in enumerate(zip(keys, counts, strict=True)):
-            for c, lo in enumerate(range(0, count, UNIT_JETS)):
-                py_seeds, det_seed = _unit_seeds(seed, key, s, c)
-                units.append(
-                    Unit(
-                        len(units),
-                        key,
-                        label,
-                        s,
-                        c,
-                        min(UNIT_JETS, count - lo),
-                        py_seeds,
-                        det_seed,
-                        settings,
-                    )
-                )
-    wanted = list(range(len(shards))) if shard_index is None else [shard_index]
-    if shard_index is not None:
-        if shard_index >= len(shards):
-            raise ColliderFMError(
-                f"shard {shard_index} is empty: {n} jets per process fill only {len(shards)} shards"
-            )
-        mine = [u for u in units if u.shard == shard_index]
-        units = [dataclasses.replace(u, index=i) for i, u in enumerate(mine)]
-    shard_units = [[u.index for u in units if u.shard == s] for s in wanted]
+    labels = {k: i for i, k in enumerate(keys)}
+    units = job.plan(round_robin(keys, n), labels, UNIT_JETS, _unit_seeds, settings)
     stats = {k: [0, 0] for k in keys}  # events generated, jets selected
-
-    from tqdm.auto import tqdm
-
-    # the manifest's source is filled in once the event counts are known
-    writer = ShardWriter(
-        out, "jets", classes, {}, rows_per_shard=jets_per_shard, overwrite=overwrite
+    return job.run(
+        units,
+        [PROCESSES[k] for k in keys],
+        _run_unit,
+        _write_shard,
+        stats,
+        lambda: _source(keys, n, seed, job.rows_per_shard, settings, stats),
     )
-    n_workers = min(workers, len(units))
-    pool = UnitPool(n_workers)  # before the progress bar (see UnitPool)
-    bar = tqdm(
-        total=sum(u.n for u in units),
-        unit="jet",
-        file=sys.stderr,
-        disable=not progress,
-        desc="generate jets",
-        smoothing=0.1,
-    )
-    with writer, bar:
-        pending: dict[int, JetChunk] = {}
-        next_shard = 0
-
-        def collect(index: int, chunk: JetChunk, counts: tuple[int, int]) -> None:
-            nonlocal next_shard
-            pending[index] = chunk
-            for i, c in enumerate(counts):
-                stats[units[index].process][i] += c
-            # write every shard whose units are all done, in shard order
-            while next_shard < len(wanted) and all(i in pending for i in shard_units[next_shard]):
-                jets = JetChunk.concat([pending.pop(i) for i in shard_units[next_shard]])
-                rng = np.random.default_rng([seed, _SHUFFLE_TAG, wanted[next_shard]])
-                writer.write_chunk(jets.take(rng.permutation(len(jets))))
-                next_shard += 1
-
-        for result in pool.run(_run_unit, units, bar):
-            collect(*result)
-        writer.source = _source(keys, n, seed, jets_per_shard, settings, stats)
-        if shard_index is not None:
-            writer.source.update(num_shards=num_shards, shard_index=shard_index)
-    return read_manifest(out)

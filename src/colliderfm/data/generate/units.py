@@ -12,6 +12,7 @@ import multiprocessing
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,11 @@ def _count(k: int) -> None:
         _WORKER_COUNTER.value += k
 
 
+def _in_worker(fn: Callable[..., Any], unit: Unit) -> Any:
+    """Run ``fn`` on a unit in a pool worker, counting its rows in the shared counter."""
+    return fn(unit, progress=worker_progress())
+
+
 class UnitPool:
     """Runs units in worker processes (inline with one worker), updating a progress bar.
 
@@ -106,7 +112,8 @@ class UnitPool:
         """Run ``fn(unit)`` for every unit, yielding results as they finish.
 
         Args:
-            fn: top-level unit function taking ``(unit, progress=None)``.
+            fn: top-level unit function taking ``(unit, progress)``; ``progress`` is called
+                with the number of new rows (in a worker it adds them to the shared counter).
             units: the units.
             bar: tqdm bar advanced by the rows generated (live, also from workers).
 
@@ -118,7 +125,7 @@ class UnitPool:
                 yield fn(unit, progress=bar.update)
             return
         with self.pool:  # terminates the workers on any error
-            results = self.pool.imap_unordered(fn, units, chunksize=1)
+            results = self.pool.imap_unordered(partial(_in_worker, fn), units, chunksize=1)
             for _ in units:
                 while True:
                     try:
