@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from colliderfm.config import Config
-from colliderfm.data.readers.dispatch import iter_jet_chunks, jet_classes
+from colliderfm.data.readers.dispatch import jet_classes
 from colliderfm.data.schema import JetChunk
-from colliderfm.data.subset import read_labels
+from colliderfm.data.subset import read_labels, take_jets
 from colliderfm.errors import ConfigError, DataError
 
 
@@ -123,29 +123,6 @@ def mixture_indices(
     a = np.concatenate([ps[:s_a], pb[:b_a]])
     b = np.concatenate([ps[s_a : s_a + s_b], pb[b_a : b_a + b_b]])
     return np.sort(a).astype(np.int64), np.sort(b).astype(np.int64)
-
-
-def take_jets(path: str | Path, idx: np.ndarray) -> JetChunk:
-    """Load the jets at sorted indices ``idx`` of any readable input (streaming).
-
-    Args:
-        path: jet input.
-        idx: sorted indices.
-
-    Returns:
-        The jets, in file order.
-    """
-    parts: list[JetChunk] = []
-    start = 0
-    for chunk in iter_jet_chunks(path):
-        stop = start + len(chunk)
-        lo, hi = np.searchsorted(idx, [start, stop])
-        if hi > lo:
-            parts.append(chunk.take(idx[lo:hi] - start))
-        start = stop
-    if not parts:
-        raise DataError(path, "no jets selected")
-    return JetChunk.concat(parts)
 
 
 def _relabel(a: JetChunk, b: JetChunk, signal_class: int) -> JetChunk:
