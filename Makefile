@@ -19,8 +19,10 @@ quickstart: $(BIN)/colliderfm
 test: $(BIN)/colliderfm
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# benchmarks/conftest.py collects bench_*.py; pytest exits 5 when no benchmark ran: a failure
 bench: $(BIN)/colliderfm
-	$(BIN)/python -m pytest -q -m bench benchmarks -s
+	@$(BIN)/python -m pytest -q -m bench benchmarks -s; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "bench: no benchmark ran (pytest exit 5)" >&2; fi; exit $$rc
 
 lint: $(BIN)/colliderfm
 	$(BIN)/ruff check src tests benchmarks

@@ -68,7 +68,7 @@ class WeaverAdapter(nn.Module):
 
 
 @torch.no_grad()
-def test_auc(model: nn.Module, test: str, max_jets: int) -> float:
+def score_auc(model: nn.Module, test: str, max_jets: int) -> float:
     """AUC of a binary classifier on the first ``max_jets`` test jets.
 
     Args:
@@ -144,7 +144,7 @@ def run(
     res = {
         k: {
             "params": sum(p.numel() for p in m.parameters()),
-            "auc": test_auc(m, test, eval_max),
+            "auc": score_auc(m, test, eval_max),
             "jets_per_cpu_s": steps * batch / secs[k],
         }
         for k, m in models.items()
