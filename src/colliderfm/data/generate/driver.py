@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 
 from colliderfm.data.generate.units import Unit, UnitPool
-from colliderfm.data.readers.parquet import read_manifest
-from colliderfm.data.shards import ShardWriter
+from colliderfm.data.shards import ShardWriter, read_manifest
 from colliderfm.errors import ColliderFMError
 
 __all__ = ["SHUFFLE_TAG", "GenerationJob", "package_version", "round_robin"]
