@@ -36,6 +36,7 @@ from colliderfm.config import Config
 from colliderfm.data.features import event_features, particle_features
 from colliderfm.data.readers.base import READERS, Unit, reader_for
 from colliderfm.data.readers.common import sanitize_jets
+from colliderfm.data.readers.parquet import EMPTY_KEY
 from colliderfm.data.schema import Batch, JetChunk
 from colliderfm.errors import DataError
 from colliderfm.runtime import rank_world
@@ -259,6 +260,8 @@ class JetStream(IterableDataset):
         self.batch_size, self.max_particles = batch_size, max_particles
         self.shuffle, self.buffer_size, self.seed = shuffle, max(buffer_size, batch_size), seed
         self.infinite, self.feature_set, self.trim = infinite, feature_set, trim_padding
+        #: what the rows are: ``"events"`` with the event feature set, else ``"jets"``
+        self.kind = "events" if feature_set == "event" else "jets"
         self.drop_last = drop_last
         r, w = rank_world()
         self.rank = r if rank is None else rank
@@ -285,7 +288,7 @@ class JetStream(IterableDataset):
         return [self.units[i] for i in mine]
 
     def _jets(self, units: list[Unit]) -> Iterator[Padded]:
-        empty = "zero_objects" if self.feature_set == "event" else "zero_particles"
+        empty = EMPTY_KEY[self.kind]
         for unit in units:
             for chunk in unit():
                 chunk = sanitize_jets(chunk, self.skipped, empty=empty)
@@ -300,7 +303,7 @@ class JetStream(IterableDataset):
         Args:
             pass_idx: the pass that ended.
         """
-        what = "events" if self.feature_set == "event" else "jets"
+        what = self.kind
         parts = []
         if self.truncated:
             parts.append(
