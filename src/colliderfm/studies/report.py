@@ -1,13 +1,9 @@
-"""Study plots and the markdown report, regenerated from ``DIR/results.json`` alone.
+"""The markdown report of a study and its plots, regenerated from ``DIR/results.json`` alone.
 
-Plots (PNG, matplotlib like :mod:`colliderfm.evaluate.plots`):
-
-* ``auc_vs_n.png`` and ``rejection_vs_n.png``: test AUC and 1/eps_B at eps_S = 0.3 and 0.5 vs
-  the number of labelled jets or events (log x), one line per arm, band = mean +- std over seeds;
-* ``auc_vs_pretrain_size.png`` (arms with ``pretrain_size``): test AUC vs pretraining-set size,
-  one line per N_train, the from-scratch control as a horizontal band;
-* ``val_auc_vs_step.png`` and ``val_auc_vs_time.png`` (compute studies): validation AUC during
-  fine-tuning, per arm and N_train.
+The plots are drawn by :mod:`colliderfm.studies.plots` (``auc_vs_n.png``,
+``rejection_vs_n.png``, ``auc_vs_pretrain_size.png``, and for compute studies
+``val_auc_vs_step.png`` and ``val_auc_vs_time.png``); the tables read the aggregates of
+:mod:`colliderfm.studies.results`.
 
 The report names no machine: a path inside the study directory is shown relative to it (a
 checkpoint the study pretrained reads ``pretrain/p7500``), any other absolute path relative to
@@ -24,16 +20,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from colliderfm.evaluate.plots import _plt, _save
 from colliderfm.fileio import write_text
-from colliderfm.studies.results import aggregate, read_results, reference_arm, steps_to_target
-
-_LABELS = {
-    "auc": "test AUC",
-    "accuracy": "test accuracy",
-    "rej0.3": r"$1/\varepsilon_B$ at $\varepsilon_S=0.3$",
-    "rej0.5": r"$1/\varepsilon_B$ at $\varepsilon_S=0.5$",
-}
+from colliderfm.studies.plots import plot_curves, plot_scaling, plot_vs_n
+from colliderfm.studies.results import (
+    aggregate,
+    arm_names,
+    read_results,
+    reference_arm,
+    steps_to_target,
+)
 
 #: an absolute POSIX path inside free text (commands, YAML): a "/" that starts a word
 _ABS_PATH = re.compile(r"(?<![\w./~:-])/[^\s`'\"(),\[\]{}]+")
@@ -79,200 +74,6 @@ def relative_text(text: str, study_dir: str | Path, cwd: str | Path | None = Non
     return _ABS_PATH.sub(lambda m: shown_path(m.group(0), study_dir, cwd), text)
 
 
-def _band(ax: Any, x: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str, **kw: Any) -> None:
-    ok = np.isfinite(mean)
-    if not ok.any():
-        return
-    (line,) = ax.plot(x[ok], mean[ok], marker="o", label=label, **kw)
-    s = np.nan_to_num(std[ok])
-    ax.fill_between(x[ok], mean[ok] - s, mean[ok] + s, alpha=0.25, color=line.get_color(), lw=0)
-
-
-def _legend(ax: Any, **kw: Any) -> None:
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(**kw)
-
-
-def _logx(ax: Any, xs: list[float] | np.ndarray) -> None:
-    """Log x axis with one labelled tick per value (no overlapping minor labels)."""
-    from matplotlib.ticker import NullFormatter
-
-    ax.set_xscale("log")
-    vals = sorted({float(x) for x in xs})
-    if vals:
-        ax.set_xticks(vals)
-        ax.set_xticklabels([f"{v:g}" for v in vals], rotation=45 if len(vals) > 5 else 0)
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def _series(
-    summary: list[dict[str, Any]], arm: str, metric: str, x: str = "n_train"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rs = sorted((r for r in summary if r["arm"] == arm), key=lambda r: r[x] or 0)
-    xs = np.array([r[x] for r in rs], dtype=float)
-    mean = np.array([np.nan if r[f"{metric}_mean"] is None else r[f"{metric}_mean"] for r in rs])
-    std = np.array([np.nan if r[f"{metric}_std"] is None else r[f"{metric}_std"] for r in rs])
-    return xs, mean.astype(float), std.astype(float)
-
-
-def _arms(summary: list[dict[str, Any]]) -> list[str]:
-    seen: list[str] = []
-    for r in summary:
-        if r["arm"] not in seen:
-            seen.append(r["arm"])
-    return seen
-
-
-def plot_vs_n(summary: list[dict[str, Any]], out: Path, unit: str = "jets") -> list[Path]:
-    """AUC vs N and rejection (eps_S = 0.3, 0.5) vs N, one band per arm.
-
-    Args:
-        summary: aggregated rows.
-        out: study directory.
-        unit: what the study counts (``jets`` or ``events``), for the axis labels.
-
-    Returns:
-        The PNGs written.
-    """
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 5.5))
-    for arm in _arms(summary):
-        _band(ax, *_series(summary, arm, "auc"), label=arm)
-    ns = [r["n_train"] for r in summary]
-    _logx(ax, ns)
-    ax.set_xlabel(f"labelled training {unit} $N_{{train}}$")
-    ax.set_ylabel("test AUC")
-    _legend(ax, loc="lower right", fontsize="small")
-    _save(fig, out / "auc_vs_n.png")
-    plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
-    fig.subplots_adjust(wspace=0.35)
-    for ax, m in zip(axes, ("rej0.3", "rej0.5"), strict=True):
-        for arm in _arms(summary):
-            _band(ax, *_series(summary, arm, m), label=arm)
-        _logx(ax, ns)
-        ax.set_yscale("log")
-        ax.set_xlabel(f"labelled training {unit} $N_{{train}}$")
-        ax.set_ylabel(_LABELS[m])
-        _legend(ax, loc="upper left", fontsize="small")
-    _save(fig, out / "rejection_vs_n.png")
-    plt.close(fig)
-    return [out / "auc_vs_n.png", out / "rejection_vs_n.png"]
-
-
-def plot_scaling(summary: list[dict[str, Any]], out: Path, unit: str = "jets") -> Path | None:
-    """Test AUC vs pretraining-set size per N_train; scratch arms as horizontal bands.
-
-    Args:
-        summary: aggregated rows.
-        out: study directory.
-        unit: what the study counts (``jets`` or ``events``), for the axis label.
-
-    Returns:
-        The PNG, or None without pretrained arms.
-    """
-    pre = [r for r in summary if r.get("pretrain_size")]
-    if not pre:
-        return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 5.5))
-    groups = sorted({(r["mode"], r["n_train"]) for r in pre}, key=lambda g: (g[1], g[0]))
-    modes = {g[0] for g in groups}
-    sizes = np.array(sorted({r["pretrain_size"] for r in pre}), dtype=float)
-    for mode, n in groups:
-        rs = sorted(
-            (r for r in pre if r["mode"] == mode and r["n_train"] == n),
-            key=lambda r: r["pretrain_size"],
-        )
-        x = np.array([r["pretrain_size"] for r in rs], dtype=float)
-        mean = np.array([np.nan if r["auc_mean"] is None else r["auc_mean"] for r in rs])
-        std = np.array([np.nan if r["auc_std"] is None else r["auc_std"] for r in rs])
-        label = f"$N_{{train}}$={n}" + (f" ({mode})" if len(modes) > 1 else "")
-        _band(ax, x, mean.astype(float), std.astype(float), label=label)
-        color = ax.lines[-1].get_color() if ax.lines else None
-        for r in summary:
-            if r["init"] == "none" and r["n_train"] == n and r["auc_mean"] is not None:
-                m, s = r["auc_mean"], r["auc_std"] or 0.0
-                ax.axhline(m, ls="--", color=color, lw=1, label=f"{r['arm']}, $N$={n}")
-                ax.fill_between(
-                    [sizes.min(), sizes.max()], m - s, m + s, color=color, alpha=0.1, lw=0
-                )
-    _logx(ax, sizes)
-    ax.set_xlabel(f"pretraining {unit}")
-    ax.set_ylabel("test AUC")
-    _legend(ax, loc="lower right", fontsize="small")
-    path = out / "auc_vs_pretrain_size.png"
-    _save(fig, path)
-    plt.close(fig)
-    return path
-
-
-def _mean_curve(
-    rows: list[dict[str, Any]], time: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Mean and std of validation AUC over seeds at the steps every seed logged."""
-    curves = []
-    for r in rows:
-        c = r.get("curve") or {}
-        pairs = [
-            (s, a)
-            for s, a in zip(c.get("step", []), c.get("val_auc", []), strict=False)
-            if a is not None
-        ]
-        steps, aucs = [p[0] for p in pairs], [p[1] for p in pairs]
-        if steps:
-            per = r["train_wall_s"] / r["steps"] if r.get("steps") else 0.0
-            curves.append(dict(zip(steps, aucs, strict=True)) | {"_per": per})
-    if not curves:
-        return None
-    common = sorted(set.intersection(*(set(k for k in c if k != "_per") for c in curves)))
-    if not common:
-        return None
-    a = np.array([[c[s] for s in common] for c in curves], dtype=float)
-    x = np.array(common, dtype=float)
-    if time:
-        x = x * float(np.mean([c["_per"] for c in curves]))
-    std = a.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(len(common))
-    return x, a.mean(axis=0), std
-
-
-def plot_curves(rows: list[dict[str, Any]], out: Path) -> list[Path]:
-    """Validation AUC vs step and vs (estimated) wall time, per arm, one panel per N_train.
-
-    Args:
-        rows: per-point rows with curves.
-        out: study directory.
-
-    Returns:
-        The PNGs written.
-    """
-    ns = sorted({r["n_train"] for r in rows})
-    arms: list[str] = []
-    for r in rows:
-        if r["arm"] not in arms:
-            arms.append(r["arm"])
-    plt = _plt()
-    paths = []
-    for time, name, xlabel in (
-        (False, "val_auc_vs_step.png", "fine-tuning step"),
-        (True, "val_auc_vs_time.png", "fine-tuning wall time [s] (mean s/step x step)"),
-    ):
-        fig, axes = plt.subplots(1, len(ns), figsize=(6.5 * len(ns), 5.5), squeeze=False)
-        for ax, n in zip(axes[0], ns, strict=True):
-            for arm in arms:
-                c = _mean_curve([r for r in rows if r["arm"] == arm and r["n_train"] == n], time)
-                if c is not None:
-                    _band(ax, *c, label=arm)
-            ax.set_title(f"$N_{{train}}$ = {n}", fontsize="medium")
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel("validation AUC")
-            _legend(ax, loc="lower right", fontsize="small")
-        _save(fig, out / name)
-        plt.close(fig)
-        paths.append(out / name)
-    return paths
-
-
 def _fmt(mean: float | None, std: float | None, digits: int) -> str:
     if mean is None:
         return "n/a"
@@ -283,7 +84,7 @@ def _table(summary: list[dict[str, Any]], metric: str, digits: int, col: str = "
     keys = sorted({r[col] for r in summary if r[col] is not None})
     head = "| arm | init | mode | " + " | ".join(f"N={k}" for k in keys) + " |"
     lines = [head, "|" + "---|" * (3 + len(keys))]
-    for arm in _arms(summary):
+    for arm in arm_names(summary):
         rs = {r[col]: r for r in summary if r["arm"] == arm}
         first = next(iter(rs.values()))
         cells = []
@@ -307,7 +108,7 @@ def _scaling_table(summary: list[dict[str, Any]], unit: str = "jets") -> str:
         "|" + "---|" * (3 + len(ns)),
     ]
     arms = sorted(
-        _arms(summary),
+        arm_names(summary),
         key=lambda a: next((r.get("pretrain_size") or 0) for r in summary if r["arm"] == a),
     )
     for arm in arms:
@@ -364,7 +165,7 @@ def write_report(out: str | Path) -> Path:
     }
     study = res.get("study", {})
     budget = study.get("budget", {})
-    arms = _arms(summary)
+    arms = arm_names(summary)
     ns = sorted({r["n_train"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
     n_test = sorted({r.get("n_test") for r in rows if r.get("n_test") is not None})

@@ -95,6 +95,22 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def arm_names(summary: list[dict[str, Any]]) -> list[str]:
+    """Arm names in first-seen order.
+
+    Args:
+        summary: aggregated (or per-point) rows.
+
+    Returns:
+        Each arm once.
+    """
+    seen: list[str] = []
+    for r in summary:
+        if r["arm"] not in seen:
+            seen.append(r["arm"])
+    return seen
+
+
 def summary_columns() -> list[str]:
     """Columns of ``summary.csv``.
 
