@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from colliderfm.checkpoints import load_model
 from colliderfm.data.readers.dispatch import jet_classes
 from colliderfm.errors import DataError
 from colliderfm.evaluate.metrics import classifier_metrics, roc_curve
 from colliderfm.evaluate.plots import plot_roc, plot_scores
 from colliderfm.evaluate.predict import predict
 from colliderfm.fileio import write_json
-from colliderfm.checkpoints import load_model
 from colliderfm.train.checkpoint import read_meta
 from colliderfm.train.logging import log
 
