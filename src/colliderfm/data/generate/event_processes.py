@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from colliderfm.data.generate.detector import DetectorResponse
+from colliderfm.data.generate.units import pythia_base_settings, pythia_seed_settings
 from colliderfm.data.selection import Selection
 
 SQRT_S = 13_000.0  # GeV
@@ -191,15 +192,9 @@ class EventSettings:
         mass = [f"35:m0 = {self.mass}"] if process == "h2hdm" else []
         return [
             f"Tune:pp = {self.datalike_tune if spec.datalike else self.tune}",
-            f"Beams:eCM = {SQRT_S}",
-            "Print:quiet = on",
-            "Next:numberCount = 0",
-            f"PartonLevel:MPI = {'on' if self.mpi else 'off'}",
-            "HadronLevel:all = on",
-            "ParticleDecays:limitTau0 = on",
-            f"ParticleDecays:tau0Max = {self.tau0_max}",
+            *pythia_base_settings(SQRT_S, self.mpi, self.tau0_max),
             *spec.settings,
             *mass,
             *spec.variants[variant],
-            *([] if seed is None else ["Random:setSeed = on", f"Random:seed = {seed}"]),
+            *pythia_seed_settings(seed),
         ]

@@ -20,11 +20,12 @@ from colliderfm.data.generate.event_processes import (
 from colliderfm.data.generate.pythia_jets import (
     MAX_BATCH,
     MIN_BATCH,
+    _antikt_sequence,
     _Charges,
     _record_arrays,
-    _without_stdout,
 )
 from colliderfm.data.generate.truth import NEUTRINOS
+from colliderfm.data.generate.units import start_pythias
 from colliderfm.data.schema import ObjectType
 from colliderfm.data.selection import assemble_events, cone_pairs
 from colliderfm.errors import require
@@ -48,17 +49,8 @@ def _antikt(p4: np.ndarray, counts: np.ndarray, radius: float, pt_min: float) ->
         ``[J, 5]`` float64 rows ``(event, px, py, pz, E)``.
     """
     import awkward as ak
-    import fastjet
 
-    parts = ak.unflatten(
-        ak.zip(
-            {"px": p4[:, 0], "py": p4[:, 1], "pz": p4[:, 2], "E": p4[:, 3]}, with_name="Momentum4D"
-        ),
-        counts,
-    )
-    jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
-    cs = _without_stdout(lambda: fastjet.ClusterSequence(parts, jetdef))
-    jets = cs.inclusive_jets(min_pt=pt_min)
+    jets = _antikt_sequence(p4, counts, radius).inclusive_jets(min_pt=pt_min)
     per_evt = np.asarray(ak.num(jets, axis=1), dtype=np.int64)
     flat = ak.flatten(jets, axis=1)
     cols = [np.asarray(ak.to_numpy(flat[k]), dtype=np.float64) for k in ("px", "py", "pz", "E")]
@@ -82,19 +74,10 @@ class EventUnit:
         pythia_seeds: tuple[int, ...],
         detector_seed: int,
     ) -> None:
-        pythia8 = require("pythia8mc", "gen")
-        require("fastjet", "gen")
         self.process, self.spec, self.settings = process, SUBPROCESSES[process], settings
         self.detector, self.met_const, self.met_stoch = settings.response(process)
-        self.pythias = []
-        for variant, seed in enumerate(pythia_seeds[: len(self.spec.variants)]):
-            pythia = pythia8.Pythia("", False)  # type: ignore[attr-defined]
-            for line in settings.pythia_settings(process, seed, variant):
-                if not pythia.readString(line):
-                    raise RuntimeError(f"Pythia rejected setting {line!r}")
-            if not pythia.init():
-                raise RuntimeError(f"Pythia failed to initialise process {process!r}")
-            self.pythias.append(pythia)
+        self.pythias = start_pythias(process, settings, pythia_seeds, len(self.spec.variants))
+        require("fastjet", "gen")  # after pythia8mc, which start_pythias requires
         self.charges = _Charges(self.pythias[0].particleData)
         self.rng = np.random.default_rng(detector_seed)
         #: events generated, then passing >= min leptons, also >= min b-jets, also >= min light

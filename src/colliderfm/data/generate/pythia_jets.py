@@ -14,13 +14,18 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from colliderfm.data.generate.detector import DetectorResponse
 from colliderfm.data.generate.processes import SPECS
 from colliderfm.data.generate.truth import NEUTRINOS, find_truth, match_jets
+from colliderfm.data.generate.units import (
+    pythia_base_settings,
+    pythia_seed_settings,
+    start_pythias,
+)
 from colliderfm.data.schema import JetChunk, jet_scalars_from_particles
 from colliderfm.errors import require
 
@@ -77,18 +82,12 @@ class JetSettings:
         """
         lo, hi = self.pthat_window(process)
         return [
-            f"Beams:eCM = {SQRT_S}",
-            "Print:quiet = on",
-            "Next:numberCount = 0",
-            f"PartonLevel:MPI = {'on' if self.mpi else 'off'}",
-            "HadronLevel:all = on",
-            "ParticleDecays:limitTau0 = on",
-            f"ParticleDecays:tau0Max = {self.tau0_max}",
+            *pythia_base_settings(SQRT_S, self.mpi, self.tau0_max),
             f"PhaseSpace:pTHatMin = {lo}",
             f"PhaseSpace:pTHatMax = {hi}",
             *SPECS[process].settings,
             *SPECS[process].variants[variant],
-            *([] if seed is None else ["Random:setSeed = on", f"Random:seed = {seed}"]),
+            *pythia_seed_settings(seed),
         ]
 
 
@@ -134,14 +133,16 @@ def _record_arrays(batch: object) -> dict[str, np.ndarray]:
     }
 
 
-def _cluster(
-    p4: np.ndarray, counts: np.ndarray, radius: float, min_pt: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _antikt_sequence(p4: np.ndarray, counts: np.ndarray, radius: float) -> Any:
     """Anti-kT cluster every event of a batch with FastJet's multi-event interface.
 
+    Args:
+        p4: ``[N, 4]`` ``(px, py, pz, E)`` of the particles of all events, event after event.
+        counts: ``[E]`` particles per event.
+        radius: jet radius R.
+
     Returns:
-        ``(jet_evt [J], cons_offsets [J+1], cons_local [C])``: event of each jet, offsets of each
-        jet's constituents, and the constituents' indices within their event's particle list.
+        The ``fastjet.ClusterSequence`` over the events (awkward arrays).
     """
     import awkward as ak
     import fastjet
@@ -153,7 +154,21 @@ def _cluster(
         counts,
     )
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
-    cs = _without_stdout(lambda: fastjet.ClusterSequence(parts, jetdef))
+    return _without_stdout(lambda: fastjet.ClusterSequence(parts, jetdef))
+
+
+def _cluster(
+    p4: np.ndarray, counts: np.ndarray, radius: float, min_pt: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Anti-kT cluster every event of a batch with FastJet's multi-event interface.
+
+    Returns:
+        ``(jet_evt [J], cons_offsets [J+1], cons_local [C])``: event of each jet, offsets of each
+        jet's constituents, and the constituents' indices within their event's particle list.
+    """
+    import awkward as ak
+
+    cs = _antikt_sequence(p4, counts, radius)
     idx = cs.constituent_index(min_pt)  # events -> jets -> constituents
     jets_per_evt = np.asarray(ak.num(idx, axis=1), dtype=np.int64)
     jet_evt = np.repeat(np.arange(len(counts)), jets_per_evt)
@@ -241,19 +256,10 @@ class JetUnit:
     def __init__(
         self, process: str, settings: JetSettings, pythia_seeds: tuple[int, ...], detector_seed: int
     ) -> None:
-        pythia8 = require("pythia8mc", "gen")
-        require("fastjet", "gen")
         self.spec = SPECS[process]
         self.settings = settings
-        self.pythias = []
-        for variant, seed in enumerate(pythia_seeds[: len(self.spec.variants)]):
-            pythia = pythia8.Pythia("", False)  # type: ignore[attr-defined]
-            for line in settings.pythia_settings(process, seed, variant):
-                if not pythia.readString(line):
-                    raise RuntimeError(f"Pythia rejected setting {line!r}")
-            if not pythia.init():
-                raise RuntimeError(f"Pythia failed to initialise process {process!r}")
-            self.pythias.append(pythia)
+        self.pythias = start_pythias(process, settings, pythia_seeds, len(self.spec.variants))
+        require("fastjet", "gen")  # after pythia8mc, which start_pythias requires
         self.charges = _Charges(self.pythias[0].particleData)
         self.rng = np.random.default_rng(detector_seed)
         self.n_events = 0

@@ -1,5 +1,5 @@
-"""Plumbing shared by the jet and event generators: independent units, their seeds, and the
-progress counter of pool workers.
+"""Plumbing shared by the jet and event generators: independent units, their seeds, the
+progress counter of pool workers, and starting Pythia (the settings every generator shares).
 
 A data set is cut into units (a process, a shard, a chunk of it); each unit derives its own
 seeds from the user's seed and its coordinates, so the output does not depend on how many
@@ -16,6 +16,8 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+
+from colliderfm.errors import require
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,70 @@ def derive_seeds(entropy: Sequence[int], n_variants: int) -> tuple[tuple[int, ..
     """
     state = np.random.SeedSequence(list(entropy)).generate_state(1 + n_variants)
     return tuple(1 + int(s) % 900_000_000 for s in state[1:]), int(state[0])
+
+
+def pythia_base_settings(sqrt_s: float, mpi: bool, tau0_max: float) -> list[str]:
+    """The Pythia ``readString`` lines both generators share (beams, output, MPI, decays).
+
+    Args:
+        sqrt_s: centre-of-mass energy, GeV.
+        mpi: multi-parton interactions on.
+        tau0_max: particles with ``c tau`` above this (mm) are stable.
+
+    Returns:
+        Settings lines (hadronisation always on).
+    """
+    return [
+        f"Beams:eCM = {sqrt_s}",
+        "Print:quiet = on",
+        "Next:numberCount = 0",
+        f"PartonLevel:MPI = {'on' if mpi else 'off'}",
+        "HadronLevel:all = on",
+        "ParticleDecays:limitTau0 = on",
+        f"ParticleDecays:tau0Max = {tau0_max}",
+    ]
+
+
+def pythia_seed_settings(seed: int | None) -> list[str]:
+    """The seed lines of a Pythia instance (none for ``seed=None``).
+
+    Args:
+        seed: Pythia ``Random:seed`` (1..900000000), or None.
+
+    Returns:
+        Settings lines.
+    """
+    return [] if seed is None else ["Random:setSeed = on", f"Random:seed = {seed}"]
+
+
+def start_pythias(
+    process: str, settings: Any, pythia_seeds: Sequence[int], n_variants: int
+) -> list[Any]:
+    """Initialise one Pythia instance per variant of a process.
+
+    Args:
+        process: process key, passed to ``settings.pythia_settings(process, seed, variant)``.
+        settings: the generator's settings dataclass.
+        pythia_seeds: one seed per variant (extra seeds are ignored).
+        n_variants: variants of the process.
+
+    Returns:
+        The initialised ``pythia8.Pythia`` instances.
+
+    Raises:
+        RuntimeError: Pythia rejects a setting or fails to initialise.
+    """
+    pythia8 = require("pythia8mc", "gen")
+    pythias = []
+    for variant, seed in enumerate(pythia_seeds[:n_variants]):
+        pythia = pythia8.Pythia("", False)  # type: ignore[attr-defined]
+        for line in settings.pythia_settings(process, seed, variant):
+            if not pythia.readString(line):
+                raise RuntimeError(f"Pythia rejected setting {line!r}")
+        if not pythia.init():
+            raise RuntimeError(f"Pythia failed to initialise process {process!r}")
+        pythias.append(pythia)
+    return pythias
 
 
 _WORKER_COUNTER: Any = None  # shared row counter of a pool worker (progress only)
