@@ -27,6 +27,8 @@ from cli_helpers import (
 )
 from synth import synthetic_jets, write_synthetic_shards
 
+from colliderfm.checkpoints import load_model
+
 NO_SPACE = os.strerror(errno.ENOSPC)
 
 
@@ -198,7 +200,7 @@ def test_checkpoint_disk_full_later_keeps_the_last_good_one(
     assert not [p.name for p in run.iterdir() if ".tmp-" in p.name]
     state = ck.load_state(run / "last")
     assert 1 <= state["step"] < 4 and not state["finished"]
-    ck.load_model(run / "last")  # loadable
+    load_model(run / "last")  # loadable
     monkeypatch.setattr(ck, "save_file", real)  # space freed: the run resumes and finishes
     code, _, err = _train(verb, shards, run, monkeypatch, capsys, resume=True)
     assert code == 0, err

@@ -12,22 +12,23 @@ import os
 # 2 cores: a training step went from ~2 s to 10-21 s). Must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
-
 from typing import Any
+
+from colliderfm.version import __version__
 
 __all__ = ["__version__", "load"]
 
 
-def load(path: str) -> Any:
+def load(path: str, device: str = "cpu") -> Any:
     """Rebuild a model from a checkpoint directory alone.
 
     Args:
         path: checkpoint directory holding ``model.safetensors`` and ``config.yaml``.
+        device: where the model's weights go (``"cpu"``, ``"cuda"``, ...).
 
     Returns:
         The model (backbone with its head) in eval mode, weights loaded.
     """
-    from colliderfm.train.checkpoint import load_model
+    from colliderfm.checkpoints import load_model
 
-    return load_model(path)
+    return load_model(path, device=device)

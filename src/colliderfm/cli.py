@@ -225,8 +225,8 @@ def convert(
 
     nano = None
     if (format or "").lower() == "nanoaod" or format is None:
-        from colliderfm.data.selection import Selection
         from colliderfm.data.readers.nanoaod import NanoAODOptions
+        from colliderfm.data.selection import Selection
 
         nano = NanoAODOptions(
             btag_wp=btag_wp,
@@ -272,10 +272,13 @@ def merge(
 
 @app.command(
     epilog="Examples:\n\n  colliderfm inspect data/toptag\n\n  colliderfm inspect "
-    "JetClass_TTBar_000.root --max-jets 10000"
+    "JetClass_TTBar_000.root --max-jets 10000\n\n  colliderfm inspect runs/scratch"
 )
 def inspect(
-    path: Annotated[Path, typer.Argument(help="Shard directory, .parquet, ROOT or HDF5 file.")],
+    path: Annotated[
+        Path,
+        typer.Argument(help="Shard directory, .parquet, ROOT or HDF5 file, or a checkpoint."),
+    ],
     max_jets: Annotated[
         int | None,
         typer.Option(  # noqa: UP045
@@ -284,7 +287,13 @@ def inspect(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
-    """Summarise a data set: jets, classes, multiplicities, feature ranges."""
+    """Summarise a data set (jets, classes, multiplicities, feature ranges) or a checkpoint."""
+    from colliderfm.checkpoints import describe_checkpoint, format_checkpoint, is_checkpoint
+
+    if is_checkpoint(path):
+        info = describe_checkpoint(path)
+        typer.echo(json.dumps(info, indent=2, default=str) if as_json else format_checkpoint(info))
+        return
     from colliderfm.data.inspect import format_report
     from colliderfm.data.inspect import inspect as do_inspect
 
@@ -344,7 +353,7 @@ def finetune(
 ) -> None:
     """Train a classifier: from scratch (--init none) or from a pretrained backbone."""
     from colliderfm.config import load_config
-    from colliderfm.finetune.run import run_finetune
+    from colliderfm.recipes import run_finetune
     from colliderfm.train.distributed import distributed
 
     sets = list(overrides or [])
@@ -377,17 +386,12 @@ def pretrain(
 ) -> None:
     """Self-supervised pretraining of a backbone on unlabelled jets or events (labels ignored)."""
     from colliderfm.config import load_config
-    from colliderfm.tokenizers.train import is_tokenizer, train_tokenizer
+    from colliderfm.recipes import run_pretrain
     from colliderfm.train.distributed import distributed
 
     cfg = load_config(config, overrides)
     with distributed() as (rank, _):  # under torchrun: one process group for the run
-        if is_tokenizer(cfg.objective.name):
-            summary = train_tokenizer(cfg, out, resume=resume)
-        else:
-            from colliderfm.pretrain.run import run_pretrain
-
-            summary = run_pretrain(cfg, out, resume=resume)
+        summary = run_pretrain(cfg, out, resume=resume)
     if rank == 0:
         typer.echo(json.dumps(summary, indent=2, default=str))
 

@@ -78,5 +78,3 @@ class Registry(Generic[T]):
             The pairs.
         """
         return [(n, self._entries[n]) for n in self.names()]
-
-

@@ -84,9 +84,9 @@ def test_subsets_and_counts(shards: Path) -> None:
 
 
 def test_finetune_and_probe_on_events(shards: Path, tmp_path: Path) -> None:
-    from colliderfm.finetune.run import run_finetune
+    from colliderfm.checkpoints import load_model
     from colliderfm.pretrain.probe import LinearProbe
-    from colliderfm.train.checkpoint import load_model
+    from colliderfm.recipes.finetune import run_finetune
 
     cfg = load_config(
         None,

@@ -51,8 +51,8 @@ def _classifier_ckpt(path: Path, feature_set: str = "part", **kwargs: Any) -> Pa
 
 
 def _pretrain_ckpt(path: Path) -> Path:
-    from colliderfm.pretrain.base import make_params, params_dict
-    from colliderfm.pretrain.run import build_pretrain_model
+    from colliderfm.pretrain.base import build_pretrain_model, make_params, params_dict
+    from colliderfm.train.meta import ModelSpec
 
     torch.manual_seed(1)
     m = {
@@ -65,7 +65,7 @@ def _pretrain_ckpt(path: Path) -> Path:
         "params": params_dict(make_params("contrastive", {})),
         "feature_set": "part",
     }
-    model = build_pretrain_model(m)
+    model = build_pretrain_model(ModelSpec.from_dict(m))
     cfg = {"data": {"max_particles": MAX_PARTICLES, "features": "part"}}
     return save_checkpoint(path, model, {"model": m, "config": cfg})
 

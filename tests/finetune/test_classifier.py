@@ -6,7 +6,7 @@ import pytest
 
 from colliderfm.config import load_config
 from colliderfm.errors import ColliderFMError
-from colliderfm.finetune.classifier import backbone_spec, build_backbone
+from colliderfm.models.factory import backbone_spec, build_backbone
 
 
 def test_normformer_and_init_reach_the_backbone() -> None:

@@ -7,7 +7,7 @@ from synth import synthetic_jets, tiny_finetune_config, write_splits
 from colliderfm.config import load_config
 from colliderfm.errors import ConfigError, DataError
 from colliderfm.finetune.cwola import mixture_indices, prepare_cwola
-from colliderfm.finetune.run import run_finetune
+from colliderfm.recipes.finetune import run_finetune
 from colliderfm.train.checkpoint import read_meta
 
 

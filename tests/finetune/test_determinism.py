@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from synth import write_synthetic_shards
 
 from colliderfm.config import load_config
-from colliderfm.finetune.run import run_finetune
+from colliderfm.recipes.finetune import run_finetune
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,15 @@ import pytest
 import torch
 from synth_events import event_batches, synthetic_events
 
+from colliderfm.checkpoints import load_model
 from colliderfm.config import load_config
 from colliderfm.evaluate.metrics import auc
-from colliderfm.finetune import run as ft_run
-from colliderfm.pretrain import run as pt_run
 from colliderfm.pretrain.base import PretrainModel
 from colliderfm.pretrain.masked_id import MaskedObjectId
-from colliderfm.train.checkpoint import load_model, load_state, read_meta
+from colliderfm.recipes import finetune as ft_run
+from colliderfm.recipes import pretrain as pt_run
+from colliderfm.recipes import runner
+from colliderfm.train.checkpoint import load_state, read_meta
 
 BATCH = 64
 
@@ -35,8 +37,8 @@ def _loader(labelled: bool, seed: int) -> tuple[Any, int]:
 def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("mid") / "run"
     mp = pytest.MonkeyPatch()
-    mp.setattr(pt_run, "count_jets", lambda path: 512)
-    mp.setattr(pt_run, "training_loader", lambda src, n, cfg: _loader(False, 0))
+    mp.setattr(runner, "count_jets", lambda path: 512)
+    mp.setattr(runner, "training_loader", lambda src, n, cfg: _loader(False, 0))
     cfg = load_config(
         Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "masked_id.yaml",
         [
@@ -60,7 +62,7 @@ def _finetune(init: Path | str, out: Path, mode: str, *extra: str) -> ft_run.Fit
     mp = pytest.MonkeyPatch()
     mp.setattr(ft_run, "jet_classes", lambda path: ["ttbar", "h2hdm"])
     mp.setattr(ft_run, "_train_source", lambda cfg: ("synthetic", 512))
-    mp.setattr(ft_run, "training_loader", lambda src, n, cfg: _loader(True, 1))
+    mp.setattr(runner, "training_loader", lambda src, n, cfg: _loader(True, 1))
     cfg = load_config(
         Path(__file__).resolve().parents[2] / "configs" / "finetune" / "events.yaml",
         [

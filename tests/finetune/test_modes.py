@@ -7,7 +7,7 @@ from synth import write_synthetic_shards
 from colliderfm.config import FinetuneConfig, load_config
 from colliderfm.finetune.classifier import build_classifier
 from colliderfm.finetune.modes import apply_mode
-from colliderfm.finetune.run import run_finetune
+from colliderfm.recipes.finetune import run_finetune
 from colliderfm.train.checkpoint import load_state
 
 

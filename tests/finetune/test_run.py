@@ -4,9 +4,10 @@ import pytest
 import torch
 from synth import tiny_finetune_config, write_splits
 
+from colliderfm.checkpoints import load_model
 from colliderfm.errors import CheckpointError, ConfigError
-from colliderfm.finetune.run import run_finetune
-from colliderfm.train.checkpoint import load_model, read_meta
+from colliderfm.recipes.finetune import run_finetune
+from colliderfm.train.checkpoint import read_meta
 
 
 @pytest.fixture(scope="module")

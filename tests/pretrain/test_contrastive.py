@@ -6,14 +6,14 @@ import torch.nn.functional as F
 from synth import synthetic_jets, write_synthetic_shards
 from train_helpers import train_on_batch
 
+from colliderfm.checkpoints import load_model
 from colliderfm.config import load_config
 from colliderfm.data.stream import JetStream
 from colliderfm.errors import ConfigError
 from colliderfm.models.registry import create_model
 from colliderfm.pretrain.base import PretrainModel, create_objective
 from colliderfm.pretrain.contrastive import concat_batches, nt_xent
-from colliderfm.pretrain.run import run_pretrain
-from colliderfm.train.checkpoint import load_model
+from colliderfm.recipes.pretrain import run_pretrain
 
 AUG = {
     "collinear_split": {"p": 1.0, "fraction": 0.1},

@@ -9,6 +9,7 @@ import torch
 from synth import synthetic_jets, write_synthetic_shards
 from torch import nn
 
+from colliderfm.checkpoints import load_model
 from colliderfm.config import load_config
 from colliderfm.data.schema import Batch
 from colliderfm.data.stream import JetStream
@@ -16,9 +17,9 @@ from colliderfm.errors import CheckpointError, ConfigError
 from colliderfm.models.registry import create_model
 from colliderfm.pretrain.base import PretrainModel, create_objective
 from colliderfm.pretrain.mpm import choose_masked, pt_rank
-from colliderfm.pretrain.run import run_pretrain
+from colliderfm.recipes.pretrain import run_pretrain
 from colliderfm.tokenizers.vqvae import VQVAE
-from colliderfm.train.checkpoint import load_model, save_checkpoint
+from colliderfm.train.checkpoint import save_checkpoint
 
 TOK = {"codebook_size": 16, "code_dim": 4, "tokenizer_hidden": 16, "tokenizer_layers": 0}
 VQ = {"codebook_size": 16, "code_dim": 4, "hidden": 16, "layers": 0}

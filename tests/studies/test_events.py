@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from colliderfm.cli import app
 from colliderfm.config import load_config
 from colliderfm.errors import ColliderFMError, ConfigError
-from colliderfm.pretrain.run import run_pretrain
+from colliderfm.recipes.pretrain import run_pretrain
 from colliderfm.studies import run_study
 from colliderfm.studies.config import ArmConfig, load_study_config
 from colliderfm.studies.sweep import Point, make_points, point_config

@@ -12,7 +12,7 @@ import colliderfm.studies.sweep as sweep
 from colliderfm.cli import app
 from colliderfm.config import load_config
 from colliderfm.errors import ConfigError
-from colliderfm.finetune.run import run_finetune
+from colliderfm.recipes.finetune import run_finetune
 from colliderfm.studies import run_study, write_report
 
 

@@ -9,13 +9,16 @@ import pytest
 import torch
 from synth import synthetic_jets, write_synthetic_shards
 
+from colliderfm.checkpoints import load_model
 from colliderfm.config import load_config
 from colliderfm.data.schema import Batch
 from colliderfm.data.stream import JetStream
 from colliderfm.errors import ConfigError
-from colliderfm.tokenizers.train import evaluate_tokenizer, tokenizer_params, train_tokenizer
+from colliderfm.recipes.tokenizer import train_tokenizer
+from colliderfm.tokenizers import tokenizer_params
+from colliderfm.tokenizers.evaluate import evaluate_tokenizer
 from colliderfm.tokenizers.vqvae import VQVAE
-from colliderfm.train.checkpoint import load_model, save_checkpoint
+from colliderfm.train.checkpoint import save_checkpoint
 
 TINY = {"codebook_size": 16, "code_dim": 4, "hidden": 32, "layers": 1}
 

@@ -75,8 +75,9 @@ def _model() -> torch.nn.Module:
 
 
 def _train(batches: list[Batch], out: Path, marks: Path, batch_size: int) -> torch.nn.Module:
-    from colliderfm.finetune.run import classification_loss
-    from colliderfm.train.loop import dist_info, fit
+    from colliderfm.recipes.finetune import classification_loss
+    from colliderfm.runtime import rank_world as dist_info
+    from colliderfm.train.loop import fit
 
     cfg = load_config(
         None,
@@ -115,7 +116,7 @@ def _train(batches: list[Batch], out: Path, marks: Path, batch_size: int) -> tor
 
 def _grads(model: torch.nn.Module, batch: Batch, world: int) -> dict[str, torch.Tensor]:
     """Gradients of the loss on ``batch``, averaged over ranks the way the loop does it."""
-    from colliderfm.finetune.run import classification_loss
+    from colliderfm.recipes.finetune import classification_loss
     from colliderfm.train.loop import _allreduce_grads
 
     model.zero_grad()

@@ -24,7 +24,8 @@ from cli_helpers import run_cli, tiny_config
 from safetensors.torch import load_file
 from synth import write_synthetic_shards
 
-from colliderfm.train.checkpoint import load_model, load_state
+from colliderfm.checkpoints import load_model
+from colliderfm.train.checkpoint import load_state
 
 STEPS = 24
 

@@ -31,6 +31,7 @@ opset. This module builds, writes and verifies the graph.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import warnings
@@ -55,6 +56,7 @@ from colliderfm.export.sidecar import (
     sidecar,
 )
 from colliderfm.fileio import atomic_path, write_text
+from colliderfm.train.meta import CheckpointMeta
 from colliderfm.version import __version__
 
 __all__ = [
@@ -216,7 +218,7 @@ def _example_events(
     return feats, mask, vectors
 
 
-def _rebuild(checkpoint: Path, meta: dict[str, Any]) -> tuple[nn.Module, str]:
+def _rebuild(checkpoint: Path, meta: CheckpointMeta) -> tuple[nn.Module, str]:
     """Rebuild the exported part of a checkpoint with ``pack=False`` and load its weights.
 
     Args:
@@ -226,28 +228,28 @@ def _rebuild(checkpoint: Path, meta: dict[str, Any]) -> tuple[nn.Module, str]:
     Returns:
         (module in eval mode, task).
     """
-    from colliderfm.finetune.classifier import build_backbone, build_classifier
+    from colliderfm.checkpoints import build_model
+    from colliderfm.models.factory import build_backbone
     from colliderfm.train.checkpoint import load_weights
 
-    m = meta["model"]
-    task = m.get("task", "classifier")
-    if task not in ("classifier", "pretrain"):
+    m = meta.model
+    if m.task not in ("classifier", "pretrain"):
         raise ExportError(
-            f"{checkpoint}: cannot export a '{task}' checkpoint; export a classifier "
+            f"{checkpoint}: cannot export a '{m.task}' checkpoint; export a classifier "
             "(colliderfm finetune) or a pretraining run (colliderfm pretrain)"
         )
-    spec = {**m, "kwargs": {**(m.get("kwargs") or {}), "pack": False}}
+    spec = dataclasses.replace(m, kwargs={**m.kwargs, "pack": False})
     try:
-        build_backbone(spec)
+        build_backbone(spec.backbone())
     except ConfigError:  # a backbone without a packed path: build it as it was trained
         spec = m
-    if task == "classifier":
-        module = build_classifier(spec)
+    if m.task == "classifier":
+        module = build_model(spec)
         load_weights(module, checkpoint)
     else:
-        module = build_backbone(spec)
+        module = build_backbone(spec.backbone())
         load_weights(module, checkpoint, prefix="backbone.")
-    return module.eval(), task
+    return module.eval(), m.task
 
 
 def _verify(
@@ -304,25 +306,25 @@ def export_onnx(
         "max_abs_diff"}`` (``max_abs_diff`` is None when not verified).
     """
     onnx = require("onnx", "onnx")
-    from colliderfm.train.checkpoint import read_meta
+    from colliderfm.train.checkpoint import read_checkpoint_meta
 
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ExportError(f"opset {opset} is not supported (choose {MIN_OPSET}-{MAX_OPSET})")
     if mask_dtype not in ("bool", "float"):
         raise ExportError(f"mask dtype must be 'bool' or 'float', got {mask_dtype!r}")
     checkpoint, out = Path(checkpoint), Path(out)
-    meta = read_meta(checkpoint)
+    meta = read_checkpoint_meta(checkpoint)
     model, task = _rebuild(checkpoint, meta)
     float_mask = mask_dtype == "float"
     wrapper = _ExportWrapper(model, task, float_mask).eval()
-    feature_set = meta["model"].get("feature_set") or "part"
+    feature_set = meta.model.feature_set or "part"
     if feature_set not in FEATURE_SETS:
         raise ExportError(
             f"{checkpoint}: unknown feature set {feature_set!r} "
             f"(expected one of {', '.join(FEATURE_SETS)})"
         )
     n_feat = len(FEATURE_SETS[feature_set])
-    classes = meta["model"].get("classes")
+    classes = meta.model.classes
     if task == "classifier" and not classes:
         classes = [str(i) for i in range(int(model.n_classes))]
     inputs, outputs = io_spec(task, n_feat, float_mask, classes, int(model.dim), feature_set)

@@ -18,6 +18,7 @@ from typing import Any
 from colliderfm.data.features import FEATURE_SETS, NORMALISATION
 from colliderfm.data.schema import ObjectType
 from colliderfm.physics.kinematics import EPS
+from colliderfm.train.meta import CheckpointMeta
 from colliderfm.version import __version__
 
 SIDECAR_SCHEMA = 1
@@ -171,7 +172,7 @@ def io_spec(
 
 
 def sidecar(
-    meta: dict[str, Any],
+    meta: CheckpointMeta,
     checkpoint: Path,
     opset: int,
     inputs: list[dict[str, Any]],
@@ -191,9 +192,9 @@ def sidecar(
     Returns:
         The JSON-serialisable sidecar.
     """
-    m = meta["model"]
-    data_cfg = (meta.get("config") or {}).get("data") or {}
-    feature_set = m.get("feature_set") or data_cfg.get("features", "part")
+    m = meta.model
+    data_cfg = (meta.config or {}).get("data") or {}
+    feature_set = m.feature_set or data_cfg.get("features", "part")
     max_particles = data_cfg.get("max_particles", 128)
     features = []
     for i, (name, definition) in enumerate(feature_definitions(feature_set).items()):
@@ -208,12 +209,13 @@ def sidecar(
         "colliderfm_version": __version__,
         "checkpoint": {
             "path": str(checkpoint),
-            "colliderfm_version": meta.get("colliderfm_version"),
-            "task": m.get("task", "classifier"),
-            "model": m.get("name"),
-            "preset": m.get("preset"),
-            "kwargs": m.get("kwargs") or {},
-            "objective": m.get("objective"),
+            "colliderfm_version": meta.colliderfm_version,
+            "task": m.task,
+            "model": m.name,
+            "preset": m.preset,
+            "kwargs": dict(m.kwargs),
+            "objective": m.objective,
+            "data_fingerprint": meta.data.fingerprint,
         },
         "opset": opset,
         "inputs": inputs,

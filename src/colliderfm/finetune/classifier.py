@@ -1,63 +1,46 @@
-"""Building classifiers (backbone + head) from configs, checkpoints and pretrained backbones."""
+"""Classifiers (backbone + head): the checkpoint builder, and backbones from pretrained runs."""
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from colliderfm.config import Config, ModelConfig
+from colliderfm.builders import register_builder
+from colliderfm.config import Config
 from colliderfm.errors import CheckpointError
-from colliderfm.train.checkpoint import load_weights, read_meta, register_builder
-
-#: every backbone override in ``model`` (all ModelConfig fields but the name and the preset), so
-#: a key added to the config reaches the backbone without a second list to keep in step
-_MODEL_KEYS = tuple(f.name for f in fields(ModelConfig) if f.name not in ("name", "preset"))
-
-
-def backbone_spec(cfg: Config, in_dim: int) -> dict[str, Any]:
-    """The backbone part of checkpoint metadata from a run config.
-
-    Args:
-        cfg: run config (``model`` section).
-        in_dim: per-particle input features.
-
-    Returns:
-        ``{"name", "preset", "in_dim", "kwargs"}``.
-    """
-    kwargs = {k: getattr(cfg.model, k) for k in _MODEL_KEYS if getattr(cfg.model, k) is not None}
-    return {"name": cfg.model.name, "preset": cfg.model.preset, "in_dim": in_dim, "kwargs": kwargs}
+from colliderfm.models.factory import backbone_spec, build_backbone
+from colliderfm.models.heads import Classifier
+from colliderfm.train.checkpoint import load_weights, read_checkpoint_meta
+from colliderfm.train.meta import ModelSpec
 
 
-def build_backbone(spec: dict[str, Any]) -> nn.Module:
-    """Create a registered backbone from a spec.
+def as_spec(m: ModelSpec | dict[str, Any]) -> ModelSpec:
+    """A model spec from checkpoint metadata, typed or as its plain ``model`` section.
 
     Args:
-        spec: ``{"name", "preset", "in_dim", "kwargs"}``.
+        m: the spec or the mapping.
 
     Returns:
-        A freshly initialised backbone.
+        The typed spec.
     """
-    from colliderfm.models.registry import create_model
-
-    return create_model(spec["name"], spec["preset"], in_dim=spec["in_dim"], **spec["kwargs"])
+    return m if isinstance(m, ModelSpec) else ModelSpec.from_dict(m)
 
 
 @register_builder("classifier")
-def build_classifier(m: dict[str, Any]) -> nn.Module:
-    """Rebuild a classifier from checkpoint metadata.
+def build_classifier(m: ModelSpec | dict[str, Any]) -> nn.Module:
+    """Rebuild a classifier from its model spec.
 
     Args:
-        m: the ``model`` section (backbone spec + ``n_classes`` + ``head_hidden``).
+        m: backbone spec + ``n_classes`` + ``head_hidden`` (typed, or the plain mapping).
 
     Returns:
         The classifier module (random weights).
     """
-    from colliderfm.models.heads import Classifier
-
-    return Classifier(build_backbone(m), m["n_classes"], head_hidden=m.get("head_hidden"))
+    spec = as_spec(m)
+    assert spec.n_classes is not None, "a classifier spec needs n_classes"
+    return Classifier(build_backbone(spec.backbone()), spec.n_classes, head_hidden=spec.head_hidden)
 
 
 def pretrained_backbone_spec(init: str | Path, cfg: Config, in_dim: int) -> dict[str, Any]:
@@ -71,9 +54,7 @@ def pretrained_backbone_spec(init: str | Path, cfg: Config, in_dim: int) -> dict
     Returns:
         The checkpoint's backbone spec.
     """
-    meta = read_meta(init)
-    m = meta["model"]
-    spec = {k: m[k] for k in ("name", "preset", "in_dim", "kwargs")}
+    spec = read_checkpoint_meta(init).model.backbone()
     want = backbone_spec(cfg, in_dim)
     if (spec["name"], spec["preset"]) != (want["name"], want["preset"]):
         raise CheckpointError(

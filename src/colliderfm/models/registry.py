@@ -4,6 +4,9 @@ Follows timm/torchtune: a backbone class is registered under a short name togeth
 presets (``tiny``, ``small``, ``base``: constructor keyword arguments). ``create_model`` builds a
 preset and applies overrides; ``None`` overrides are skipped so a
 :class:`~colliderfm.config.ModelConfig` can be passed through unchanged.
+
+A leaf, like timm's ``_registry.py``: it imports no model. ``colliderfm/models/__init__.py``
+imports every model module, so importing anything from ``colliderfm.models`` registers them.
 """
 
 from __future__ import annotations
@@ -56,11 +59,6 @@ def _constructor_keys(cls: type) -> set[str]:
     }
 
 
-def _ensure_builtin() -> None:
-    import colliderfm.models.backbones  # noqa: F401  (registers the built-in backbones)
-    import colliderfm.models.objects  # noqa: F401  (registers "objt")
-
-
 def create_model(name: str, preset: str = "small", **overrides: Any) -> nn.Module:
     """Build a registered backbone from a preset plus overrides.
 
@@ -75,7 +73,6 @@ def create_model(name: str, preset: str = "small", **overrides: Any) -> nn.Modul
     Raises:
         ConfigError: unknown name, preset or override key (the message lists the valid ones).
     """
-    _ensure_builtin()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model '{name}' (registered: {', '.join(sorted(_REGISTRY))})")
     cls, presets = _REGISTRY[name]
@@ -103,7 +100,6 @@ def list_models() -> list[tuple[str, str, int]]:
         ``(name, preset, n_parameters)`` with each model's default ``in_dim`` (the 13 ParT
         features for ``part``, the 11 event features for ``objt``).
     """
-    _ensure_builtin()
     out = []
     for name, (_, presets) in sorted(_REGISTRY.items()):
         for preset in presets:
@@ -118,5 +114,4 @@ def registered() -> dict[str, list[str]]:
     Returns:
         name -> list of presets.
     """
-    _ensure_builtin()
     return {name: list(presets) for name, (_, presets) in sorted(_REGISTRY.items())}

@@ -3,7 +3,8 @@
 An objective is an ``nn.Module`` holding its own trainable parts (projection head, mask token,
 token head, ...) and implementing ``loss(backbone, batch) -> (scalar, logs)``. Adding a recipe
 is one new file with a ``@register_objective("name", Params)`` class plus one import line in
-:data:`_RECIPE_MODULES`.
+``colliderfm/pretrain/__init__.py``. This module is the registry and the interface; it imports no
+recipe.
 
 Settings come from the config's ``objective.params`` mapping and are validated against the
 objective's ``Params`` dataclass (unknown keys and wrong types are :class:`ConfigError`).
@@ -12,22 +13,19 @@ objective's ``Params`` dataclass (unknown keys and wrong types are :class:`Confi
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from colliderfm.config import _build
+from colliderfm.builders import register_builder
+from colliderfm.config import Config, _build
 from colliderfm.data.schema import Batch
 from colliderfm.errors import ConfigError
-
-_RECIPE_MODULES = (
-    "colliderfm.pretrain.contrastive",
-    "colliderfm.pretrain.mpm",
-    "colliderfm.pretrain.masked_id",
-)
+from colliderfm.models.factory import build_backbone
+from colliderfm.registry import Registry
 
 
 class Objective(nn.Module):
@@ -47,15 +45,28 @@ class Objective(nn.Module):
         self.backbone_dim = backbone_dim
         self.in_dim = in_dim
 
-    def setup(self, backbone: nn.Module, cfg: Any, out: Any, progress: bool = True) -> None:
-        """Prepare before training (e.g. train or load a tokenizer). Default: nothing.
+    def tokenizer_request(self, cfg: Config) -> str | Config | None:
+        """What this objective needs from a tokenizer stage run before it (default: nothing).
+
+        Objectives never train anything themselves: the pretraining recipe runs the stage.
 
         Args:
-            backbone: the backbone that will be trained.
-            cfg: the run's :class:`~colliderfm.config.Config`.
-            out: the run directory.
-            progress: show progress bars.
+            cfg: the run's config.
+
+        Returns:
+            None (no tokenizer), the path of a trained tokenizer to load, or the config of a
+            tokenizer the recipe trains first (into ``out/tokenizer``).
         """
+        return None
+
+    def load_tokenizer(self, path: str | Path, feature_set: str) -> None:
+        """Check a tokenizer checkpoint against this objective and load its weights.
+
+        Args:
+            path: tokenizer checkpoint directory.
+            feature_set: the run's ``data.features``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} uses no tokenizer")
 
     def loss(self, backbone: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Compute the objective on a batch.
@@ -70,7 +81,8 @@ class Objective(nn.Module):
         raise NotImplementedError
 
 
-_OBJECTIVES: dict[str, type[Objective]] = {}
+#: recipe name -> objective class (filled by the recipe modules that ``__init__`` imports)
+OBJECTIVES: Registry[type[Objective]] = Registry("objective")
 
 
 def register_objective(name: str, params: type) -> Callable[[type[Objective]], type[Objective]]:
@@ -86,19 +98,9 @@ def register_objective(name: str, params: type) -> Callable[[type[Objective]], t
 
     def deco(cls: type[Objective]) -> type[Objective]:
         cls.Params = params
-        _OBJECTIVES[name] = cls
-        return cls
+        return OBJECTIVES.register(name)(cls)
 
     return deco
-
-
-def _load_recipes() -> None:
-    for mod in _RECIPE_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
 
 
 def objective_names() -> list[str]:
@@ -107,8 +109,7 @@ def objective_names() -> list[str]:
     Returns:
         Sorted names.
     """
-    _load_recipes()
-    return sorted(_OBJECTIVES)
+    return OBJECTIVES.names()
 
 
 def make_params(name: str, params: dict[str, Any]) -> Any:
@@ -121,10 +122,7 @@ def make_params(name: str, params: dict[str, Any]) -> Any:
     Returns:
         The recipe's params dataclass instance.
     """
-    _load_recipes()
-    if name not in _OBJECTIVES:
-        raise ConfigError(f"unknown objective '{name}' (valid: {', '.join(sorted(_OBJECTIVES))})")
-    return _build(_OBJECTIVES[name].Params, params, "objective.params")
+    return _build(OBJECTIVES.get(name, ConfigError).Params, params, "objective.params")
 
 
 def create_objective(
@@ -142,7 +140,7 @@ def create_objective(
         The objective module.
     """
     p = make_params(name, params)
-    return _OBJECTIVES[name](p, backbone_dim, in_dim)
+    return OBJECTIVES.get(name, ConfigError)(p, backbone_dim, in_dim)
 
 
 class PretrainModel(nn.Module):
@@ -195,3 +193,18 @@ def params_dict(params: Any) -> dict[str, Any]:
         Dict of its fields.
     """
     return dataclasses.asdict(params)
+
+
+@register_builder("pretrain")
+def build_pretrain_model(m: Any) -> nn.Module:
+    """Rebuild a backbone + objective module from its checkpoint model spec.
+
+    Args:
+        m: the :class:`~colliderfm.train.meta.ModelSpec` (backbone spec, ``objective``,
+            ``params``).
+
+    Returns:
+        The module (random weights).
+    """
+    backbone = build_backbone(m.backbone())
+    return PretrainModel(backbone, create_objective(m.objective, m.params, backbone.dim, m.in_dim))

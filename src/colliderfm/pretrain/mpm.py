@@ -13,8 +13,9 @@ at the masked positions then predicts either
 
 The tokenizer is a frozen submodule (eval mode, no gradients), so its weights travel inside the
 pretraining checkpoint; its structure is built from the params here, its weights are loaded in
-:meth:`MaskedParticleModelling.setup` (from ``tokenizer``, or from one trained first into
-``out/tokenizer`` when ``tokenizer`` is null).
+:meth:`MaskedParticleModelling.load_tokenizer` (from ``tokenizer``, or from one the pretraining
+recipe trains first into ``out/tokenizer`` when ``tokenizer`` is null: an explicit first stage,
+see :meth:`MaskedParticleModelling.tokenizer_request`).
 
 ``positional: pt_order`` (the MPM paper's ordering study) adds a learned embedding of each
 particle's pT rank (from feature 0, ``log_pt``) to the backbone's input features. This breaks the
@@ -47,7 +48,7 @@ from colliderfm.models.blocks import ParticleBlock, TokenLayout, key_padding_bia
 from colliderfm.models.heads import TokenHead
 from colliderfm.pretrain.base import Objective, register_objective
 from colliderfm.tokenizers.vqvae import VQVAE, VQVAEParams
-from colliderfm.train.checkpoint import load_weights, read_meta
+from colliderfm.train.checkpoint import load_weights, read_checkpoint_meta
 from colliderfm.train.logging import log
 
 MAX_RANK = 256  # pT ranks beyond this share the last positional embedding
@@ -209,44 +210,39 @@ class MaskedParticleModelling(Objective):
             self.tokenizer.eval()
         return self
 
-    # ------------------------------------------------------------------ setup
-    def setup(self, backbone: nn.Module, cfg: Any, out: Any, progress: bool = True) -> None:
-        """Load the tokenizer (training one into ``out/tokenizer`` first when none is given).
+    # ------------------------------------------------------------------ tokenizer stage
+    def tokenizer_request(self, cfg: Any) -> str | Any | None:
+        """The tokenizer stage this objective needs before pretraining.
 
         Every check on a given tokenizer (exists, is a VQ-VAE checkpoint, same features and
-        structure) happens here, before any pretraining step.
+        structure) happens before any pretraining step: existence here, the rest in
+        :meth:`load_tokenizer`.
 
         Args:
-            backbone: the backbone (unused).
             cfg: the run's config.
-            out: the run directory.
-            progress: show progress bars.
+
+        Returns:
+            None with ``target: continuous``; the given ``tokenizer`` path; or, when
+            ``tokenizer`` is null, the config of a VQ-VAE with this objective's structure for the
+            recipe to train first (``tokenizer_steps`` at ``tokenizer_lr``, no validation).
         """
+        from colliderfm.config import ObjectiveConfig
+
         p = self.params
         if p.target != "tokens":
             if p.tokenizer is not None:
                 log.warning("objective.params.tokenizer is ignored with target: continuous")
-            return
+            return None
         if p.tokenizer is not None:
-            path = Path(p.tokenizer)
-            if not path.exists():
+            if not Path(p.tokenizer).exists():
                 raise ConfigError(
-                    f"objective.params.tokenizer: {path} does not exist (train one "
+                    f"objective.params.tokenizer: {p.tokenizer} does not exist (train one "
                     "with configs/pretrain/vqvae.yaml, or set it to null to train "
                     "one first)"
                 )
-        else:
-            path = self._train_tokenizer(cfg, Path(out), progress)
-        self.load_tokenizer(path, cfg.data.features)
-
-    def _train_tokenizer(self, cfg: Any, out: Path, progress: bool) -> Path:
-        from colliderfm.config import ObjectiveConfig
-        from colliderfm.tokenizers.train import train_tokenizer
-
-        p = self.params
-        tok = out / "tokenizer"
+            return p.tokenizer
         params = dataclasses.asdict(VQVAEParams(**self._tokenizer_structure()))
-        tok_cfg = dataclasses.replace(
+        return dataclasses.replace(
             cfg,
             data=dataclasses.replace(cfg.data, val=None),
             objective=ObjectiveConfig(name="vqvae", params=params),
@@ -258,16 +254,6 @@ class MaskedParticleModelling(Objective):
                 checkpoint_every=None,
             ),
         )
-        log.info(
-            "%s: no tokenizer given; training a VQ-VAE (%d codes, %d steps) first",
-            tok,
-            p.codebook_size,
-            p.tokenizer_steps,
-        )
-        train_tokenizer(tok_cfg, tok, resume=(tok / "last").exists(), progress=progress)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.barrier()  # rank 0 writes the checkpoint
-        return tok
 
     def load_tokenizer(self, path: str | Path, feature_set: str) -> None:
         """Check a tokenizer checkpoint against this objective and load its weights.
@@ -276,21 +262,19 @@ class MaskedParticleModelling(Objective):
             path: VQ-VAE checkpoint directory.
             feature_set: the run's ``data.features``.
         """
-        meta = read_meta(path)
-        m = meta["model"]
-        if m.get("task") != "vqvae":
+        m = read_checkpoint_meta(path).model
+        if m.task != "vqvae":
             raise CheckpointError(
-                f"{path}: not a VQ-VAE tokenizer checkpoint (it holds a "
-                f"'{m.get('task', 'classifier')}' model)"
+                f"{path}: not a VQ-VAE tokenizer checkpoint (it holds a '{m.task}' model)"
             )
-        if m.get("in_dim") != self.in_dim or m.get("feature_set") != feature_set:
+        if m.in_dim != self.in_dim or m.feature_set != feature_set:
             raise CheckpointError(
-                f"{path}: tokenizer was trained on feature set '{m.get('feature_set')}' "
-                f"({m.get('in_dim')} features) but this run uses '{feature_set}' "
+                f"{path}: tokenizer was trained on feature set '{m.feature_set}' "
+                f"({m.in_dim} features) but this run uses '{feature_set}' "
                 f"({self.in_dim} features)"
             )
         for key, mkey in _TOKENIZER_KEYS.items():
-            have, want = m["params"].get(key), getattr(self.params, mkey)
+            have, want = (m.params or {}).get(key), getattr(self.params, mkey)
             if have != want:
                 raise CheckpointError(
                     f"{path}: tokenizer has {key}={have} but "

@@ -37,8 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from colliderfm.builders import register_builder
 from colliderfm.data.schema import Batch
-from colliderfm.train.checkpoint import register_builder
+from colliderfm.tokenizers.base import TOKENIZERS
 
 N_KINEMATIC = 7  # features 0-6 of every feature set are the kinematic ones
 
@@ -46,6 +47,7 @@ N_KINEMATIC = 7  # features 0-6 of every feature set are the kinematic ones
 STRUCTURE_KEYS = ("codebook_size", "code_dim", "hidden", "layers")
 
 
+@TOKENIZERS.register("vqvae")
 @dataclass
 class VQVAEParams:
     """Settings of the VQ-VAE tokenizer (``objective.params`` when ``objective.name: vqvae``)."""
@@ -366,13 +368,13 @@ def vqvae_from_params(in_dim: int, params: VQVAEParams) -> VQVAE:
 
 
 @register_builder("vqvae")
-def build_vqvae(m: dict[str, Any]) -> nn.Module:
-    """Rebuild a tokenizer from checkpoint metadata (``model.task: vqvae``).
+def build_vqvae(m: Any) -> nn.Module:
+    """Rebuild a tokenizer from its checkpoint model spec (``model.task: vqvae``).
 
     Args:
-        m: the ``model`` section: ``in_dim``, ``feature_set`` and ``params``.
+        m: the :class:`~colliderfm.train.meta.ModelSpec` (``in_dim`` and ``params``).
 
     Returns:
         The tokenizer (random weights).
     """
-    return vqvae_from_params(m["in_dim"], VQVAEParams(**m["params"]))
+    return vqvae_from_params(m.in_dim, VQVAEParams(**m.params))

@@ -5,18 +5,16 @@ A checkpoint directory is written as a whole into a hidden sibling, then swapped
 moment leaves either the previous or the new checkpoint loadable (:func:`resolve` falls back to
 ``.old``); hidden temporary directories left by a killed write are removed by the next write.
 
-``config.yaml`` holds everything needed to rebuild the model without the original config file:
-``model`` (builder name and arguments), ``config`` (the full resolved run config), the package
-version, a schema number and a fingerprint of the training data.
+``config.yaml`` is a :class:`~colliderfm.train.meta.CheckpointMeta`: everything needed to
+rebuild the model without the original config file. This module only writes and reads files;
+rebuilding a module from them is :mod:`colliderfm.checkpoints`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,59 +23,11 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from colliderfm import __version__
 from colliderfm.errors import CheckpointError
+from colliderfm.train.meta import CHECKPOINT_SCHEMA, CheckpointMeta
+from colliderfm.version import __version__
 
-CHECKPOINT_SCHEMA = 1
 WEIGHTS, META, STATE = "model.safetensors", "config.yaml", "state.pt"
-
-#: builders that rebuild a module from ``meta["model"]`` (registered by each task)
-_BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {}
-
-
-def register_builder(
-    task: str,
-) -> Callable[[Callable[[dict[str, Any]], nn.Module]], Callable[[dict[str, Any]], nn.Module]]:
-    """Register a function that rebuilds a module of kind ``task`` from checkpoint metadata.
-
-    Args:
-        task: task name stored in ``config.yaml`` under ``model.task``.
-
-    Returns:
-        Decorator.
-    """
-
-    def deco(fn: Callable[[dict[str, Any]], nn.Module]) -> Callable[[dict[str, Any]], nn.Module]:
-        _BUILDERS[task] = fn
-        return fn
-
-    return deco
-
-
-def data_fingerprint(path: str | Path | None) -> dict[str, Any] | None:
-    """A short fingerprint of a data source (manifest checksums, or file size and name).
-
-    Args:
-        path: data path or None.
-
-    Returns:
-        Dict with ``path`` and ``sha256`` (of the shard checksums or file stats), or None.
-    """
-    if path is None:
-        return None
-    p = Path(path)
-    h = hashlib.sha256()
-    if (p / "manifest.json").is_file():
-        import json
-
-        manifest = json.loads((p / "manifest.json").read_text())
-        for s in manifest.get("shards", []):
-            h.update(str(s.get("sha256", s.get("file"))).encode())
-        return {"path": str(p), "n": manifest.get("n"), "sha256": h.hexdigest()[:16]}
-    if p.exists():
-        st = p.stat()
-        h.update(f"{p.name}:{st.st_size}".encode())
-    return {"path": str(p), "sha256": h.hexdigest()[:16]}
 
 
 def _swap_into_place(tmp: Path, target: Path) -> None:
@@ -103,7 +53,7 @@ def _remove_stale_temps(target: Path, inplace: bool) -> None:
 def save_checkpoint(
     target: str | Path,
     module: nn.Module,
-    meta: dict[str, Any],
+    meta: CheckpointMeta | dict[str, Any],
     state: dict[str, Any] | None = None,
     inplace: bool = False,
 ) -> Path:
@@ -112,7 +62,8 @@ def save_checkpoint(
     Args:
         target: checkpoint directory.
         module: module whose ``state_dict`` is saved.
-        meta: ``{"model": {...builder args...}, "config": {...}, ...}``.
+        meta: the checkpoint's metadata (a plain dict is written as given, with the package
+            version and schema added).
         state: optional resume state (optimizer, scheduler, RNG, step).
         inplace: ``target`` also holds other files (a run directory): replace the checkpoint
             files one by one (each atomically; weights last) instead of swapping the directory.
@@ -136,7 +87,11 @@ def save_checkpoint(
     try:
         tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
         save_file(tensors, str(tmp / WEIGHTS))
-        full = {"colliderfm_version": __version__, "checkpoint_schema": CHECKPOINT_SCHEMA, **meta}
+        if isinstance(meta, CheckpointMeta):
+            full = meta.to_dict()
+        else:
+            full = {"colliderfm_version": __version__, "checkpoint_schema": CHECKPOINT_SCHEMA}
+            full.update(meta)
         (tmp / META).write_text(yaml.safe_dump(full, sort_keys=False))
         if state is not None:
             torch.save(state, tmp / STATE)
@@ -175,29 +130,37 @@ def resolve(path: str | Path) -> Path:
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """Read and check a checkpoint's ``config.yaml``.
+    """Read and check a checkpoint's ``config.yaml`` as a plain dict.
 
     Args:
         path: checkpoint directory.
 
     Returns:
-        The metadata dict.
+        The metadata dict (see :func:`read_checkpoint_meta` for the typed form).
     """
     p = resolve(path)
     try:
         meta = yaml.safe_load((p / META).read_text())
     except yaml.YAMLError as exc:
         raise CheckpointError(f"{p / META}: not valid YAML") from exc
-    if not isinstance(meta, dict) or "model" not in meta:
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{p / META}: not UTF-8 text") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
         raise CheckpointError(f"{p / META}: no 'model' section")
-    schema = meta.get("checkpoint_schema")
-    if not isinstance(schema, int) or schema > CHECKPOINT_SCHEMA:
-        raise CheckpointError(
-            f"{p}: checkpoint schema {schema!r} is newer than this colliderfm supports "
-            f"({CHECKPOINT_SCHEMA}); upgrade colliderfm (checkpoint written by "
-            f"{meta.get('colliderfm_version')})"
-        )
+    CheckpointMeta.from_dict(meta, str(p))  # schema and keys checked here
     return meta
+
+
+def read_checkpoint_meta(path: str | Path) -> CheckpointMeta:
+    """Read a checkpoint's metadata, typed.
+
+    Args:
+        path: checkpoint directory.
+
+    Returns:
+        The :class:`~colliderfm.train.meta.CheckpointMeta`.
+    """
+    return CheckpointMeta.from_dict(read_meta(path), str(resolve(path)))
 
 
 def load_weights(
@@ -248,40 +211,6 @@ def _mismatch(want: dict[str, torch.Tensor], have: dict[str, torch.Tensor]) -> s
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
     return "; ".join(parts)
-
-
-def build_model(meta: dict[str, Any]) -> nn.Module:
-    """Rebuild a module from checkpoint metadata (no weights).
-
-    Args:
-        meta: checkpoint metadata.
-
-    Returns:
-        The freshly initialised module.
-    """
-    import colliderfm.finetune.classifier  # noqa: F401  (registers builders)
-    import colliderfm.pretrain.run  # noqa: F401
-    import colliderfm.tokenizers.vqvae  # noqa: F401
-
-    task = meta["model"].get("task", "classifier")
-    if task not in _BUILDERS:
-        raise CheckpointError(f"unknown checkpoint task {task!r} (known: {sorted(_BUILDERS)})")
-    return _BUILDERS[task](meta["model"])
-
-
-def load_model(path: str | Path) -> nn.Module:
-    """Rebuild a model from a checkpoint directory alone, in eval mode.
-
-    Args:
-        path: checkpoint directory.
-
-    Returns:
-        The module with its weights.
-    """
-    meta = read_meta(path)
-    module = build_model(meta)
-    load_weights(module, path)
-    return module.eval()
 
 
 def load_state(path: str | Path) -> dict[str, Any]:

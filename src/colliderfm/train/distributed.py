@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 
 from colliderfm.errors import ConfigError
+from colliderfm.runtime import rank_world
 
 DEFAULT_TIMEOUT_MIN = 60.0
 
@@ -56,24 +57,13 @@ def default_backend() -> str:
     return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
 
 
-def rank_and_world() -> tuple[int, int]:
-    """(rank, world size) of the current process group; (0, 1) without one.
-
-    Returns:
-        Rank and world size.
-    """
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def is_main_process() -> bool:
     """Whether this process is rank 0 (True without torch.distributed).
 
     Returns:
         True on rank 0.
     """
-    return rank_and_world()[0] == 0
+    return rank_world()[0] == 0
 
 
 def init_distributed(
@@ -95,7 +85,7 @@ def init_distributed(
     if not launched_by_torchrun() or not dist.is_available():
         return 0, 1
     if dist.is_initialized():
-        return rank_and_world()
+        return rank_world()
     if timeout_min is None:
         raw = os.environ.get("COLLIDERFM_DIST_TIMEOUT_MIN", str(DEFAULT_TIMEOUT_MIN))
         try:
@@ -107,7 +97,7 @@ def init_distributed(
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local % torch.cuda.device_count())
     dist.init_process_group(backend, timeout=timedelta(minutes=timeout_min))
-    rank, world = rank_and_world()
+    rank, world = rank_world()
     logger = logging.getLogger("colliderfm")
     _owned["log_level"] = logger.level
     if rank != 0:  # one console for the whole job

@@ -13,6 +13,7 @@ each backward pass; only rank 0 logs and writes checkpoints.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import sys
@@ -30,8 +31,10 @@ from tqdm import tqdm
 from colliderfm.config import Config, TrainConfig
 from colliderfm.data.schema import Batch
 from colliderfm.errors import ColliderFMError, ConfigError
+from colliderfm.runtime import rank_world, seed_everything
 from colliderfm.train.checkpoint import load_state, load_weights, save_checkpoint
 from colliderfm.train.logging import RunLogger, log
+from colliderfm.train.meta import CheckpointMeta
 
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
 ValidateFn = Callable[[nn.Module], dict[str, float]]
@@ -53,28 +56,6 @@ class FitResult:
     wall_s: float = 0.0
     examples_per_s: float = 0.0
     stopped_early: bool = False
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch.
-
-    Args:
-        seed: the seed.
-    """
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def dist_info() -> tuple[int, int]:
-    """(rank, world size); (0, 1) without torch.distributed.
-
-    Returns:
-        Rank and world size.
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def param_groups(
@@ -192,7 +173,7 @@ def fit(
     cfg: Config,
     out: str | Path,
     steps_per_epoch: int,
-    meta: dict[str, Any],
+    meta: CheckpointMeta | dict[str, Any],
     validate: ValidateFn | None = None,
     lr_mults: dict[str, float] | None = None,
     resume: bool = False,
@@ -208,7 +189,8 @@ def fit(
         cfg: the resolved config (saved into every checkpoint).
         out: run directory.
         steps_per_epoch: optimizer steps per epoch (validation cadence).
-        meta: checkpoint metadata describing how to rebuild ``module`` (``{"model": ...}``).
+        meta: checkpoint metadata describing how to rebuild ``module`` (the resolved config is
+            added to it here).
         validate: ``module -> metrics`` run at the end of each epoch (names like ``val_auc``);
             under torch.distributed only on rank 0, its metrics are sent to every rank.
         lr_mults: learning-rate multipliers by parameter-name prefix.
@@ -222,7 +204,7 @@ def fit(
     """
     tc = cfg.train
     out = Path(out)
-    rank, world = dist_info()
+    rank, world = rank_world()
     main = rank == 0
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -245,7 +227,10 @@ def fit(
     opt = make_optimizer(groups, tc)
     floor = tc.min_lr / tc.lr if tc.lr > 0 else 0.0
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup, floor))
-    meta = {**meta, "config": cfg.to_dict()}
+    if isinstance(meta, CheckpointMeta):
+        meta = dataclasses.replace(meta, config=cfg.to_dict())
+    else:
+        meta = {**meta, "config": cfg.to_dict()}
     monitor = tc.early_stopping
     sign = 1.0 if monitor == "val_auc" else -1.0
     step, best_score, bad_epochs, history = 0, -math.inf, 0, []

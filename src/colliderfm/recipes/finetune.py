@@ -1,4 +1,9 @@
-"""``colliderfm finetune``: supervised training from scratch or from a pretrained backbone."""
+"""Fine-tuning recipe: a classifier from scratch or from a pretrained backbone (and CWoLa).
+
+Modes: ``full``, ``frozen``, ``linear`` and ``lp-ft`` (a linear-probe stage into ``out/lp``, then
+everything from there). With ``finetune.cwola`` the labels are the mixture ids of two mixed
+samples; validation and test use the true labels.
+"""
 
 from __future__ import annotations
 
@@ -16,22 +21,24 @@ from colliderfm.data.features import n_features
 from colliderfm.data.readers.dispatch import count_jets as count_entries
 from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks, jet_classes
 from colliderfm.data.schema import Batch, JetChunk
-from colliderfm.data.stream import count_jets, training_loader
+from colliderfm.data.stream import count_jets
 from colliderfm.data.subset import load_subset
 from colliderfm.errors import ConfigError
 from colliderfm.evaluate.metrics import classifier_metrics
 from colliderfm.evaluate.predict import predict
 from colliderfm.finetune.classifier import (
-    backbone_spec,
     build_classifier,
     load_pretrained_backbone,
     pretrained_backbone_spec,
 )
 from colliderfm.finetune.cwola import prepare_cwola
 from colliderfm.finetune.modes import apply_mode, head_hidden_for
+from colliderfm.models.factory import backbone_spec
+from colliderfm.recipes.runner import Runner
 from colliderfm.train.checkpoint import load_weights
 from colliderfm.train.logging import log
-from colliderfm.train.loop import FitResult, dist_info, fit, seed_everything
+from colliderfm.train.loop import FitResult
+from colliderfm.train.meta import ModelSpec
 
 HEAD_HIDDEN = 128
 
@@ -93,31 +100,19 @@ def _train_source(cfg: Config) -> tuple[str | Path | JetChunk, int]:
     return path, int(n)
 
 
-def make_validate(cfg: Config, classes: list[str]) -> Any:
-    """Validation callback: loss, accuracy and AUC on ``data.val`` (first ``val_max`` jets).
+def make_validate(cfg: Config, classes: list[str], val: Any) -> Any:
+    """Validation callback: loss, accuracy, AUC and rejections on the validation source.
 
     Args:
         cfg: run config.
         classes: class names.
+        val: validation data (path or in-memory chunk), or None.
 
     Returns:
         ``module -> metrics`` or None when there is no validation set.
     """
-    if cfg.data.val is None:
+    if val is None:
         return None
-    val = cfg.data.val
-    if cfg.train.val_max is not None:
-        # the first val_max jets, loaded once (validation must be cheap and identical each epoch)
-        from colliderfm.data.readers.dispatch import iter_jet_chunks
-
-        parts, n = [], 0
-        for c in iter_jet_chunks(val):
-            parts.append(c)
-            n += len(c)
-            if n >= cfg.train.val_max:
-                break
-        chunk = JetChunk.concat(parts)
-        val = chunk.take(np.arange(min(len(chunk), cfg.train.val_max)))
 
     def validate(model: nn.Module) -> dict[str, float]:
         labels, probs = predict(
@@ -156,14 +151,14 @@ def run_finetune(
     Returns:
         Summary: fit result, and test metrics when ``data.test`` is set.
     """
-    if cfg.data.train is None and not (cfg.finetune.cwola and cfg.finetune.cwola_samples):
-        raise ConfigError("data.train is not set (give --set data.train=DIR)")
-    out = Path(out)
-    if not resume and (out / "last").exists():
-        raise ConfigError(
-            f"{out}: a run already exists there (use --resume to continue it, or "
-            "choose another --out)"
-        )
+    run = Runner(
+        cfg,
+        out,
+        resume,
+        progress,
+        need_train=not (cfg.finetune.cwola and cfg.finetune.cwola_samples),
+    )
+    out = run.out
     ft = cfg.finetune
     mode = ft.mode
     if ft.init == "none" and mode in ("frozen", "linear"):
@@ -172,7 +167,7 @@ def run_finetune(
             "(the random-backbone control)",
             mode,
         )
-    seed_everything(cfg.train.seed)
+    run.seed()
     cw = prepare_cwola(cfg) if ft.cwola else None  # weak supervision: mixture ids as labels
     classes = cw.classes if cw is not None else jet_classes(cfg.data.train)
     if len(classes) < 2:
@@ -185,20 +180,20 @@ def run_finetune(
         if ft.init != "none"
         else backbone_spec(cfg, in_dim)
     )
-    meta_model = {
+    model_spec = ModelSpec(
+        task="classifier",
+        n_classes=len(classes),
+        classes=classes,
+        head_hidden=head_hidden_for(mode, HEAD_HIDDEN),
+        feature_set=cfg.data.features,
         **spec,
-        "task": "classifier",
-        "n_classes": len(classes),
-        "classes": classes,
-        "head_hidden": head_hidden_for(mode, HEAD_HIDDEN),
-        "feature_set": cfg.data.features,
-    }
-    model = build_classifier(meta_model)
+    )
+    model = build_classifier(model_spec)
     if ft.init != "none":
         load_pretrained_backbone(model.backbone, ft.init)
         log.info("initialised backbone from %s", ft.init)
     source, n_jets = (cw.chunk, len(cw.chunk)) if cw is not None else _train_source(cfg)
-    loader, spe = training_loader(source, n_jets, cfg)
+    loader, spe = run.loader(source, n_jets)
     log.info(
         "%s: %d training jets, classes %s, %d steps/epoch, %d params",
         out,
@@ -207,11 +202,16 @@ def run_finetune(
         spe,
         sum(p.numel() for p in model.parameters()),
     )
-    meta = {"model": meta_model, "data": {"n_train": n_jets}}
     if cw is not None:
-        meta["data"]["cwola"] = cw.info
         log.info("CWoLa mixtures: %s", cw.info)
-    validate = make_validate(cfg, classes)
+    meta = run.meta(
+        model_spec,
+        n_jets,
+        sources=list(ft.cwola_samples) if cw is not None and ft.cwola_samples else None,
+        subset=_subset_info(cfg, cw is not None),
+        cwola=cw.info if cw is not None else None,
+    )
+    validate = make_validate(cfg, classes, run.val_source(cfg.train.val_max))
     if mode == "lp-ft":
         # phase 1: linear probe on the frozen backbone (out/lp); phase 2: everything, from there
         total = cfg.train.max_steps or cfg.train.epochs * spe
@@ -219,48 +219,52 @@ def run_finetune(
             raise ConfigError("finetune.mode=lp-ft needs at least 2 training steps")
         n_lp = max(1, min(total - 1, round(ft.lp_fraction * total)))
         cfg_lp = replace(cfg, train=replace(cfg.train, max_steps=n_lp, early_stopping=None))
-        fit(
+        run.train(
             model,
             classification_loss,
             loader,
-            cfg_lp,
-            out / "lp",
             spe,
             meta,
             validate=validate,
             lr_mults=apply_mode(model, "linear", ft),
+            cfg=cfg_lp,
+            out=out / "lp",
             resume=resume and (out / "lp" / "last").exists(),
-            progress=progress,
         )
         load_weights(model, out / "lp" / "last")
         cfg = replace(cfg, train=replace(cfg.train, max_steps=total - n_lp))
         resume = resume and (out / "last").exists()
         mode = "full"
-    result: FitResult = fit(
+    result: FitResult = run.train(
         model,
         classification_loss,
         loader,
-        cfg,
-        out,
         spe,
         meta,
         validate=validate,
         lr_mults=apply_mode(model, mode, ft),
+        cfg=cfg,
         resume=resume,
-        progress=progress,
     )
-    summary: dict[str, Any] = {
-        "steps": result.steps,
-        "epochs": result.epochs,
-        "wall_s": round(result.wall_s, 1),
-        "jets_per_s": round(result.examples_per_s, 1),
-        "best": result.best,
-        "n_train": n_jets,
-    }
+    summary: dict[str, Any] = {**run.summary(result), "best": result.best, "n_train": n_jets}
     if cw is not None:
         summary["cwola"] = cw.info
-    if cfg.data.test is not None and dist_info()[0] == 0:
+    if cfg.data.test is not None and run.main:
         from colliderfm.evaluate.run import evaluate_checkpoint
 
         summary["test"] = evaluate_checkpoint(out, cfg.data.test, out / "test_metrics.json")
     return summary
+
+
+def _subset_info(cfg: Config, cwola: bool) -> dict[str, Any] | None:
+    """How the training examples were drawn from the sources (part of the data fingerprint)."""
+    ft = cfg.finetune
+    if cwola:
+        return {
+            "cwola_fractions": list(ft.cwola_fractions or []),
+            "n_train": ft.n_train,
+            "seed": cfg.train.seed,
+        }
+    if ft.n_train:
+        return {"n_train": ft.n_train, "seed": cfg.train.seed}
+    return None
