@@ -1,7 +1,7 @@
 """Classification quality of our ``part``/``base`` backbone vs weaver-core's ParticleTransformer.
 
 Both models (about 2.1M parameters each) are trained in lockstep on *the same batches* (one
-``JetStream``, same seed) for the same number of steps with the same optimizer and schedule
+``ConstituentStream``, same seed) for the same number of steps with the same optimizer and schedule
 (AdamW, lr 1e-3, 5% linear warm-up then cosine), fp32, then scored on the same test jets.
 Prints both test AUCs, their difference (goal: ours not worse by more than 0.003) and the
 training throughput ratio measured in the same run.
@@ -33,7 +33,7 @@ import torch.nn.functional as F  # noqa: E402
 import yaml  # noqa: E402
 from torch import nn  # noqa: E402
 
-from colliderfm.data.stream import JetStream  # noqa: E402
+from colliderfm.data.stream import ConstituentStream  # noqa: E402
 from colliderfm.evaluate.metrics import auc  # noqa: E402
 from colliderfm.models import Classifier, create_model  # noqa: E402
 from colliderfm.train.loop import lr_lambda  # noqa: E402
@@ -81,7 +81,7 @@ def score_auc(model: nn.Module, test: str, max_jets: int) -> float:
     """
     model.eval()
     ys, ss, n = [], [], 0
-    for b in JetStream(test, batch_size=256, shuffle=False):
+    for b in ConstituentStream(test, batch_size=256, shuffle=False):
         ss.append(torch.softmax(model(b.features, b.mask, b.vectors), -1)[:, 1].numpy())
         ys.append(b.labels.numpy())
         n += len(b)
@@ -127,7 +127,7 @@ def run(
         for k, o in opts.items()
     }
     secs = dict.fromkeys(models, 0.0)
-    stream = iter(JetStream(train, batch_size=batch, seed=seed, infinite=True))
+    stream = iter(ConstituentStream(train, batch_size=batch, seed=seed, infinite=True))
     for step in range(steps):
         b = next(stream)
         for k, m in models.items():

@@ -2,8 +2,8 @@
 
 Measures, in one run:
 
-* jets/s delivered by ``JetStream`` through a ``DataLoader`` (shards -> padded, trimmed, featurised
-  batches) with 0 and 2 workers;
+* jets/s delivered by ``ConstituentStream`` through a ``DataLoader`` (shards -> padded,
+  trimmed, featurised batches) with 0 and 2 workers;
 * jets/s consumed by a training step (forward + backward + AdamW) of the ``small`` classifier on
   the same batches, fp32 and bf16;
 * jets/s of ``colliderfm convert`` from a JetClass-schema ROOT file.
@@ -33,13 +33,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from colliderfm.data.schema import JetChunk, jet_scalars_from_particles  # noqa: E402
+from colliderfm.data.schema import ConstituentChunk, jet_scalars_from_particles  # noqa: E402
 from colliderfm.data.shards import ShardWriter  # noqa: E402
-from colliderfm.data.stream import JetStream  # noqa: E402
+from colliderfm.data.stream import ConstituentStream  # noqa: E402
 from colliderfm.models import Classifier, create_model  # noqa: E402
 
 
-def synthetic(n: int, seed: int = 0) -> JetChunk:
+def synthetic(n: int, seed: int = 0) -> ConstituentChunk:
     """Jets with 20-120 particles (mean ~55) around random axes.
 
     Args:
@@ -57,14 +57,14 @@ def synthetic(n: int, seed: int = 0) -> JetChunk:
     phi = rng.normal(0, 0.2, tot) + rng.uniform(-3, 3, n)[jet]
     pt = rng.exponential(10, tot) + 0.5
     px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
-    c = JetChunk(
+    c = ConstituentChunk(
         counts=counts,
         px=px.astype(np.float32),
         py=py.astype(np.float32),
         pz=pz.astype(np.float32),
         energy=np.sqrt(px**2 + py**2 + pz**2).astype(np.float32),
         charge=rng.integers(-1, 2, tot).astype(np.int8),
-        pid=rng.choice([211, -211, 22, 130], tot).astype(np.int32),
+        type_id=rng.choice([211, -211, 22, 130], tot).astype(np.int32),
         label=rng.integers(0, 2, n).astype(np.int64),
     )
     c.jet = jet_scalars_from_particles(c)
@@ -83,7 +83,7 @@ def loader_rate(data: Path, workers: int, batch: int, max_jets: int) -> float:
     Returns:
         Jets per second.
     """
-    stream = JetStream(data, batch_size=batch, seed=0, buffer_size=10_000)
+    stream = ConstituentStream(data, batch_size=batch, seed=0, buffer_size=10_000)
     dl = DataLoader(stream, batch_size=None, num_workers=workers)
     n, t0 = 0, time.perf_counter()
     for b in dl:
@@ -108,7 +108,7 @@ def train_rate(data: Path, batch: int, bf16: bool, steps: int = 6) -> float:
     torch.manual_seed(0)
     model = Classifier(create_model("part", "small"), 2)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    batches = iter(JetStream(data, batch_size=batch, seed=1))
+    batches = iter(ConstituentStream(data, batch_size=batch, seed=1))
     times = []
     for i in range(steps + 1):
         b = next(batches)
@@ -124,7 +124,7 @@ def train_rate(data: Path, batch: int, bf16: bool, steps: int = 6) -> float:
     return batch / statistics.median(times)
 
 
-def root_convert_rate(chunk: JetChunk, tmp: Path) -> float:
+def root_convert_rate(chunk: ConstituentChunk, tmp: Path) -> float:
     """Jets/s of ``convert`` from a JetClass-schema ROOT file.
 
     Args:

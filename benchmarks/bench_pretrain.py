@@ -41,7 +41,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from colliderfm.data.schema import Batch  # noqa: E402
-from colliderfm.data.stream import JetStream  # noqa: E402
+from colliderfm.data.stream import ConstituentStream  # noqa: E402
 from colliderfm.models import Classifier, create_model  # noqa: E402
 from colliderfm.pretrain.base import PretrainModel, create_objective  # noqa: E402
 
@@ -71,7 +71,7 @@ def jet_batches(data: str | None, seed: int = 0) -> list[Batch]:
         The batches.
     """
     source = data if data else synthetic(BATCH * N_BATCHES, seed)
-    stream = JetStream(source, batch_size=BATCH, seed=seed, shuffle=data is not None)
+    stream = ConstituentStream(source, batch_size=BATCH, seed=seed, shuffle=data is not None)
     out = []
     for b in stream:
         out.append(b)

@@ -31,8 +31,9 @@ class Written:
 
     Attributes:
         path: the file or shard directory.
-        jets: everything written, in order, bad jets included, as a ``JetChunk`` (for JetClass:
-            ``jet['jet_mass']`` is the stored ``jet_sdmass``; pid is the expected mapping).
+        jets: everything written, in order, bad jets included, as a ``ConstituentChunk`` (for
+            JetClass: ``jet['jet_mass']`` is the stored ``jet_sdmass``; type_id is the expected
+            mapping).
         good: boolean ``[N]`` mask of the jets a reader should keep.
     """
 
@@ -105,7 +106,7 @@ def jetclass_root(tmp_path: Path) -> Callable[..., Written]:
         import awkward as ak
         import uproot
 
-        from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk
+        from colliderfm.data.schema import JETCLASS_CLASSES, ConstituentChunk
 
         nan_jets, inf_jets, empty_jets = list(nan_jets), list(inf_jets), list(empty_jets)
         rng = np.random.default_rng(seed)
@@ -149,14 +150,14 @@ def jetclass_root(tmp_path: Path) -> Callable[..., Written]:
             )
             for s in range(0, n, basket):
                 f[tree].extend({k: v[s : s + basket] for k, v in branches.items()})
-        jets = JetChunk(
+        jets = ConstituentChunk(
             counts=counts,
             px=px,
             py=py,
             pz=pz,
             energy=e,
             charge=charge.astype(np.int8),
-            pid=pid.astype(np.int32),
+            type_id=pid.astype(np.int32),
             label=label.astype(np.int64),
             jet={
                 "jet_pt": jet["jet_pt"],
@@ -199,7 +200,7 @@ def toptagging_h5(tmp_path: Path) -> Callable[..., Written]:
     ) -> Written:
         import pandas as pd
 
-        from colliderfm.data.schema import JetChunk
+        from colliderfm.data.schema import ConstituentChunk
 
         nan_jets, inf_jets, empty_jets = list(nan_jets), list(inf_jets), list(empty_jets)
         rng = np.random.default_rng(seed)
@@ -225,14 +226,14 @@ def toptagging_h5(tmp_path: Path) -> Callable[..., Written]:
         path = tmp_path / name
         df.to_hdf(path, key=key, format=fmt)
         tot = int(counts.sum())
-        jets = JetChunk(
+        jets = ConstituentChunk(
             counts=counts,
             px=px,
             py=py,
             pz=pz,
             energy=e,
             charge=np.zeros(tot, np.int8),
-            pid=np.zeros(tot, np.int32),
+            type_id=np.zeros(tot, np.int32),
             label=(label if labels else np.full(n, -1)).astype(np.int64),
         )
         good = counts > 0

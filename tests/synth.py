@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from colliderfm.data.schema import JetChunk, jet_scalars_from_particles
+from colliderfm.data.schema import ConstituentChunk, jet_scalars_from_particles
 
 
 def synthetic_jets(
     n: int, seed: int = 0, min_particles: int = 1, max_particles: int = 60, n_classes: int = 2
-) -> JetChunk:
+) -> ConstituentChunk:
     """Random jets around eta=0, phi=0 with pT ~ 600 GeV; class 1 jets are wider.
 
     Args:
@@ -38,14 +38,14 @@ def synthetic_jets(
     charge = rng.integers(-1, 2, size=tot).astype(np.int8)
     neutral = rng.choice([22, 130], size=tot)
     pid = np.where(charge != 0, 211 * charge.astype(np.int32), neutral).astype(np.int32)
-    chunk = JetChunk(
+    chunk = ConstituentChunk(
         counts=counts,
         px=px.astype(np.float32),
         py=py.astype(np.float32),
         pz=pz.astype(np.float32),
         energy=e.astype(np.float32),
         charge=charge,
-        pid=pid,
+        type_id=pid,
         label=label,
     )
     chunk.jet = jet_scalars_from_particles(chunk)

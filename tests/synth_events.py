@@ -96,7 +96,7 @@ def synthetic_events(
         weights=torch.ones(n),
         vectors=vectors,
         charge=torch.zeros(n, max_objects),
-        pid=obj_t,
+        type_id=obj_t,
     )
 
 
@@ -127,7 +127,7 @@ def event_batches(
                 weights=full.weights[sl],
                 vectors=full.vectors[sl],  # type: ignore[index]
                 charge=full.charge[sl],  # type: ignore[index]
-                pid=full.pid[sl],  # type: ignore[index]
+                type_id=full.type_id[sl],  # type: ignore[index]
             )
         )
     return out
@@ -153,10 +153,10 @@ def write_event_shards(
     table = events_table(
         m.sum(1).numpy(),
         K.pt(v).numpy(),
-        torch.where(b.pid[m] == ObjectType.MET, 0.0, K.eta(v)).numpy(),
+        torch.where(b.type_id[m] == ObjectType.MET, 0.0, K.eta(v)).numpy(),
         K.phi(v).numpy(),
         v[:, 3].numpy(),
-        b.pid[m].numpy(),
+        b.type_id[m].numpy(),
         b.labels.numpy(),
     )
     classes = ["ttbar", "h2hdm"] if labelled else []

@@ -581,7 +581,7 @@ def test_parquet_without_charge_and_pid_reads_them_as_unknown(
     from colliderfm.data.readers.parquet import iter_parquet_jets
 
     back = next(iter_parquet_jets(out))
-    assert back.counts.tolist() == [2, 1] and not back.charge.any() and not back.pid.any()
+    assert back.counts.tolist() == [2, 1] and not back.charge.any() and not back.type_id.any()
 
 
 def test_every_jet_bad_is_one_error(

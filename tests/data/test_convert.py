@@ -10,18 +10,18 @@ import pytest
 from colliderfm.data import convert as convert_mod
 from colliderfm.data.convert import convert
 from colliderfm.data.readers.parquet import iter_parquet_jets, shard_paths
-from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk
+from colliderfm.data.schema import JETCLASS_CLASSES, ConstituentChunk
 from colliderfm.data.shards import ShardWriter
 from colliderfm.errors import ColliderFMError, DataError
 
-FIELDS = ("counts", "px", "py", "pz", "energy", "charge", "pid", "label")
+FIELDS = ("counts", "px", "py", "pz", "energy", "charge", "type_id", "label")
 
 
-def read_shards(path: Path) -> JetChunk:
-    return JetChunk.concat(list(iter_parquet_jets(path)))
+def read_shards(path: Path) -> ConstituentChunk:
+    return ConstituentChunk.concat(list(iter_parquet_jets(path)))
 
 
-def assert_same(got: JetChunk, exp: JetChunk, jet: bool = True) -> None:
+def assert_same(got: ConstituentChunk, exp: ConstituentChunk, jet: bool = True) -> None:
     for k in FIELDS:
         np.testing.assert_array_equal(getattr(got, k), getattr(exp, k), err_msg=k)
     if jet:
@@ -64,7 +64,7 @@ def test_multiple_files_in_order(jetclass_root, tmp_path: Path) -> None:
     b = jetclass_root("b.root", n=45, seed=4, empty_jets=[0])
     out = tmp_path / "out"
     mf = convert([a.path, b.path], "jetclass", out, chunk_size=10, progress=False)
-    assert_same(read_shards(out), JetChunk.concat([a.kept, b.kept]))
+    assert_same(read_shards(out), ConstituentChunk.concat([a.kept, b.kept]))
     assert mf["n"] == 74 and [i["jets"] for i in mf["source"]["inputs"]] == [30, 45]
 
 
@@ -74,7 +74,7 @@ def test_chunked_streaming_is_bounded(jetclass_root, tmp_path: Path, monkeypatch
     sizes: list[int] = []
     original = ShardWriter.write_chunk
 
-    def spy(self: ShardWriter, chunk: JetChunk) -> None:
+    def spy(self: ShardWriter, chunk: ConstituentChunk) -> None:
         sizes.append(len(chunk))
         original(self, chunk)
 
@@ -87,7 +87,7 @@ def test_parquet_inputs_are_merged(small_shards, tmp_path: Path) -> None:
     a, b = small_shards("a", n=30, seed=1), small_shards("b", n=20, seed=2)
     mf = convert([a.path, b.path], None, tmp_path / "out", progress=False)
     assert mf["n"] == 50 and mf["classes"] == ["QCD", "Tbqq"]
-    assert_same(read_shards(tmp_path / "out"), JetChunk.concat([a.jets, b.jets]))
+    assert_same(read_shards(tmp_path / "out"), ConstituentChunk.concat([a.jets, b.jets]))
 
 
 def test_progress_bar_runs(toptagging_h5, tmp_path: Path, capsys) -> None:

@@ -11,9 +11,9 @@ import torch
 from colliderfm.config import load_config
 from colliderfm.data.features import EVENT_FEATURES, event_features
 from colliderfm.data.readers.parquet import iter_parquet_jets
-from colliderfm.data.schema import EVENT_CLASSES, JetChunk, ObjectType
+from colliderfm.data.schema import EVENT_CLASSES, ConstituentChunk, ObjectType
 from colliderfm.data.shards import ShardWriter, events_table
-from colliderfm.data.stream import JetStream, count_jets
+from colliderfm.data.stream import ConstituentStream, count_examples
 from colliderfm.data.subset import load_subset, read_labels
 
 
@@ -56,27 +56,29 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_chunks_hold_objects(shards: Path) -> None:
     chunk = next(iter_parquet_jets(shards / "train"))
-    assert set(np.unique(chunk.pid)) == {2, 3, 4, 5}
-    met = chunk.pid == ObjectType.MET
+    assert set(np.unique(chunk.type_id)) == {2, 3, 4, 5}
+    met = chunk.type_id == ObjectType.MET
     assert np.all(chunk.pz[met] == 0) and np.all(chunk.charge == 0) and chunk.jet == {}
     assert np.allclose(np.hypot(chunk.px, chunk.py)[met], chunk.energy[met], rtol=1e-5)
 
 
 def test_event_batches(shards: Path) -> None:
-    stream = JetStream(shards / "train", batch_size=64, max_particles=16, feature_set="event")
+    stream = ConstituentStream(
+        shards / "train", batch_size=64, max_particles=16, feature_set="event"
+    )
     batch = next(iter(stream))
     assert batch.features.shape[-1] == len(EVENT_FEATURES) == 11
-    assert batch.features.shape[:2] == batch.mask.shape and batch.pid is not None
-    assert set(batch.pid[batch.mask].unique().tolist()) == {2, 3, 4, 5}
-    assert torch.all(batch.pid[~batch.mask] == 0)
+    assert batch.features.shape[:2] == batch.mask.shape and batch.type_id is not None
+    assert set(batch.type_id[batch.mask].unique().tolist()) == {2, 3, 4, 5}
+    assert torch.all(batch.type_id[~batch.mask] == 0)
     assert batch.vectors is not None
-    ref = event_features(batch.vectors, batch.mask, batch.pid)
+    ref = event_features(batch.vectors, batch.mask, batch.type_id)
     assert torch.equal(batch.features, ref)
     assert torch.all(batch.features[..., 5:10].sum(-1) == batch.mask.float())  # one-hot types
 
 
 def test_subsets_and_counts(shards: Path) -> None:
-    assert count_jets(shards / "train") == 600
+    assert count_examples(shards / "train") == 600
     labels = read_labels(shards / "train")
     sub = load_subset(shards / "train", 100, seed=0)
     assert len(sub) == 100 and np.bincount(sub.label).tolist() == [50, 50]
@@ -119,12 +121,14 @@ def test_feature_set_must_match_the_kind(shards: Path, tmp_path: Path) -> None:
     from colliderfm.errors import DataError
 
     with pytest.raises(DataError, match="holds events, but data.features is 'part'"):
-        JetStream(shards / "train", batch_size=8)
+        ConstituentStream(shards / "train", batch_size=8)
     with pytest.raises(DataError, match="holds events"):
-        JetStream(shards / "train" / "part-00000.parquet", batch_size=8, feature_set="kinematic")
+        ConstituentStream(
+            shards / "train" / "part-00000.parquet", batch_size=8, feature_set="kinematic"
+        )
     write_synthetic_shards(tmp_path / "jets", n=20)
     with pytest.raises(DataError, match="holds jets, but data.features is 'event'"):
-        JetStream(tmp_path / "jets", batch_size=8, feature_set="event")
+        ConstituentStream(tmp_path / "jets", batch_size=8, feature_set="event")
 
 
 def test_event_shards_merge_and_reshard(shards: Path, tmp_path: Path) -> None:
@@ -134,12 +138,12 @@ def test_event_shards_merge_and_reshard(shards: Path, tmp_path: Path) -> None:
 
     m = convert([shards / "val"], None, tmp_path / "re", jets_per_shard=64, progress=False)
     assert m["kind"] == "events" and m["n"] == 200 and len(m["shards"]) == 4
-    a = JetChunk.concat(list(iter_parquet_jets(shards / "val")))
-    b = JetChunk.concat(list(iter_parquet_jets(tmp_path / "re")))
+    a = ConstituentChunk.concat(list(iter_parquet_jets(shards / "val")))
+    b = ConstituentChunk.concat(list(iter_parquet_jets(tmp_path / "re")))
     assert np.array_equal(a.px, b.px) and np.array_equal(a.label, b.label)
     # chunk -> table -> chunk is the identity up to float32 rounding
     c = table_to_chunk(chunk_to_events_table(a))
-    assert np.array_equal(c.pid, a.pid) and np.array_equal(c.counts, a.counts)
+    assert np.array_equal(c.type_id, a.type_id) and np.array_equal(c.counts, a.counts)
     for x, y in ((c.px, a.px), (c.py, a.py), (c.pz, a.pz), (c.energy, a.energy)):
         assert np.allclose(x, y, rtol=1e-5, atol=1e-4)
 
@@ -149,7 +153,7 @@ def test_event_shards_unlabel(shards: Path, tmp_path: Path) -> None:
 
     m = convert([shards / "val"], None, tmp_path / "u", progress=False, unlabel=True)
     assert m["kind"] == "events" and m["n"] == 200 and m["counts"] == {"unlabelled": 200}
-    a = JetChunk.concat(list(iter_parquet_jets(shards / "val")))
-    b = JetChunk.concat(list(iter_parquet_jets(tmp_path / "u")))
+    a = ConstituentChunk.concat(list(iter_parquet_jets(shards / "val")))
+    b = ConstituentChunk.concat(list(iter_parquet_jets(tmp_path / "u")))
     assert (b.label == -1).all() and (a.label >= 0).any()
-    assert np.array_equal(a.px, b.px) and np.array_equal(a.pid, b.pid)
+    assert np.array_equal(a.px, b.px) and np.array_equal(a.type_id, b.type_id)

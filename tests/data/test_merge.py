@@ -6,12 +6,12 @@ import pytest
 from colliderfm.data.generate import generate_jets
 from colliderfm.data.merge import merge_shards
 from colliderfm.data.readers.parquet import iter_parquet_jets
-from colliderfm.data.schema import JetChunk
+from colliderfm.data.schema import ConstituentChunk
 from colliderfm.errors import ColliderFMError, DataError
 
 
-def _jets(path: Path) -> JetChunk:
-    return JetChunk.concat(list(iter_parquet_jets(path)))
+def _jets(path: Path) -> ConstituentChunk:
+    return ConstituentChunk.concat(list(iter_parquet_jets(path)))
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_batch_jobs_merge_to_the_single_run(jobs: Path, tmp_path: Path) -> None:
     assert m["n"] == 6 and len(m["shards"]) == 3 and "num_shards" not in m["source"]
     a, b = _jets(tmp_path / "m"), _jets(jobs / "single")
     assert np.array_equal(a.counts, b.counts) and np.array_equal(a.label, b.label)
-    assert np.array_equal(a.px, b.px) and np.array_equal(a.pid, b.pid)
+    assert np.array_equal(a.px, b.px) and np.array_equal(a.type_id, b.type_id)
 
 
 def test_missing_and_duplicated_shards_are_reported(jobs: Path, tmp_path: Path) -> None:

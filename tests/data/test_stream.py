@@ -6,7 +6,7 @@ import torch
 from synth import synthetic_jets, write_synthetic_shards
 from torch.utils.data import DataLoader
 
-from colliderfm.data.stream import JetStream, pad_chunk, to_batch
+from colliderfm.data.stream import ConstituentStream, pad_chunk, to_batch
 
 
 def _ids(batch) -> list[float]:
@@ -42,7 +42,7 @@ def test_one_pass_sees_every_jet_once(tmp_path: Path) -> None:
     write_synthetic_shards(tmp_path / "d", n=700, rows_per_shard=150)
     seen = [
         x
-        for b in JetStream(tmp_path / "d", batch_size=64, buffer_size=100, seed=3)
+        for b in ConstituentStream(tmp_path / "d", batch_size=64, buffer_size=100, seed=3)
         for x in _ids(b)
     ]
     assert len(seen) == 700 and len(set(seen)) == 700
@@ -52,7 +52,9 @@ def test_deterministic_and_reshuffled(tmp_path: Path) -> None:
     write_synthetic_shards(tmp_path / "d", n=600, rows_per_shard=100)
 
     def first_passes(seed: int) -> list[float]:
-        s = JetStream(tmp_path / "d", batch_size=50, buffer_size=120, seed=seed, infinite=True)
+        s = ConstituentStream(
+            tmp_path / "d", batch_size=50, buffer_size=120, seed=seed, infinite=True
+        )
         it = iter(s)
         return [x for _ in range(24) for x in _ids(next(it))]
 
@@ -67,7 +69,7 @@ def test_split_by_rank_and_worker(tmp_path: Path) -> None:
     write_synthetic_shards(tmp_path / "d", n=800, rows_per_shard=100)
     got: list[float] = []
     for rank in range(2):
-        ds = JetStream(
+        ds = ConstituentStream(
             tmp_path / "d", batch_size=32, buffer_size=64, seed=1, rank=rank, world_size=2
         )
         for b in DataLoader(ds, batch_size=None, num_workers=2):
@@ -81,7 +83,7 @@ def test_memory_bounded(tmp_path: Path) -> None:
         d = tmp_path / f"d{n}"
         write_synthetic_shards(d, n=n, rows_per_shard=1000)
         tracemalloc.start()
-        for _ in JetStream(d, batch_size=64, buffer_size=500, max_particles=32, seed=0):
+        for _ in ConstituentStream(d, batch_size=64, buffer_size=500, max_particles=32, seed=0):
             pass
         _, p = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -93,7 +95,7 @@ def test_memory_bounded(tmp_path: Path) -> None:
 
 def test_in_memory_source() -> None:
     chunk = synthetic_jets(300, seed=4)
-    n = sum(len(b) for b in JetStream(chunk, batch_size=100, shuffle=False))
+    n = sum(len(b) for b in ConstituentStream(chunk, batch_size=100, shuffle=False))
     assert n == 300
 
 
@@ -104,7 +106,9 @@ def test_truncation_is_counted_and_logged_once_per_pass(caplog) -> None:
     assert padded.take(np.arange(5)).truncated.shape == (5,)
     want = int((chunk.counts > 16).sum())
     for quiet, expect_info in ((False, True), (True, False)):  # quiet (probe) streams: debug
-        stream = JetStream(chunk, batch_size=16, max_particles=16, shuffle=False, quiet=quiet)
+        stream = ConstituentStream(
+            chunk, batch_size=16, max_particles=16, shuffle=False, quiet=quiet
+        )
         caplog.clear()
         with caplog.at_level("INFO", logger="colliderfm"):
             n = sum(len(b) for b in stream)
@@ -124,7 +128,7 @@ def test_stream_skips_bad_jets_of_any_source() -> None:
     chunk = synthetic_jets(30, seed=5, max_particles=20)
     chunk.px[chunk.offsets[3]] = np.nan
     chunk.energy[chunk.offsets[7]] = np.inf
-    stream = JetStream(chunk, batch_size=8, max_particles=64, shuffle=False)
+    stream = ConstituentStream(chunk, batch_size=8, max_particles=64, shuffle=False)
     batches = list(stream)
     assert sum(len(b) for b in batches) == 28 and stream.skipped == {"non_finite": 2}
     assert all(torch.isfinite(b.features).all() for b in batches)

@@ -17,7 +17,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from colliderfm import load  # noqa: E402
 from colliderfm.data.features import FEATURE_SETS, NORMALISATION, particle_features  # noqa: E402
-from colliderfm.data.stream import JetStream  # noqa: E402
+from colliderfm.data.stream import ConstituentStream  # noqa: E402
 from colliderfm.errors import CheckpointError, ColliderFMError  # noqa: E402
 from colliderfm.export.onnx import FEATURE_DEFINITIONS, ExportError, export_onnx  # noqa: E402
 from colliderfm.train.checkpoint import save_checkpoint  # noqa: E402
@@ -71,11 +71,11 @@ def _pretrain_ckpt(path: Path) -> Path:
 
 
 def _batches(feature_set: str = "part") -> list[Any]:
-    """Real batches (synthetic jets through JetStream), shaped unlike the export's trace."""
+    """Real batches (synthetic jets through ConstituentStream), shaped unlike the export's trace."""
     jets = synthetic_jets(40, seed=5, max_particles=60, n_classes=3)
     out = []
     for bs in (7, 16):
-        stream = JetStream(
+        stream = ConstituentStream(
             jets,
             batch_size=bs,
             max_particles=MAX_PARTICLES,
@@ -208,9 +208,9 @@ def test_sidecar_describes_inputs(tmp_path: Path) -> None:
     # following the sidecar reproduces colliderfm's own preprocessing
     batch = _batches()[1]
     ref = _reference_features(
-        side, batch.vectors.numpy(), batch.mask.numpy(), batch.charge.numpy(), batch.pid.numpy()
+        side, batch.vectors.numpy(), batch.mask.numpy(), batch.charge.numpy(), batch.type_id.numpy()
     )
-    got = particle_features(batch.vectors, batch.mask, batch.charge, batch.pid).numpy()
+    got = particle_features(batch.vectors, batch.mask, batch.charge, batch.type_id).numpy()
     assert np.abs(ref - got).max() < 1e-4
     import onnx
 

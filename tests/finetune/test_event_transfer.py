@@ -1,6 +1,6 @@
 """Masked object-id pretraining -> fine-tuning on events, end to end, in process.
 
-The event loaders are stood in for by synthetic event batches: ``count_jets``/``jet_classes``
+The event loaders are stood in for by synthetic event batches: ``count_examples``/``data_classes``
 and ``training_loader`` of the runners are replaced by in-memory versions, everything else
 (objective, training loop, checkpoints, backbone transfer, modes) is the real code path.
 """
@@ -37,7 +37,7 @@ def _loader(labelled: bool, seed: int) -> tuple[Any, int]:
 def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("mid") / "run"
     mp = pytest.MonkeyPatch()
-    mp.setattr(runner, "count_jets", lambda path: 512)
+    mp.setattr(runner, "count_examples", lambda path: 512)
     mp.setattr(runner, "training_loader", lambda src, n, cfg: _loader(False, 0))
     cfg = load_config(
         Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "masked_id.yaml",
@@ -60,7 +60,7 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _finetune(init: Path | str, out: Path, mode: str, *extra: str) -> ft_run.FitResult:
     mp = pytest.MonkeyPatch()
-    mp.setattr(ft_run, "jet_classes", lambda path: ["ttbar", "h2hdm"])
+    mp.setattr(ft_run, "data_classes", lambda path: ["ttbar", "h2hdm"])
     mp.setattr(ft_run, "_train_source", lambda cfg: ("synthetic", 512))
     mp.setattr(runner, "training_loader", lambda src, n, cfg: _loader(True, 1))
     cfg = load_config(

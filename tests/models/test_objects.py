@@ -89,7 +89,7 @@ def test_pair_features_by_hand_with_met() -> None:
 def test_pair_features_invariant_under_rotation_and_longitudinal_boost() -> None:
     b = synthetic_events(32, seed=3)
     v = b.vectors.double()
-    met = (b.pid == ObjectType.MET).unsqueeze(-1)
+    met = (b.type_id == ObjectType.MET).unsqueeze(-1)
     angle = torch.rand(32, dtype=torch.float64) * 6
     beta = torch.rand(32, dtype=torch.float64) * 1.2 - 0.6
     moved = torch.where(met, K.rotate_z(v, angle), K.boost_z(K.rotate_z(v, angle), beta))

@@ -78,7 +78,7 @@ def assert_padding_clean(parts: A.Particles) -> None:
     pad = ~parts.mask
     assert (parts.vectors[pad] == 0).all()
     assert (parts.charge[pad] == 0).all()
-    assert (parts.pid[pad] == 0).all()
+    assert (parts.type_id[pad] == 0).all()
     assert torch.isfinite(parts.vectors).all()
 
 
@@ -170,13 +170,13 @@ def test_collinear_split_pairs_are_collinear_and_sum_to_original() -> None:
 
 def test_collinear_split_charge_modes() -> None:
     parts = make_parts([[(100.0, 0.0, 0.0, 0.14), (20.0, 0.1, 0.1, 0.0)]], slots=2)
-    parts = parts._replace(charge=torch.tensor([[1.0, 0.0]]), pid=torch.tensor([[211, 130]]))
+    parts = parts._replace(charge=torch.tensor([[1.0, 0.0]]), type_id=torch.tensor([[211, 130]]))
     cons = A.collinear_split(parts, fraction=1.0, generator=gen())
     assert cons.charge[0].tolist() == [1.0, 0.0, 0.0, 0.0]  # total charge conserved
-    assert cons.pid[0].tolist() == [211, 130, 22, 130]  # charged -> photon emission
+    assert cons.type_id[0].tolist() == [211, 130, 22, 130]  # charged -> photon emission
     dup = A.collinear_split(parts, fraction=1.0, mode="duplicate", generator=gen())
     assert dup.charge[0].tolist() == [1.0, 0.0, 1.0, 0.0]
-    assert dup.pid[0].tolist() == [211, 130, 211, 130]
+    assert dup.type_id[0].tolist() == [211, 130, 211, 130]
 
 
 def test_collinear_split_respects_max_particles() -> None:
@@ -205,7 +205,7 @@ def test_soft_particles_are_neutral_and_inside_the_cone() -> None:
     new[:, :10] &= ~parts.mask
     assert (new.sum(1) == 5).all()
     assert (out.charge[new] == 0).all()
-    assert set(out.pid[new].tolist()) <= {22, 130}
+    assert set(out.type_id[new].tolist()) <= {22, 130}
     eta_j, phi_j = A._axis(parts.vectors, parts.mask)
     dr = K.delta_r(K.eta(out.vectors), K.phi(out.vectors), eta_j, phi_j)
     assert (dr[new] <= 0.4 + 1e-4).all()
@@ -339,10 +339,16 @@ def test_dropout_never_empties_a_jet_and_keeps_the_leader() -> None:
 
 
 def batch_of(parts: A.Particles, feature_set: str = "part") -> Batch:
-    feats = particle_features(parts.vectors, parts.mask, parts.charge, parts.pid, feature_set)
+    feats = particle_features(parts.vectors, parts.mask, parts.charge, parts.type_id, feature_set)
     b = parts.mask.shape[0]
     return Batch(
-        feats, parts.mask, torch.arange(b), torch.rand(b), parts.vectors, parts.charge, parts.pid
+        feats,
+        parts.mask,
+        torch.arange(b),
+        torch.rand(b),
+        parts.vectors,
+        parts.charge,
+        parts.type_id,
     )
 
 
@@ -362,7 +368,7 @@ def test_augmenter_returns_a_fresh_consistent_batch() -> None:
     assert out is not batch and out.features.shape[0] == 8
     assert 32 <= out.mask.shape[1] <= 40
     assert torch.equal(out.labels, batch.labels) and torch.equal(out.weights, batch.weights)
-    want = particle_features(out.vectors, out.mask, out.charge, out.pid, "part")
+    want = particle_features(out.vectors, out.mask, out.charge, out.type_id, "part")
     assert torch.equal(out.features, want)
     assert (out.mask.sum(1) >= 1).all()
     again = aug(batch, gen())

@@ -145,8 +145,8 @@ def test_augmenter_rebuilds_features_and_keeps_padding() -> None:
     aug = EventAugmenter(EVENT_DEFAULT)
     out = aug(batch, generator=_gen())
     assert out.features.shape == batch.features.shape
-    assert torch.equal(out.mask, batch.mask) and torch.equal(out.pid, batch.pid)
-    torch.testing.assert_close(out.features, event_features(out.vectors, out.mask, out.pid))
+    assert torch.equal(out.mask, batch.mask) and torch.equal(out.type_id, batch.type_id)
+    torch.testing.assert_close(out.features, event_features(out.vectors, out.mask, out.type_id))
     assert (out.features[~batch.mask] == 0).all() and (out.vectors[~batch.mask] == 0).all()
     assert torch.equal(out.labels, batch.labels)
     assert EventAugmenter({})(batch) is batch

@@ -8,7 +8,7 @@ from train_helpers import train_on_batch
 
 from colliderfm.checkpoints import load_model
 from colliderfm.config import load_config
-from colliderfm.data.stream import JetStream
+from colliderfm.data.stream import ConstituentStream
 from colliderfm.errors import ConfigError
 from colliderfm.models.registry import create_model
 from colliderfm.pretrain.base import PretrainModel, create_objective
@@ -32,7 +32,7 @@ def _setup(loss: str = "ntxent") -> tuple[PretrainModel, object]:
         backbone.dim,
         13,
     )
-    batch = next(iter(JetStream(synthetic_jets(64, seed=2), batch_size=64, shuffle=False)))
+    batch = next(iter(ConstituentStream(synthetic_jets(64, seed=2), batch_size=64, shuffle=False)))
     return PretrainModel(backbone, obj), batch
 
 

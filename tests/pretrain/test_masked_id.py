@@ -71,7 +71,7 @@ def test_hidden_objects_carry_no_type_information() -> None:
     shown = mask & ~hidden
     torch.testing.assert_close(x[shown], batch.features[shown])  # the rest is untouched
     # relabel every object with another type: the backbone sees exactly the same hidden rows
-    pid = torch.where(mask, batch.pid % 5 + 1, 0)
+    pid = torch.where(mask, batch.type_id % 5 + 1, 0)
     onehot = torch.nn.functional.one_hot(pid, 6)[..., 1:].float()
     feats = batch.features.clone()
     feats[..., EVENT_TYPE_SLICE] = onehot * mask.unsqueeze(-1)
@@ -113,7 +113,7 @@ def test_hidden_kinematics_are_invisible_and_regressed() -> None:
     feats, vecs = batch.features.clone(), batch.vectors.clone()
     feats[..., EVENT_KINEMATIC_SLICE] += 0.5 * no_kin.unsqueeze(-1)
     vecs = vecs * (1 + no_kin.unsqueeze(-1).float())
-    other = Batch(feats, batch.mask, batch.labels, batch.weights, vecs, None, batch.pid)
+    other = Batch(feats, batch.mask, batch.labels, batch.weights, vecs, None, batch.type_id)
     torch.manual_seed(7)
     model.objective.loss(spy, other)
     torch.testing.assert_close(spy.seen[1][0], x)
@@ -182,7 +182,7 @@ def test_empty_events_give_zero_loss() -> None:
         batch.weights,
         batch.vectors * 0,
         None,
-        torch.zeros_like(batch.pid),
+        torch.zeros_like(batch.type_id),
     )
     value, logs = model.loss(empty)
     assert value.item() == 0.0 and logs == {}

@@ -12,7 +12,7 @@ from torch import nn
 from colliderfm.checkpoints import load_model
 from colliderfm.config import load_config
 from colliderfm.data.schema import Batch
-from colliderfm.data.stream import JetStream
+from colliderfm.data.stream import ConstituentStream
 from colliderfm.errors import CheckpointError, ConfigError
 from colliderfm.models.registry import create_model
 from colliderfm.pretrain.base import PretrainModel, create_objective
@@ -50,7 +50,11 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _batch(n: int = 32, seed: int = 0) -> Batch:
     return next(
-        iter(JetStream(synthetic_jets(n, seed=seed, max_particles=30), batch_size=n, shuffle=False))
+        iter(
+            ConstituentStream(
+                synthetic_jets(n, seed=seed, max_particles=30), batch_size=n, shuffle=False
+            )
+        )
     )
 
 

@@ -143,7 +143,7 @@ def test_compute_study_reports_steps_to_scratch_best(setup: Path, tmp_path: Path
 def test_scaling_study_pretrains_nested_subsets(setup: Path, tmp_path: Path) -> None:
     import numpy as np
 
-    from colliderfm.data.readers.dispatch import iter_jet_chunks
+    from colliderfm.data.readers.dispatch import iter_chunks
 
     pre_cfg = {
         "data": {"max_particles": 32},
@@ -169,11 +169,7 @@ def test_scaling_study_pretrains_nested_subsets(setup: Path, tmp_path: Path) -> 
     assert {r["arm"] for r in res["summary"]} == {"scratch", "clr-p100", "clr-p300"}
     assert {r["pretrain_size"] for r in res["summary"]} == {None, 100, 300}
     small, big = (
-        {
-            float(v)
-            for c in iter_jet_chunks(out / "pretrain" / f"data-p{n}")
-            for v in c.jet["jet_pt"]
-        }
+        {float(v) for c in iter_chunks(out / "pretrain" / f"data-p{n}") for v in c.jet["jet_pt"]}
         for n in (100, 300)
     )
     assert len(small) == 100 and len(big) == 300 and small <= big  # nested subsets

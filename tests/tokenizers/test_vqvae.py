@@ -12,7 +12,7 @@ from synth import synthetic_jets, write_synthetic_shards
 from colliderfm.checkpoints import load_model
 from colliderfm.config import load_config
 from colliderfm.data.schema import Batch
-from colliderfm.data.stream import JetStream
+from colliderfm.data.stream import ConstituentStream
 from colliderfm.errors import ConfigError
 from colliderfm.recipes.tokenizer import train_tokenizer
 from colliderfm.tokenizers import tokenizer_params
@@ -33,7 +33,11 @@ def _one_thread():  # noqa: ANN202  (tiny models: threads only add contention)
 
 def _batch(n: int = 32, seed: int = 0) -> Batch:
     return next(
-        iter(JetStream(synthetic_jets(n, seed=seed, max_particles=30), batch_size=n, shuffle=False))
+        iter(
+            ConstituentStream(
+                synthetic_jets(n, seed=seed, max_particles=30), batch_size=n, shuffle=False
+            )
+        )
     )
 
 

@@ -22,7 +22,7 @@ from synth import synthetic_jets
 
 from colliderfm.config import load_config
 from colliderfm.data.schema import Batch
-from colliderfm.data.stream import JetStream
+from colliderfm.data.stream import ConstituentStream
 from colliderfm.train.distributed import distributed, init_distributed, launched_by_torchrun
 
 STEPS, PER_RANK, WORLD = 4, 6, 2
@@ -31,7 +31,7 @@ TIMEOUT_S = 120
 
 def _global_batches() -> list[Batch]:
     jets = synthetic_jets(STEPS * PER_RANK * WORLD, seed=7, max_particles=30)
-    stream = JetStream(
+    stream = ConstituentStream(
         jets, batch_size=PER_RANK * WORLD, max_particles=30, shuffle=False, rank=0, world_size=1
     )
     # float64 (see _model): rounding, not the loop, would otherwise set the tolerance

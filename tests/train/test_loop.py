@@ -7,7 +7,7 @@ from synth import synthetic_jets
 from torch import nn
 
 from colliderfm.config import TrainConfig, load_config
-from colliderfm.data.stream import JetStream
+from colliderfm.data.stream import ConstituentStream
 from colliderfm.errors import ConfigError
 from colliderfm.train.checkpoint import load_state, load_weights, save_checkpoint
 from colliderfm.train.loop import TrainingError, fit, lr_lambda, make_optimizer, param_groups
@@ -50,7 +50,7 @@ def _run(
     )
     torch.manual_seed(0)
     model = model or DeepSet()
-    data = JetStream(
+    data = ConstituentStream(
         synthetic_jets(400, seed=1), batch_size=32, seed=3, infinite=True, buffer_size=64
     )
     fit(
@@ -92,7 +92,7 @@ def test_resume_is_bit_identical(tmp_path: Path) -> None:
         ],
     )
     torch.manual_seed(0)
-    data = JetStream(
+    data = ConstituentStream(
         synthetic_jets(400, seed=1), batch_size=32, seed=3, infinite=True, buffer_size=64
     )
     with pytest.raises(Killed):
@@ -153,7 +153,7 @@ def test_non_finite_loss_stops_with_step(tmp_path: Path) -> None:
         return loss * float("nan"), logs
 
     cfg = load_config(None, ["train.max_steps=4", "train.batch_size=32"])
-    data = JetStream(synthetic_jets(200), batch_size=32, infinite=True)
+    data = ConstituentStream(synthetic_jets(200), batch_size=32, infinite=True)
     with pytest.raises(TrainingError, match="non-finite loss .* at step 0"):
         fit(DeepSet(), bad_loss, data, cfg, tmp_path, 5, {"model": {}}, progress=False)
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from colliderfm.data.readers.base import Reader, reader_for
-from colliderfm.data.schema import JetChunk, ObjectType, jet_scalars_from_particles
+from colliderfm.data.schema import ConstituentChunk, ObjectType, jet_scalars_from_particles
 from colliderfm.errors import ColliderFMError
 from colliderfm.physics.kinematics import np_eta, np_phi
 
@@ -58,9 +58,9 @@ class _Stats:
         self.part = {k: _Range() for k in PARTICLE_QUANTITIES}
         self.jet = {k: _Range() for k in JET_QUANTITIES}
         self.charge: Counter[int] = Counter()
-        self.pid: Counter[int] = Counter()
+        self.type_id: Counter[int] = Counter()
 
-    def add(self, chunk: JetChunk) -> None:
+    def add(self, chunk: ConstituentChunk) -> None:
         if not len(chunk):
             return
         self.n += len(chunk)
@@ -89,7 +89,7 @@ class _Stats:
                     np.sin(phi - np.repeat(jet["jet_phi"], chunk.counts)),
                 )
             )
-        for counter, arr in ((self.charge, chunk.charge), (self.pid, chunk.pid)):
+        for counter, arr in ((self.charge, chunk.charge), (self.type_id, chunk.type_id)):
             values, n = np.unique(arr, return_counts=True)
             counter.update(dict(zip(values.tolist(), n.tolist(), strict=True)))
 
@@ -134,7 +134,7 @@ def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
         ``counts`` (per class name; ``unlabelled`` for -1), ``skipped`` (bad jets seen while
         scanning), ``multiplicity`` (min/mean/median/max and ``histogram`` bins), ``particle`` and
         ``jet`` (min/mean/max of pT, energy in GeV, eta, phi, mass; particle ``deta``/``dphi``
-        relative to the jet axis), ``charge`` and ``pid`` counts, and for shard directories the
+        relative to the jet axis), ``charge`` and ``type_id`` counts, and for shard directories the
         ``manifest`` summary (source, skipped at conversion, shards). Event shards and NanoAOD
         files (default selection) instead get ``n_events``, ``counts``, ``objects_per_event``,
         ``objects`` (per ObjectType name), ``objects_per_event_by_type`` and
@@ -191,7 +191,7 @@ def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
             "particle": {k: r.result() for k, r in stats.part.items() if r.n},
             "jet": {k: r.result() for k, r in stats.jet.items() if r.n},
             "charge": {str(k): v for k, v in sorted(stats.charge.items())},
-            "pid": {str(k): v for k, v in sorted(stats.pid.items(), key=lambda kv: -kv[1])},
+            "pid": {str(k): v for k, v in sorted(stats.type_id.items(), key=lambda kv: -kv[1])},
         }
     )
     return info
@@ -225,7 +225,7 @@ def _inspect_events(
         px, py, pz = (a.astype(np.float64) for a in (chunk.px, chunk.py, chunk.pz))
         pt, eta = np.hypot(px, py), np_eta(px, py, pz)
         for t in OBJECT_NAMES:
-            sel = chunk.pid == t
+            sel = chunk.type_id == t
             per_type[t] += int(sel.sum())
             ranges[t]["pt"].add(pt[sel])
             ranges[t]["eta"].add(eta[sel])

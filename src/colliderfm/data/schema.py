@@ -2,9 +2,10 @@
 
 Two levels:
 
-* :class:`JetChunk` - a jagged block of jets as flat NumPy arrays plus per-jet counts. Every reader
+* :class:`ConstituentChunk` - a jagged block of sets of constituents (the particles of jets, or
+  the reconstructed objects of events) as flat NumPy arrays plus per-set counts. Every reader
   yields these and the shard writer consumes them, so a format is one function away from shards.
-  Events are read into the same type (one "particle" per reconstructed object, ``pid`` = its
+  Events are read into the same type (one "particle" per reconstructed object, ``type_id`` = its
   :class:`ObjectType`; see :func:`objects_to_chunk`), so the loader and training code need no
   event-specific path.
 * :class:`Batch` - a padded, masked torch batch ready for a model: ``features [B,P,F]``,
@@ -73,15 +74,17 @@ EVENT_COLUMNS: tuple[str, ...] = ("obj_pt", "obj_eta", "obj_phi", "obj_energy", 
 
 
 @dataclass
-class JetChunk:
-    """A block of ``N`` jets in jagged form.
+class ConstituentChunk:
+    """A block of ``N`` sets of constituents in jagged form: jets (their particles) or events
+    (their reconstructed objects).
 
     Attributes:
-        counts: ``[N]`` int64 number of particles per jet.
-        px, py, pz, energy: ``[sum(counts)]`` float32 particle four-momenta in GeV.
-        charge: ``[sum(counts)]`` int8 electric charge (0 where unknown).
-        pid: ``[sum(counts)]`` int32 PDG id (0 where unknown).
-        jet: per-jet float32 scalars keyed by :data:`JET_SCALARS`.
+        counts: ``[N]`` int64 number of constituents per jet or event.
+        px, py, pz, energy: ``[sum(counts)]`` float32 constituent four-momenta in GeV.
+        charge: ``[sum(counts)]`` int8 electric charge (0 where unknown; 0 for event objects).
+        type_id: ``[sum(counts)]`` int32 constituent type: the PDG id of a particle (0 where
+            unknown), the :class:`ObjectType` of an event object.
+        jet: per-jet float32 scalars keyed by :data:`JET_SCALARS` (none for events).
         label: ``[N]`` int64 class index (``-1`` = unlabelled).
     """
 
@@ -91,7 +94,7 @@ class JetChunk:
     pz: np.ndarray
     energy: np.ndarray
     charge: np.ndarray
-    pid: np.ndarray
+    type_id: np.ndarray
     label: np.ndarray
     jet: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -105,7 +108,7 @@ class JetChunk:
         np.cumsum(self.counts, out=out[1:])
         return out
 
-    def take(self, index: np.ndarray) -> JetChunk:
+    def take(self, index: np.ndarray) -> ConstituentChunk:
         """Return the jets at ``index`` (any order), vectorised.
 
         Args:
@@ -120,20 +123,20 @@ class JetChunk:
         starts = offsets[index]
         flat = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
         flat = flat + np.arange(int(counts.sum()), dtype=np.int64)
-        return JetChunk(
+        return ConstituentChunk(
             counts=counts,
             px=self.px[flat],
             py=self.py[flat],
             pz=self.pz[flat],
             energy=self.energy[flat],
             charge=self.charge[flat],
-            pid=self.pid[flat],
+            type_id=self.type_id[flat],
             label=self.label[index],
             jet={k: v[index] for k, v in self.jet.items()},
         )
 
     @staticmethod
-    def concat(chunks: list[JetChunk]) -> JetChunk:
+    def concat(chunks: list[ConstituentChunk]) -> ConstituentChunk:
         """Concatenate chunks (jet scalars kept only where every chunk has them).
 
         Args:
@@ -146,20 +149,20 @@ class JetChunk:
         for c in chunks[1:]:
             keys &= set(c.jet)
         cat = np.concatenate
-        return JetChunk(
+        return ConstituentChunk(
             counts=cat([c.counts for c in chunks]),
             px=cat([c.px for c in chunks]),
             py=cat([c.py for c in chunks]),
             pz=cat([c.pz for c in chunks]),
             energy=cat([c.energy for c in chunks]),
             charge=cat([c.charge for c in chunks]),
-            pid=cat([c.pid for c in chunks]),
+            type_id=cat([c.type_id for c in chunks]),
             label=cat([c.label for c in chunks]),
             jet={k: cat([c.jet[k] for c in chunks]) for k in sorted(keys)},
         )
 
 
-def jet_scalars_from_particles(chunk: JetChunk) -> dict[str, np.ndarray]:
+def jet_scalars_from_particles(chunk: ConstituentChunk) -> dict[str, np.ndarray]:
     """Compute ``jet_pt, jet_eta, jet_phi, jet_energy, jet_mass`` as the sum of constituents.
 
     Args:
@@ -199,13 +202,13 @@ def objects_to_chunk(
     energy: np.ndarray,
     obj_type: np.ndarray,
     label: np.ndarray,
-) -> JetChunk:
-    """Represent events as a :class:`JetChunk` whose "particles" are the reconstructed objects.
+) -> ConstituentChunk:
+    """Events as a :class:`ConstituentChunk` whose constituents are the reconstructed objects.
 
     ``px = pt cos(phi)``, ``py = pt sin(phi)``, ``pz = pt sinh(eta)`` (MET: ``eta = 0`` so
-    ``pz = 0``), the stored energy; ``pid`` holds the :class:`ObjectType` value, ``charge`` is 0,
-    and there are no jet scalars. Everything downstream (loader, subsets, training) then works on
-    events unchanged.
+    ``pz = 0``), the stored energy; ``type_id`` holds the :class:`ObjectType` value, ``charge``
+    is 0, and there are no jet scalars. Everything downstream (loader, subsets, training) then
+    works on events unchanged.
 
     Args:
         counts: ``[N]`` objects per event.
@@ -217,14 +220,14 @@ def objects_to_chunk(
         The events as a chunk (float32 four-momenta computed in float64).
     """
     pt64, eta64, phi64 = (np.asarray(a, dtype=np.float64) for a in (pt, eta, phi))
-    return JetChunk(
+    return ConstituentChunk(
         counts=np.asarray(counts, dtype=np.int64),
         px=(pt64 * np.cos(phi64)).astype(np.float32),
         py=(pt64 * np.sin(phi64)).astype(np.float32),
         pz=(pt64 * np.sinh(eta64)).astype(np.float32),
         energy=np.asarray(energy, dtype=np.float32),
         charge=np.zeros(pt64.shape[0], dtype=np.int8),
-        pid=np.asarray(obj_type, dtype=np.int32),
+        type_id=np.asarray(obj_type, dtype=np.int32),
         label=np.asarray(label, dtype=np.int64),
     )
 
@@ -240,7 +243,7 @@ class Batch:
         weights: ``[B]`` float32 per-example weight.
         vectors: ``[B, P, 4]`` float32 (px, py, pz, E) in GeV (events: of the objects), or None.
         charge: ``[B, P]`` float32 charge, or None.
-        pid: ``[B, P]`` int64 PDG id (jets) or :class:`ObjectType` (events), or None.
+        type_id: ``[B, P]`` int64 PDG id (jets) or :class:`ObjectType` (events), or None.
     """
 
     features: torch.Tensor
@@ -249,7 +252,7 @@ class Batch:
     weights: torch.Tensor
     vectors: torch.Tensor | None = None
     charge: torch.Tensor | None = None
-    pid: torch.Tensor | None = None
+    type_id: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         """Move every tensor to ``device``.

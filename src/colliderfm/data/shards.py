@@ -34,7 +34,7 @@ from colliderfm.data.schema import (
     MANIFEST,
     ROW_GROUP,
     SCHEMA_VERSION,
-    JetChunk,
+    ConstituentChunk,
 )
 from colliderfm.errors import DataError
 from colliderfm.version import __version__
@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 
-def chunk_to_table(chunk: JetChunk) -> pa.Table:
+def chunk_to_table(chunk: ConstituentChunk) -> pa.Table:
     """Convert a jet chunk to an Arrow table in the canonical column layout.
 
     Args:
@@ -70,7 +70,7 @@ def chunk_to_table(chunk: JetChunk) -> pa.Table:
         "part_pz": lst(chunk.pz.astype(np.float32)),
         "part_energy": lst(chunk.energy.astype(np.float32)),
         "part_charge": lst(chunk.charge.astype(np.int8)),
-        "part_pid": lst(chunk.pid.astype(np.int32)),
+        "part_pid": lst(chunk.type_id.astype(np.int32)),
     }
     for k in JET_SCALARS:
         if k in chunk.jet:
@@ -112,8 +112,8 @@ def events_table(
     return pa.table(cols)
 
 
-def chunk_to_events_table(chunk: JetChunk) -> pa.Table:
-    """Convert a chunk of events (objects as particles, ``pid`` = ObjectType) back to a table.
+def chunk_to_events_table(chunk: ConstituentChunk) -> pa.Table:
+    """Convert a chunk of events (objects as particles, ``type_id`` = ObjectType) back to a table.
 
     The inverse of :func:`table_to_chunk` for event tables, up to float32 rounding of
     ``pt, eta, phi`` (recomputed from px, py, pz); MET (``pz = 0``) keeps ``eta = 0``.
@@ -132,7 +132,7 @@ def chunk_to_events_table(chunk: JetChunk) -> pa.Table:
         np.arcsinh(np.divide(pz, pt, out=np.zeros_like(pz), where=pt > 0)),
         np.arctan2(py, px),
         chunk.energy,
-        chunk.pid,
+        chunk.type_id,
         chunk.label,
     )
 
@@ -214,7 +214,7 @@ class ShardWriter:
             if self._rows_in_shard >= self.rows_per_shard:
                 self._close_shard()
 
-    def write_chunk(self, chunk: JetChunk) -> None:
+    def write_chunk(self, chunk: ConstituentChunk) -> None:
         """Append a jet chunk (for ``kind="events"``: events read as objects, see
         :func:`chunk_to_events_table`).
 

@@ -1,6 +1,6 @@
 """Streaming jets into padded, masked batches with bounded memory.
 
-:class:`JetStream` is an ``IterableDataset`` that
+:class:`ConstituentStream` is an ``IterableDataset`` that
 
 * splits its work units (Parquet row groups, in-memory blocks, or whole foreign files) across
   (DDP rank, DataLoader worker) so every jet is seen once per pass by exactly one consumer;
@@ -10,11 +10,12 @@
   its longest jet, then builds the model features in torch;
 * applies the skip policy to every chunk (jets/events with NaN/inf or without particles are
   dropped) and counts, per pass, the skipped jets and the jets cut to ``max_particles``
-  (:attr:`JetStream.skipped`, :attr:`JetStream.truncated`; one log line per pass when non-zero).
+  (:attr:`ConstituentStream.skipped`, :attr:`ConstituentStream.truncated`; one log line per
+  pass when non-zero).
 
 Event shards stream the same way: each event is a "jet" whose particles are its reconstructed
-objects (``pid`` = ObjectType); ``feature_set="event"`` builds the per-object features and
-``Batch.pid`` carries the object types.
+objects (``type_id`` = ObjectType); ``feature_set="event"`` builds the per-object features and
+``Batch.type_id`` carries the object types.
 
 Memory is bounded by ``buffer_size`` jets plus one work unit, whatever the data size.
 """
@@ -37,7 +38,7 @@ from colliderfm.data.features import event_features, particle_features
 from colliderfm.data.readers.base import READERS, Unit, reader_for
 from colliderfm.data.readers.common import sanitize_jets
 from colliderfm.data.readers.parquet import EMPTY_KEY
-from colliderfm.data.schema import Batch, JetChunk
+from colliderfm.data.schema import Batch, ConstituentChunk
 from colliderfm.errors import DataError
 from colliderfm.runtime import rank_world
 
@@ -50,7 +51,7 @@ class Padded:
 
     vectors: np.ndarray  # [N, P, 4] float32
     charge: np.ndarray  # [N, P] int8
-    pid: np.ndarray  # [N, P] int32
+    type_id: np.ndarray  # [N, P] int32
     counts: np.ndarray  # [N] int64, real particles kept (<= P)
     labels: np.ndarray  # [N] int64
     truncated: np.ndarray  # [N] bool, the jet had more than P particles (the softest were cut)
@@ -70,7 +71,7 @@ class Padded:
         return Padded(
             self.vectors[idx],
             self.charge[idx],
-            self.pid[idx],
+            self.type_id[idx],
             self.counts[idx],
             self.labels[idx],
             self.truncated[idx],
@@ -90,14 +91,14 @@ class Padded:
         return Padded(
             cat([p.vectors for p in parts]),
             cat([p.charge for p in parts]),
-            cat([p.pid for p in parts]),
+            cat([p.type_id for p in parts]),
             cat([p.counts for p in parts]),
             cat([p.labels for p in parts]),
             cat([p.truncated for p in parts]),
         )
 
 
-def pad_chunk(chunk: JetChunk, max_particles: int) -> Padded:
+def pad_chunk(chunk: ConstituentChunk, max_particles: int) -> Padded:
     """Pad jagged jets to ``max_particles``, keeping each jet's highest-pT particles (vectorised).
 
     Args:
@@ -124,7 +125,7 @@ def pad_chunk(chunk: JetChunk, max_particles: int) -> Padded:
     charge = np.zeros((n, p), dtype=np.int8)
     charge[row, col] = chunk.charge[src]
     pid = np.zeros((n, p), dtype=np.int32)
-    pid[row, col] = chunk.pid[src]
+    pid[row, col] = chunk.type_id[src]
     return Padded(
         vectors,
         charge,
@@ -141,7 +142,7 @@ def to_batch(block: Padded, feature_set: str = "part", trim: bool = True) -> Bat
     Args:
         block: padded jets.
         feature_set: feature set name (see :mod:`colliderfm.data.features`); ``"event"`` builds
-            per-object features with ``pid`` read as the ObjectType (event shards).
+            per-object features with ``type_id`` read as the ObjectType (event shards).
         trim: cut the particle axis to the longest jet in the block.
 
     Returns:
@@ -152,7 +153,7 @@ def to_batch(block: Padded, feature_set: str = "part", trim: bool = True) -> Bat
     counts = torch.from_numpy(block.counts)
     mask = torch.arange(p).unsqueeze(0) < counts.unsqueeze(1)  # [B, P]
     charge = torch.from_numpy(block.charge[:, :p].astype(np.float32))  # [B, P]
-    pid = torch.from_numpy(block.pid[:, :p].astype(np.int64))  # [B, P]
+    pid = torch.from_numpy(block.type_id[:, :p].astype(np.int64))  # [B, P]
     if feature_set == "event":
         # event rows: the "particles" are objects and pid holds their ObjectType (1..5)
         feats = event_features(vectors, mask, pid)  # [B, P, 11]
@@ -166,22 +167,22 @@ def to_batch(block: Padded, feature_set: str = "part", trim: bool = True) -> Bat
         weights=torch.ones(len(block), dtype=torch.float32),
         vectors=vectors,
         charge=charge,
-        pid=pid,
+        type_id=pid,
     )
 
 
-def units_for(source: str | Path | JetChunk, block: int = 256) -> list[Unit]:
+def units_for(source: str | Path | ConstituentChunk, block: int = 256) -> list[Unit]:
     """Split a data source into independent work units.
 
     Args:
         source: shard directory / ``.parquet`` (one unit per row group), a foreign file (one
-            unit), or an in-memory :class:`JetChunk` (blocks of ``block`` jets).
+            unit), or an in-memory :class:`ConstituentChunk` (blocks of ``block`` jets).
         block: jets per unit for in-memory sources.
 
     Returns:
         Work units; each is a callable returning an iterator of chunks.
     """
-    if isinstance(source, JetChunk):
+    if isinstance(source, ConstituentChunk):
         n = len(source)
         starts = range(0, n, block)
         return [(lambda s=s: iter([source.take(np.arange(s, min(s + block, n)))])) for s in starts]
@@ -189,20 +190,20 @@ def units_for(source: str | Path | JetChunk, block: int = 256) -> list[Unit]:
     return reader_for(path).units(path)
 
 
-def check_feature_set(source: str | Path | JetChunk, feature_set: str) -> None:
+def check_feature_set(source: str | Path | ConstituentChunk, feature_set: str) -> None:
     """Refuse event data with jet features and jets with event features (else silent garbage).
 
     Only canonical sources are checked (shard directories and ``.parquet`` files, whose kind is
     in their metadata); in-memory chunks and foreign files (JetClass, Top Tagging, NanoAOD) pass.
 
     Args:
-        source: a data source of :class:`JetStream`.
+        source: a data source of :class:`ConstituentStream`.
         feature_set: the requested feature set.
 
     Raises:
         DataError: the source's kind does not match the feature set.
     """
-    if isinstance(source, JetChunk):
+    if isinstance(source, ConstituentChunk):
         return
     path = Path(source)
     reader = reader_for(path)
@@ -215,7 +216,7 @@ def check_feature_set(source: str | Path | JetChunk, feature_set: str) -> None:
         raise DataError(path, f"holds {what}, but data.features is '{feature_set}' (use {want})")
 
 
-class JetStream(IterableDataset):
+class ConstituentStream(IterableDataset):
     """Iterable dataset of :class:`Batch` objects over one or more jet sources.
 
     Args:
@@ -236,7 +237,7 @@ class JetStream(IterableDataset):
 
     def __init__(
         self,
-        sources: list[str | Path | JetChunk] | str | Path | JetChunk,
+        sources: list[str | Path | ConstituentChunk] | str | Path | ConstituentChunk,
         batch_size: int,
         max_particles: int = 128,
         shuffle: bool = True,
@@ -359,12 +360,12 @@ class JetStream(IterableDataset):
                 return
 
 
-def count_jets(source: str | Path) -> int | None:
+def count_examples(source: str | Path) -> int | None:
     """Number of jets in a canonical source without reading particles (None when unknown).
 
     The canonical reader's :meth:`~colliderfm.data.readers.base.Reader.count` for shard
     directories and ``.parquet`` files; None for anything else, since training reads shards
-    (:func:`colliderfm.data.readers.dispatch.count_jets` counts foreign files too).
+    (:func:`colliderfm.data.readers.dispatch.count_entries` counts foreign files too).
 
     Args:
         source: shard directory or ``.parquet`` file.
@@ -393,7 +394,7 @@ def steps_per_pass(n_jets: int, batch_size: int, world_size: int = 1) -> int:
 
 
 def training_loader(
-    source: str | Path | JetChunk, n_jets: int, cfg: Config
+    source: str | Path | ConstituentChunk, n_jets: int, cfg: Config
 ) -> tuple[DataLoader, int]:
     """The endless, shuffled training loader of a run and its steps per epoch.
 
@@ -405,7 +406,7 @@ def training_loader(
     Returns:
         (DataLoader yielding :class:`Batch`, optimizer steps per epoch).
     """
-    stream = JetStream(
+    stream = ConstituentStream(
         source,
         batch_size=cfg.train.batch_size,
         max_particles=cfg.data.max_particles,

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from colliderfm.data.readers.base import reader_for
-from colliderfm.data.readers.dispatch import iter_jet_chunks
-from colliderfm.data.schema import JetChunk
+from colliderfm.data.readers.dispatch import iter_chunks
+from colliderfm.data.schema import ConstituentChunk
 from colliderfm.errors import DataError
 
 
@@ -61,7 +61,7 @@ def read_labels(path: str | Path) -> np.ndarray:
     return reader_for(path).labels(Path(path))
 
 
-def take_jets(path: str | Path, idx: np.ndarray) -> JetChunk:
+def take_jets(path: str | Path, idx: np.ndarray) -> ConstituentChunk:
     """Load the jets at sorted indices ``idx`` of any readable input (streaming).
 
     Args:
@@ -74,9 +74,9 @@ def take_jets(path: str | Path, idx: np.ndarray) -> JetChunk:
     Raises:
         DataError: ``idx`` selects no jet.
     """
-    parts: list[JetChunk] = []
+    parts: list[ConstituentChunk] = []
     start = 0
-    for chunk in iter_jet_chunks(path):
+    for chunk in iter_chunks(path):
         stop = start + len(chunk)
         lo, hi = np.searchsorted(idx, [start, stop])
         if hi > lo:
@@ -84,10 +84,10 @@ def take_jets(path: str | Path, idx: np.ndarray) -> JetChunk:
         start = stop
     if not parts:
         raise DataError(path, "no jets selected")
-    return JetChunk.concat(parts)
+    return ConstituentChunk.concat(parts)
 
 
-def load_subset(path: str | Path, n: int, seed: int) -> JetChunk:
+def load_subset(path: str | Path, n: int, seed: int) -> ConstituentChunk:
     """Load a class-balanced, seeded subset of ``n`` jets into memory.
 
     Args:

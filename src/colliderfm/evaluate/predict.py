@@ -8,14 +8,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from colliderfm.data.schema import JetChunk
-from colliderfm.data.stream import JetStream
+from colliderfm.data.schema import ConstituentChunk
+from colliderfm.data.stream import ConstituentStream
 
 
 @torch.no_grad()
 def predict(
     module: nn.Module,
-    source: str | Path | JetChunk,
+    source: str | Path | ConstituentChunk,
     batch_size: int = 512,
     max_particles: int = 128,
     feature_set: str = "part",
@@ -40,7 +40,7 @@ def predict(
     module.eval()
     labels, probs = [], []
     n = 0
-    stream = JetStream(
+    stream = ConstituentStream(
         source,
         batch_size=batch_size,
         max_particles=max_particles,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from colliderfm.checkpoints import load_model
-from colliderfm.data.readers.dispatch import jet_classes
+from colliderfm.data.readers.dispatch import data_classes
 from colliderfm.errors import DataError
 from colliderfm.evaluate.metrics import classifier_metrics, roc_curve
 from colliderfm.evaluate.plots import plot_roc, plot_scores
@@ -66,7 +66,7 @@ def evaluate_checkpoint(
         )
     model = load_model(checkpoint)
     classes = list(m["classes"])
-    data_cls = jet_classes(data)
+    data_cls = data_classes(data)
     lmap = label_map(classes, data_cls)
     if lmap is not None and (lmap < 0).all():
         raise DataError(data, f"none of its classes {data_cls} are known to the model {classes}")

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from colliderfm.config import Config
-from colliderfm.data.readers.dispatch import jet_classes
-from colliderfm.data.schema import JetChunk
+from colliderfm.data.readers.dispatch import data_classes
+from colliderfm.data.schema import ConstituentChunk
 from colliderfm.data.subset import read_labels, take_jets
 from colliderfm.errors import ConfigError, DataError
 
@@ -36,7 +36,7 @@ from colliderfm.errors import ConfigError, DataError
 class CwolaData:
     """The training jets of a CWoLa run (labels = mixture ids) and what they hold."""
 
-    chunk: JetChunk
+    chunk: ConstituentChunk
     classes: list[str]
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -125,8 +125,8 @@ def mixture_indices(
     return np.sort(a).astype(np.int64), np.sort(b).astype(np.int64)
 
 
-def _relabel(a: JetChunk, b: JetChunk, signal_class: int) -> JetChunk:
-    out = JetChunk.concat([a, b])
+def _relabel(a: ConstituentChunk, b: ConstituentChunk, signal_class: int) -> ConstituentChunk:
+    out = ConstituentChunk.concat([a, b])
     out.label = np.concatenate(
         [np.full(len(a), signal_class), np.full(len(b), 1 - signal_class)]
     ).astype(np.int64)
@@ -137,7 +137,7 @@ def _from_fractions(cfg: Config) -> CwolaData:
     ft = cfg.finetune
     path = cfg.data.train
     assert path is not None
-    classes = jet_classes(path)
+    classes = data_classes(path)
     if len(classes) != 2:
         raise ConfigError(
             f"finetune.cwola with cwola_fractions needs binary data; {path} has classes "
@@ -162,7 +162,7 @@ def _from_fractions(cfg: Config) -> CwolaData:
     return CwolaData(_relabel(a, b, sig), classes, info)
 
 
-def _load_sample(path: str, m: int | None, seed: int) -> JetChunk:
+def _load_sample(path: str, m: int | None, seed: int) -> ConstituentChunk:
     n = len(read_labels(path))
     idx = np.arange(n) if m is None else np.sort(np.random.default_rng(seed).permutation(n)[:m])
     return take_jets(path, idx)
@@ -188,7 +188,7 @@ def _from_samples(cfg: Config) -> CwolaData:
         )
     a = _load_sample(samples[0], m, cfg.train.seed)
     b = _load_sample(samples[1], m, cfg.train.seed + 1)
-    classes = jet_classes(cfg.data.val) if cfg.data.val is not None else []
+    classes = data_classes(cfg.data.val) if cfg.data.val is not None else []
     if len(classes) != 2:
         classes = ["mixture_B", "mixture_A"] if ft.signal_class == 1 else ["mixture_A", "mixture_B"]
     sig = ft.signal_class

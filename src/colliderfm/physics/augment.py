@@ -52,13 +52,13 @@ class Particles(NamedTuple):
         vectors: ``[B, P, 4]`` (px, py, pz, E) in GeV, zero at padding.
         mask: ``[B, P]`` bool, True for real particles.
         charge: ``[B, P]`` float electric charge.
-        pid: ``[B, P]`` int64 PDG id (0 = unknown).
+        type_id: ``[B, P]`` int64 PDG id (0 = unknown).
     """
 
     vectors: torch.Tensor
     mask: torch.Tensor
     charge: torch.Tensor
-    pid: torch.Tensor
+    type_id: torch.Tensor
 
     @property
     def counts(self) -> torch.Tensor:
@@ -91,7 +91,7 @@ def from_batch(batch: Batch) -> Particles:
         raise ValueError("augmentations need four-vectors: batch.vectors is None")
     mask = batch.mask.bool()  # [B, P]
     charge = batch.charge if batch.charge is not None else torch.zeros_like(batch.vectors[..., 0])
-    pid = batch.pid if batch.pid is not None else torch.zeros_like(mask, dtype=torch.long)
+    pid = batch.type_id if batch.type_id is not None else torch.zeros_like(mask, dtype=torch.long)
     return _clean(batch.vectors, mask, charge.to(batch.vectors.dtype), pid.long())
 
 
@@ -119,7 +119,7 @@ def compact(parts: Particles, size: int | None = None) -> Particles:
         v,
         torch.gather(mask, 1, order),
         torch.gather(parts.charge, 1, order),
-        torch.gather(parts.pid, 1, order),
+        torch.gather(parts.type_id, 1, order),
     )
 
 
@@ -143,7 +143,7 @@ def to_batch(
         A new batch; real particles packed at the front.
     """
     parts = compact(parts, size)
-    feats = particle_features(parts.vectors, parts.mask, parts.charge, parts.pid, feature_set)
+    feats = particle_features(parts.vectors, parts.mask, parts.charge, parts.type_id, feature_set)
     return Batch(
         features=feats,
         mask=parts.mask,
@@ -151,7 +151,7 @@ def to_batch(
         weights=weights,
         vectors=parts.vectors,
         charge=parts.charge,
-        pid=parts.pid,
+        type_id=parts.type_id,
     )
 
 
@@ -206,7 +206,7 @@ def _grow(parts: Particles, size: int) -> Particles:
         pad(parts.vectors, (0, 0, 0, extra)),
         pad(parts.mask, (0, extra)),
         pad(parts.charge, (0, extra)),
-        pad(parts.pid, (0, extra)),
+        pad(parts.type_id, (0, extra)),
     )
 
 
@@ -429,12 +429,12 @@ def collinear_split(
         fill.unsqueeze(-1), torch.gather(soft, 1, src.unsqueeze(-1).expand(-1, -1, 4)), out
     )
     q_src = torch.gather(parts.charge, 1, src)  # [B, P']
-    pid_src = torch.gather(parts.pid, 1, src)  # [B, P']
+    pid_src = torch.gather(parts.type_id, 1, src)  # [B, P']
     if mode == "conserve":
         pid_src = torch.where(q_src != 0, torch.full_like(pid_src, 22), pid_src)
         q_src = torch.zeros_like(q_src)
     charge = torch.where(fill, q_src, parts.charge)  # [B, P']
-    pid = torch.where(fill, pid_src, parts.pid)  # [B, P']
+    pid = torch.where(fill, pid_src, parts.type_id)  # [B, P']
     return Particles(out, parts.mask | fill, charge, pid)  # input padding was zero
 
 
@@ -479,14 +479,14 @@ def add_soft(
     r, a = radius * torch.sqrt(u[..., 1]), 2 * math.pi * u[..., 2]  # [B, n]
     eta = eta_j + r * torch.cos(a)  # [B, n]
     new = K.from_pt_eta_phi_e(p_t, eta, phi_j + r * torch.sin(a), p_t * torch.cosh(eta))
-    new_pid = torch.where(u[..., 3] < photon_fraction, 22, 130).to(parts.pid.dtype)  # [B, n]
+    new_pid = torch.where(u[..., 3] < photon_fraction, 22, 130).to(parts.type_id.dtype)  # [B, n]
     wanted = torch.where(on, n, 0)  # [B]
     parts, fits, free_rank = _room(parts, wanted, max_particles)
     fill = (free_rank >= 0) & (free_rank < fits.unsqueeze(1))  # [B, P']
     idx = free_rank.clamp(0, n - 1)  # [B, P'] which new particle goes into the slot
     gathered = torch.gather(new, 1, idx.unsqueeze(-1).expand(-1, -1, 4))  # [B, P', 4]
     out = torch.where(fill.unsqueeze(-1), gathered, parts.vectors)  # [B, P', 4]
-    pid = torch.where(fill, torch.gather(new_pid, 1, idx), parts.pid)  # [B, P']
+    pid = torch.where(fill, torch.gather(new_pid, 1, idx), parts.type_id)  # [B, P']
     charge = torch.where(fill, torch.zeros_like(parts.charge), parts.charge)  # [B, P']
     return Particles(out, parts.mask | fill, charge, pid)  # input padding was zero
 
@@ -511,7 +511,7 @@ def dropout(
     ranked = torch.where(mask, K.pt(v), torch.full_like(mask, -1.0, dtype=v.dtype))  # [B, P]
     lead = torch.zeros_like(mask).scatter_(1, ranked.argmax(1, keepdim=True), True)  # [B, P]
     keep = mask & ~(drop & ~lead)  # [B, P]
-    return _clean(v, keep, parts.charge, parts.pid)
+    return _clean(v, keep, parts.charge, parts.type_id)
 
 
 # ---- composition ----
@@ -620,7 +620,7 @@ class Augmenter:
         """Augment a jet batch and rebuild its features.
 
         Args:
-            batch: a jet batch with ``vectors`` (``charge``/``pid`` optional).
+            batch: a jet batch with ``vectors`` (``charge``/``type_id`` optional).
             generator: RNG (None: torch's global one).
 
         Returns:

@@ -72,17 +72,17 @@ def _clean(v: torch.Tensor, mask: torch.Tensor, obj_type: torch.Tensor) -> Objec
 
 
 def from_batch(batch: Batch) -> Objects:
-    """Take the objects out of an event batch (types from ``batch.pid``).
+    """Take the objects out of an event batch (types from ``batch.type_id``).
 
     Args:
-        batch: an event batch with ``vectors`` and ``pid`` (ObjectType).
+        batch: an event batch with ``vectors`` and ``type_id`` (ObjectType).
 
     Returns:
         The objects, padding zeroed.
     """
-    if batch.vectors is None or batch.pid is None:
-        raise ValueError("event augmentations need batch.vectors and batch.pid (object types)")
-    return _clean(batch.vectors.float(), batch.mask.bool(), batch.pid)
+    if batch.vectors is None or batch.type_id is None:
+        raise ValueError("event augmentations need batch.vectors and batch.type_id (object types)")
+    return _clean(batch.vectors.float(), batch.mask.bool(), batch.type_id)
 
 
 def to_batch(ev: Objects, like: Batch) -> Batch:
@@ -93,7 +93,7 @@ def to_batch(ev: Objects, like: Batch) -> Batch:
         like: batch whose labels, weights and charge are carried over.
 
     Returns:
-        A new batch with ``event_features`` of the objects; ``pid`` holds the object types.
+        A new batch with ``event_features`` of the objects; ``type_id`` holds the object types.
     """
     return Batch(
         features=event_features(ev.vectors, ev.mask, ev.obj_type),
@@ -102,7 +102,7 @@ def to_batch(ev: Objects, like: Batch) -> Batch:
         weights=like.weights,
         vectors=ev.vectors,
         charge=like.charge,
-        pid=ev.obj_type,
+        type_id=ev.obj_type,
     )
 
 
@@ -364,7 +364,7 @@ class EventAugmenter:
         """Augment an event batch and rebuild its features.
 
         Args:
-            batch: an event batch with ``vectors`` and ``pid`` (object types).
+            batch: an event batch with ``vectors`` and ``type_id`` (object types).
             generator: RNG (None: torch's global one).
 
         Returns:

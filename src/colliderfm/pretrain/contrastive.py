@@ -84,7 +84,7 @@ def pad_to(b: Batch, p: int) -> Batch:
         weights=b.weights,
         vectors=pad(b.vectors),
         charge=pad(b.charge),
-        pid=pad(b.pid),
+        type_id=pad(b.type_id),
     )
 
 
@@ -111,7 +111,7 @@ def concat_batches(a: Batch, b: Batch) -> Batch:
         weights=cat(a.weights, b.weights),  # type: ignore[arg-type]
         vectors=cat(a.vectors, b.vectors),
         charge=cat(a.charge, b.charge),
-        pid=cat(a.pid, b.pid),
+        type_id=cat(a.type_id, b.type_id),
     )
 
 

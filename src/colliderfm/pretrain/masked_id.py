@@ -176,22 +176,22 @@ class MaskedObjectId(Objective):
         Args:
             backbone: the backbone (``forward`` -> tokens ``[B, N, D]``; ``forward_both`` ->
                 tokens and pooled ``[B, D]`` for ``kinematics_from: pooled``).
-            batch: an event batch (``pid`` = object types; labels ignored).
+            batch: an event batch (``type_id`` = object types; labels ignored).
 
         Returns:
             (loss, logs with overall and per-type accuracy, and ``kin_mse*`` with masked
             kinematics).
         """
-        if batch.pid is None:
-            raise ValueError("masked_id needs the object types in batch.pid")
+        if batch.type_id is None:
+            raise ValueError("masked_id needs the object types in batch.type_id")
         p = self.params
         with torch.no_grad():
             view = self.augmenter(batch)
-            known = view.mask & (view.pid >= 1) & (view.pid <= N_TYPES)  # [B, N]
+            known = view.mask & (view.type_id >= 1) & (view.type_id <= N_TYPES)  # [B, N]
             hide = choose_masked(known, p.mask_rate)  # [B, N]
             x = hide_types(view.features, hide)  # [B, N, F]
             vectors = view.vectors
-            target = view.pid[hide] - 1  # [M]
+            target = view.type_id[hide] - 1  # [M]
             regress = torch.zeros_like(hide)  # [B, N]
             if self.kin_head is not None:
                 regress = choose_masked(known & ~hide, p.kinematics_rate)  # [B, N]
@@ -212,7 +212,7 @@ class MaskedObjectId(Objective):
                 source = tokens[regress]  # [K, D]
             else:  # through the event embedding: pooled vector + the hidden object's type
                 row = regress.nonzero()[:, 0]  # [K] event of each hidden object
-                kind = F.one_hot(view.pid[regress] - 1, N_TYPES).to(pooled.dtype)  # [K, 5]
+                kind = F.one_hot(view.type_id[regress] - 1, N_TYPES).to(pooled.dtype)  # [K, 5]
                 source = torch.cat((pooled[row], kind), -1)  # [K, D + 5]
             pred = self.kin_head(source).float()  # [K, 5]
             err = (pred - kin_target).pow(2)  # [K, 5]

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from colliderfm.data.readers.dispatch import jet_classes
-from colliderfm.data.schema import JetChunk
-from colliderfm.data.stream import JetStream
+from colliderfm.data.readers.dispatch import data_classes
+from colliderfm.data.schema import ConstituentChunk
+from colliderfm.data.stream import ConstituentStream
 from colliderfm.data.subset import load_subset
 from colliderfm.evaluate.metrics import auc
 
@@ -23,7 +23,7 @@ from colliderfm.evaluate.metrics import auc
 @torch.no_grad()
 def embed_source(
     backbone: nn.Module,
-    source: str | Path | JetChunk,
+    source: str | Path | ConstituentChunk,
     feature_set: str = "part",
     max_particles: int = 128,
     batch_size: int = 512,
@@ -43,7 +43,7 @@ def embed_source(
     was = backbone.training
     backbone.eval()
     xs, ys = [], []
-    for b in JetStream(
+    for b in ConstituentStream(
         source,
         batch_size=batch_size,
         max_particles=max_particles,
@@ -122,7 +122,7 @@ class LinearProbe:
         signal: str = "Tbqq",
         seed: int = 0,
     ) -> None:
-        classes = jet_classes(data)
+        classes = data_classes(data)
         sig = classes.index(signal) if signal in classes else 1
         chunk = load_subset(data, n, seed)
         keep = np.flatnonzero((chunk.label == 0) | (chunk.label == sig))

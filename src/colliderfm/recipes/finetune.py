@@ -18,10 +18,9 @@ from torch import nn
 
 from colliderfm.config import Config
 from colliderfm.data.features import n_features
-from colliderfm.data.readers.dispatch import count_jets as count_entries
-from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks, jet_classes
-from colliderfm.data.schema import Batch, JetChunk
-from colliderfm.data.stream import count_jets
+from colliderfm.data.readers.dispatch import count_entries, data_classes, detect_format, iter_chunks
+from colliderfm.data.schema import Batch, ConstituentChunk
+from colliderfm.data.stream import count_examples
 from colliderfm.data.subset import load_subset
 from colliderfm.errors import ConfigError
 from colliderfm.evaluate.metrics import classifier_metrics
@@ -60,7 +59,7 @@ def classification_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, d
     return loss, {"train_acc": acc}
 
 
-def _train_source(cfg: Config) -> tuple[str | Path | JetChunk, int]:
+def _train_source(cfg: Config) -> tuple[str | Path | ConstituentChunk, int]:
     """The training data of a run and the number of jets (or events) in one pass over it.
 
     Shard directories and ``.parquet`` files give the exact count from their metadata; JetClass
@@ -92,11 +91,11 @@ def _train_source(cfg: Config) -> tuple[str | Path | JetChunk, int]:
     if cfg.finetune.n_train:
         sub = load_subset(path, cfg.finetune.n_train, cfg.train.seed)
         return sub, len(sub)
-    n = count_jets(path)  # shards: exact, from the manifest / Parquet metadata
+    n = count_examples(path)  # shards: exact, from the manifest / Parquet metadata
     if n is None:
         n = count_entries(path, fmt)  # JetClass ROOT, Top Tagging HDF5: stored entries
     if n is None:  # a format without a stored count: one streaming pass, exact
-        n = sum(len(c) for c in iter_jet_chunks(path, fmt))
+        n = sum(len(c) for c in iter_chunks(path, fmt))
     return path, int(n)
 
 
@@ -169,7 +168,7 @@ def run_finetune(
         )
     run.seed()
     cw = prepare_cwola(cfg) if ft.cwola else None  # weak supervision: mixture ids as labels
-    classes = cw.classes if cw is not None else jet_classes(cfg.data.train)
+    classes = cw.classes if cw is not None else data_classes(cfg.data.train)
     if len(classes) < 2:
         raise ConfigError(
             f"{cfg.data.train}: needs at least 2 classes to train a classifier, found {classes}"

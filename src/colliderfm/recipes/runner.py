@@ -22,16 +22,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from colliderfm.config import Config
-from colliderfm.data.readers.dispatch import iter_jet_chunks
-from colliderfm.data.schema import JetChunk
-from colliderfm.data.stream import count_jets, training_loader
+from colliderfm.data.readers.dispatch import iter_chunks
+from colliderfm.data.schema import ConstituentChunk
+from colliderfm.data.stream import count_examples, training_loader
 from colliderfm.errors import ConfigError
 from colliderfm.runtime import rank_world, seed_everything
 from colliderfm.train.loop import FitResult, LossFn, StepCallback, ValidateFn, fit
 from colliderfm.train.meta import CheckpointMeta, DataInfo, ModelSpec, data_fingerprint
 
 
-def first_examples(path: str | Path, limit: int) -> JetChunk:
+def first_examples(path: str | Path, limit: int) -> ConstituentChunk:
     """The first ``limit`` jets or events of any readable input, loaded into memory.
 
     Args:
@@ -42,12 +42,12 @@ def first_examples(path: str | Path, limit: int) -> JetChunk:
         The chunk (fewer when the input is smaller).
     """
     parts, n = [], 0
-    for c in iter_jet_chunks(path):
+    for c in iter_chunks(path):
         parts.append(c)
         n += len(c)
         if n >= limit:
             break
-    chunk = JetChunk.concat(parts)
+    chunk = ConstituentChunk.concat(parts)
     return chunk.take(np.arange(min(len(chunk), limit)))
 
 
@@ -109,7 +109,7 @@ class Runner:
         Returns:
             The count from the manifest or Parquet metadata.
         """
-        n = count_jets(self.cfg.data.train)  # type: ignore[arg-type]
+        n = count_examples(self.cfg.data.train)  # type: ignore[arg-type]
         if n is None:
             raise ConfigError(
                 f"{self.cfg.data.train}: {what} reads shard directories; convert it "
@@ -117,7 +117,7 @@ class Runner:
             )
         return n
 
-    def loader(self, source: str | Path | JetChunk, n: int) -> tuple[DataLoader, int]:
+    def loader(self, source: str | Path | ConstituentChunk, n: int) -> tuple[DataLoader, int]:
         """The endless shuffled training loader and its steps per epoch.
 
         Args:
@@ -129,7 +129,7 @@ class Runner:
         """
         return training_loader(source, n, self.cfg)
 
-    def val_source(self, limit: int | None) -> str | Path | JetChunk | None:
+    def val_source(self, limit: int | None) -> str | Path | ConstituentChunk | None:
         """The validation data: ``data.val``, or its first ``limit`` examples held in memory.
 
         Args:
@@ -227,11 +227,11 @@ class Runner:
             result: the loop's result.
 
         Returns:
-            ``steps``, ``epochs``, ``wall_s`` and ``jets_per_s`` (examples per second).
+            ``steps``, ``epochs``, ``wall_s`` and ``examples_per_s`` (examples per second).
         """
         return {
             "steps": result.steps,
             "epochs": result.epochs,
             "wall_s": round(result.wall_s, 1),
-            "jets_per_s": round(result.examples_per_s, 1),
+            "examples_per_s": round(result.examples_per_s, 1),
         }

@@ -51,7 +51,7 @@ def nested_subset(source: str | Path, size: int, seed: int, out: str | Path) -> 
     Returns:
         ``out``.
     """
-    from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks, jet_classes
+    from colliderfm.data.readers.dispatch import data_classes, detect_format, iter_chunks
     from colliderfm.data.shards import ShardWriter
     from colliderfm.data.subset import read_labels
 
@@ -70,7 +70,7 @@ def nested_subset(source: str | Path, size: int, seed: int, out: str | Path) -> 
         raise ConfigError(f"config key 'pretrain.sizes' holds {size} but {source} has {n} rows")
     idx = np.sort(np.random.default_rng(seed).permutation(n)[:size])
     src = {"subset_of": str(source), "size": size, "seed": seed, "nested": True}
-    classes = jet_classes(source, fmt)
+    classes = data_classes(source, fmt)
     if fmt == "parquet":
         kind, batches = _shard_rows(Path(source))
         with ShardWriter(out, kind, classes, src, overwrite=True) as w:
@@ -85,7 +85,7 @@ def nested_subset(source: str | Path, size: int, seed: int, out: str | Path) -> 
     kind = "events" if fmt == "nanoaod" else "jets"
     with ShardWriter(out, kind, classes, src, overwrite=True) as w:
         start = 0
-        for chunk in iter_jet_chunks(source, fmt):
+        for chunk in iter_chunks(source, fmt):
             stop = start + len(chunk)
             lo, hi = np.searchsorted(idx, [start, stop])
             if hi > lo:

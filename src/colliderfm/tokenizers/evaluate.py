@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from colliderfm.data.stream import JetStream
+from colliderfm.data.stream import ConstituentStream
 from colliderfm.tokenizers.vqvae import VQVAE
 
 
@@ -36,7 +36,7 @@ def evaluate_tokenizer(
     tot: dict[str, float] = {"loss": 0.0, "recon_mse": 0.0}
     counts = torch.zeros(model.codebook_size)
     n = 0
-    for b in JetStream(
+    for b in ConstituentStream(
         source,
         batch_size=batch_size,
         max_particles=max_particles,

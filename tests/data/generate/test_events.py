@@ -12,7 +12,7 @@ from colliderfm.data.generate.event_processes import SUBPROCESSES, EventSettings
 from colliderfm.data.generate.events import datalike_counts, generate_events
 from colliderfm.data.generate.pythia_events import _flavour_hadrons
 from colliderfm.data.readers.parquet import iter_parquet_jets, read_manifest
-from colliderfm.data.schema import EVENT_COLUMNS, JetChunk, ObjectType
+from colliderfm.data.schema import EVENT_COLUMNS, ConstituentChunk, ObjectType
 from colliderfm.data.selection import Selection, assemble_events, cone_pairs
 from colliderfm.errors import ColliderFMError
 
@@ -34,8 +34,8 @@ def gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _events(path: Path) -> JetChunk:
-    return JetChunk.concat(list(iter_parquet_jets(path)))
+def _events(path: Path) -> ConstituentChunk:
+    return ConstituentChunk.concat(list(iter_parquet_jets(path)))
 
 
 def test_manifest(gen: Path) -> None:
@@ -65,7 +65,7 @@ def test_objects_pass_cuts_and_selection(gen: Path) -> None:
     f = gen / read_manifest(gen)["shards"][0]["file"]
     assert pq.read_schema(f).names == [*EVENT_COLUMNS, "label"]
     ev = _events(gen)
-    t = ev.pid
+    t = ev.type_id
     assert set(np.unique(t)) <= {1, 2, 3, 4, 5}
     evt = np.repeat(np.arange(len(ev)), ev.counts)
     count = {k: np.bincount(evt[t == k], minlength=len(ev)) for k in range(1, 6)}

@@ -13,7 +13,7 @@ from colliderfm.data.generate import PROCESSES, generate_jets
 from colliderfm.data.generate.detector import DetectorResponse
 from colliderfm.data.generate.truth import expand_ranges, find_truth, match_jets
 from colliderfm.data.readers.parquet import iter_parquet_jets, read_manifest
-from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk, jet_scalars_from_particles
+from colliderfm.data.schema import JETCLASS_CLASSES, ConstituentChunk, jet_scalars_from_particles
 from colliderfm.errors import ColliderFMError
 
 N = 10  # jets per process: keeps the whole file well under a minute on 2 cores
@@ -45,8 +45,8 @@ def gen2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _generate(tmp_path_factory.mktemp("gen") / "w2", workers=2)
 
 
-def _jets(path: Path) -> JetChunk:
-    return JetChunk.concat(list(iter_parquet_jets(path)))
+def _jets(path: Path) -> ConstituentChunk:
+    return ConstituentChunk.concat(list(iter_parquet_jets(path)))
 
 
 def _sha(path: Path) -> str:
@@ -84,9 +84,9 @@ def test_jets_pass_selection_and_format(gen1: Path) -> None:
     for a in (jets.px, jets.py, jets.pz, jets.energy, *j.values()):
         assert np.all(np.isfinite(a))
     assert jets.px.dtype == np.float32 and jets.charge.dtype == np.int8
-    assert jets.pid.dtype == np.int32
+    assert jets.type_id.dtype == np.int32
     assert set(np.unique(jets.charge)) <= {-1, 0, 1}
-    assert not np.isin(np.abs(jets.pid), [0, 12, 14, 16]).any()  # known ids, no neutrinos
+    assert not np.isin(np.abs(jets.type_id), [0, 12, 14, 16]).any()  # known ids, no neutrinos
     assert np.all(jets.energy > 0)
     pt = np.hypot(jets.px, jets.py)
     off = jets.offsets
@@ -138,7 +138,7 @@ def test_every_process(tmp_path: Path) -> None:
     assert m["counts"] == dict.fromkeys(JETCLASS_CLASSES, 5)
     jets = _jets(out)
     assert np.all((jets.jet["jet_pt"] >= 550) & (jets.jet["jet_pt"] <= 650))
-    lepton = np.isin(np.abs(jets.pid), [11, 13])
+    lepton = np.isin(np.abs(jets.type_id), [11, 13])
     has_lepton = np.add.reduceat(lepton, jets.offsets[:-1]) > 0
     for name in ("Hqql", "Tbl"):  # the charged lepton is matched inside the jet
         assert has_lepton[jets.label == JETCLASS_CLASSES.index(name)].all()

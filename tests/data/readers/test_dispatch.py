@@ -10,12 +10,12 @@ import pytest
 import uproot
 
 from colliderfm.data.readers.dispatch import (
-    count_jets,
+    count_entries,
+    data_classes,
     detect_format,
-    iter_jet_chunks,
-    jet_classes,
+    iter_chunks,
 )
-from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk
+from colliderfm.data.schema import JETCLASS_CLASSES, ConstituentChunk
 from colliderfm.errors import DataError
 
 
@@ -32,7 +32,7 @@ def test_detects_every_format(jetclass_root, toptagging_h5, small_shards, tmp_pa
     assert detect_format(nano) == "nanoaod"
     # NanoAOD streams as events; this one lacks the object branches, which the error names
     with pytest.raises(DataError, match="missing NanoAOD branch.*Jet_pt"):
-        list(iter_jet_chunks(nano))
+        list(iter_chunks(nano))
 
 
 @pytest.mark.parametrize(
@@ -54,19 +54,19 @@ def test_detect_errors(tmp_path: Path, content: bytes | None, problem: str) -> N
 
 def test_classes(jetclass_root, toptagging_h5, small_shards) -> None:
     shards = small_shards(n=10, classes=("QCD", "Wqq", "Zqq"))
-    assert jet_classes(shards.path) == ["QCD", "Wqq", "Zqq"]
-    assert jet_classes(shards.path / "part-00000.parquet") == ["QCD", "Wqq", "Zqq"]
-    assert jet_classes(jetclass_root(n=2).path) == list(JETCLASS_CLASSES)
-    assert jet_classes(toptagging_h5(n=2, slots=5).path) == ["QCD", "Tbqq"]
+    assert data_classes(shards.path) == ["QCD", "Wqq", "Zqq"]
+    assert data_classes(shards.path / "part-00000.parquet") == ["QCD", "Wqq", "Zqq"]
+    assert data_classes(jetclass_root(n=2).path) == list(JETCLASS_CLASSES)
+    assert data_classes(toptagging_h5(n=2, slots=5).path) == ["QCD", "Tbqq"]
 
 
 def test_lone_parquet_file_has_unknown_classes(small_shards, tmp_path: Path) -> None:
     shards = small_shards(n=10)
     lone = tmp_path / "lone.parquet"
     lone.write_bytes((shards.path / "part-00000.parquet").read_bytes())
-    assert jet_classes(lone) == []
-    assert count_jets(lone) == 10
-    assert len(JetChunk.concat(list(iter_jet_chunks(lone)))) == 10
+    assert data_classes(lone) == []
+    assert count_entries(lone) == 10
+    assert len(ConstituentChunk.concat(list(iter_chunks(lone)))) == 10
 
 
 def test_stream_and_count_every_format(jetclass_root, toptagging_h5, small_shards) -> None:
@@ -77,10 +77,10 @@ def test_stream_and_count_every_format(jetclass_root, toptagging_h5, small_shard
     ]
     for w, n in inputs:
         skipped: Counter[str] = Counter()
-        chunks = list(iter_jet_chunks(w.path, chunk_size=8, skipped=skipped))
+        chunks = list(iter_chunks(w.path, chunk_size=8, skipped=skipped))
         assert all(len(c) <= 8 for c in chunks)
-        got = JetChunk.concat(chunks)
+        got = ConstituentChunk.concat(chunks)
         assert len(got) == int(w.good.sum())
         assert sum(skipped.values()) == n - int(w.good.sum())
         np.testing.assert_array_equal(got.px, w.kept.px)
-        assert count_jets(w.path) == n
+        assert count_entries(w.path) == n

@@ -12,27 +12,27 @@ import pytest
 import uproot
 
 from colliderfm.data.readers import jetclass, rootfile
-from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk
+from colliderfm.data.schema import JETCLASS_CLASSES, ConstituentChunk
 from colliderfm.errors import DataError
 
-FIELDS = ("counts", "px", "py", "pz", "energy", "charge", "pid", "label")
+FIELDS = ("counts", "px", "py", "pz", "energy", "charge", "type_id", "label")
 
 
-def assert_same(got: JetChunk, exp: JetChunk, jet: bool = True) -> None:
+def assert_same(got: ConstituentChunk, exp: ConstituentChunk, jet: bool = True) -> None:
     for k in FIELDS:
         a, b = getattr(got, k), getattr(exp, k)
         assert a.shape == b.shape, k
         np.testing.assert_array_equal(a, b, err_msg=k)
     assert got.px.dtype == np.float32 and got.charge.dtype == np.int8
-    assert got.pid.dtype == np.int32 and got.label.dtype == np.int64
+    assert got.type_id.dtype == np.int32 and got.label.dtype == np.int64
     if jet:
         assert set(got.jet) == set(exp.jet)
         for k in exp.jet:
             np.testing.assert_array_equal(got.jet[k], exp.jet[k], err_msg=k)
 
 
-def read_all(path: Path, **kw: object) -> JetChunk:
-    return JetChunk.concat(list(jetclass.iter_jets(path, **kw)))
+def read_all(path: Path, **kw: object) -> ConstituentChunk:
+    return ConstituentChunk.concat(list(jetclass.iter_jets(path, **kw)))
 
 
 def test_reads_back_exactly(jetclass_root) -> None:
@@ -44,19 +44,23 @@ def test_reads_back_exactly(jetclass_root) -> None:
 
 def test_pid_and_charge_mapping_by_hand(jetclass_root) -> None:
     got = read_all(jetclass_root(n=30, seed=2).path)
-    pid = set(np.unique(got.pid).tolist())
+    pid = set(np.unique(got.type_id).tolist())
     assert pid <= {211, -211, 130, 22, 11, -11, 13, -13}
     # sign convention: pi+ is +211 with charge +1; e- (charge -1) is +11; mu+ is -13
-    assert np.all(got.charge[got.pid == 211] == 1) and np.all(got.charge[got.pid == -211] == -1)
-    assert np.all(got.charge[got.pid == 11] == -1) and np.all(got.charge[got.pid == -13] == 1)
-    assert np.all(got.charge[np.isin(got.pid, [22, 130])] == 0)
+    assert np.all(got.charge[got.type_id == 211] == 1) and np.all(
+        got.charge[got.type_id == -211] == -1
+    )
+    assert np.all(got.charge[got.type_id == 11] == -1) and np.all(
+        got.charge[got.type_id == -13] == 1
+    )
+    assert np.all(got.charge[np.isin(got.type_id, [22, 130])] == 0)
 
 
 def test_chunk_boundaries(jetclass_root) -> None:
     w = jetclass_root(n=50, seed=3, basket=16)
     chunks = list(jetclass.iter_jets(w.path, chunk_size=7))
     assert [len(c) for c in chunks] == [7] * 7 + [1]
-    assert_same(JetChunk.concat(chunks), w.jets)
+    assert_same(ConstituentChunk.concat(chunks), w.jets)
 
 
 def test_jet_mass_is_softdrop_mass(jetclass_root) -> None:
@@ -85,7 +89,7 @@ def test_optional_branches_default(jetclass_root) -> None:
     drop = ["part_charge", *jetclass.FLAGS, "jet_pt", "jet_sdmass"]
     w = jetclass_root(n=20, seed=5, drop=drop)
     got = read_all(w.path)
-    assert np.all(got.charge == 0) and np.all(got.pid == 0)
+    assert np.all(got.charge == 0) and np.all(got.type_id == 0)
     # missing jet scalars come from the constituents; the present ones are kept as stored
     pt = np.hypot(
         np.add.reduceat(w.jets.px.astype(np.float64), w.jets.offsets[:-1]),

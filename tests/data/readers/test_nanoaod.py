@@ -14,7 +14,7 @@ import pytest
 
 from colliderfm.data.convert import convert
 from colliderfm.data.inspect import inspect
-from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks
+from colliderfm.data.readers.dispatch import detect_format, iter_chunks
 from colliderfm.data.readers.nanoaod import NanoAODOptions
 from colliderfm.data.readers.parquet import read_manifest
 from colliderfm.data.selection import Selection
@@ -152,8 +152,8 @@ def test_non_finite_events_are_skipped(tmp_path: Path, nanoaod: Writer) -> None:
 
 def test_streaming_and_inspect(tmp_path: Path, nanoaod: Writer) -> None:
     f = nanoaod(tmp_path / "nano.root", [GOOD, ONE_B, GOOD])
-    chunks = list(iter_jet_chunks(f))
-    assert sum(len(c) for c in chunks) == 2 and set(chunks[0].pid.tolist()) == {1, 3, 4, 5}
+    chunks = list(iter_chunks(f))
+    assert sum(len(c) for c in chunks) == 2 and set(chunks[0].type_id.tolist()) == {1, 3, 4, 5}
     info = inspect(f)
     assert info["format"] == "nanoaod" and info["n_events"] == 2
     assert info["objects"] == {"electron": 2, "muon": 0, "bjet": 4, "jet": 4, "met": 2}

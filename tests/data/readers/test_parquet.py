@@ -14,14 +14,14 @@ from colliderfm.data.readers.parquet import (
     read_manifest,
     shard_paths,
 )
-from colliderfm.data.schema import JetChunk
+from colliderfm.data.schema import ConstituentChunk
 from colliderfm.data.shards import ShardWriter
 from colliderfm.errors import DataError
 
-FIELDS = ("counts", "px", "py", "pz", "energy", "charge", "pid", "label")
+FIELDS = ("counts", "px", "py", "pz", "energy", "charge", "type_id", "label")
 
 
-def assert_same(got: JetChunk, exp: JetChunk) -> None:
+def assert_same(got: ConstituentChunk, exp: ConstituentChunk) -> None:
     for k in FIELDS:
         np.testing.assert_array_equal(getattr(got, k), getattr(exp, k), err_msg=k)
     for k in exp.jet:
@@ -33,7 +33,7 @@ def test_round_trip(small_shards) -> None:
     assert [p.name for p in shard_paths(w.path)] == [f"part-0000{i}.parquet" for i in range(3)]
     chunks = list(iter_parquet_jets(w.path, rows=64))
     assert max(len(c) for c in chunks) <= 64
-    assert_same(JetChunk.concat(chunks), w.jets)
+    assert_same(ConstituentChunk.concat(chunks), w.jets)
     mf = read_manifest(w.path)
     assert mf["n"] == 250 and mf["kind"] == "jets" and mf["classes"] == ["QCD", "Tbqq"]
     assert sum(mf["counts"].values()) == 250
@@ -41,7 +41,7 @@ def test_round_trip(small_shards) -> None:
 
 def test_single_shard_file(small_shards) -> None:
     w = small_shards(n=120, rows_per_shard=100)
-    got = JetChunk.concat(list(iter_parquet_jets(w.path / "part-00001.parquet")))
+    got = ConstituentChunk.concat(list(iter_parquet_jets(w.path / "part-00001.parquet")))
     assert_same(got, w.jets.take(np.arange(100, 120)))
 
 
@@ -172,7 +172,7 @@ def test_missing_charge_and_pid_are_unknown(tmp_path: Path, caplog) -> None:
     with caplog.at_level("WARNING", logger="colliderfm"):
         (chunk,) = list(iter_parquet_jets(src))
     assert chunk.charge.tolist() == [0, 0, 0] and chunk.charge.dtype == np.int8
-    assert chunk.pid.tolist() == [22, 211, 130]
+    assert chunk.type_id.tolist() == [22, 211, 130]
     assert "no part_charge column(s): read as 0 (unknown)" in caplog.text
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from colliderfm.data.readers.base import READERS, Reader, reader_for
-from colliderfm.data.schema import JetChunk
+from colliderfm.data.schema import ConstituentChunk
 from colliderfm.errors import DataError
 
 #: Passes the default NanoAOD selection: 1 electron, 2 b-jets, 2 light jets.
@@ -68,8 +68,8 @@ def test_reader_detects_counts_and_streams(name: str, inputs: dict[str, Any]) ->
     assert reader.count(path) == stored
     skipped: Counter[str] = Counter()
     chunks = list(reader.iter_chunks(path, chunk_size=4, skipped=skipped))
-    assert all(isinstance(c, JetChunk) and 0 < len(c) <= 4 for c in chunks)
-    got = JetChunk.concat(chunks)
+    assert all(isinstance(c, ConstituentChunk) and 0 < len(c) <= 4 for c in chunks)
+    got = ConstituentChunk.concat(chunks)
     assert len(got) == n_read
     assert sum(skipped.values()) == n_skipped
     np.testing.assert_array_equal(reader.labels(path), got.label)

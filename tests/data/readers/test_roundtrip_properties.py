@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from colliderfm.data.readers.common import pid_from_flags
-from colliderfm.data.schema import JET_SCALARS, JETCLASS_CLASSES, JetChunk
+from colliderfm.data.schema import JET_SCALARS, JETCLASS_CLASSES, ConstituentChunk
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-FIELDS = ("counts", "px", "py", "pz", "energy", "charge", "pid", "label")
+FIELDS = ("counts", "px", "py", "pz", "energy", "charge", "type_id", "label")
 #: JetClass particle-type flags, in the reader's order
 FLAGS = (
     "part_isChargedHadron",
@@ -36,7 +36,7 @@ positive = st.floats(0.5, 5000.0, width=32, allow_subnormal=False)
 @st.composite
 def jagged_jets(
     draw: st.DrawFn, n_classes: int = 2, max_particles: int = 9, allow_empty: bool = True
-) -> JetChunk:
+) -> ConstituentChunk:
     """1-6 jets of 0 (if allowed) to ``max_particles`` particles, finite float32 values."""
     n = draw(st.integers(1, 6))
     lo = 0 if allow_empty else 1
@@ -51,14 +51,14 @@ def jagged_jets(
     sign = np.array(draw(st.lists(st.sampled_from([-1, 1]), min_size=tot, max_size=tot)))
     charge = np.where(charged, sign, 0).astype(np.int8)
     flags = [(kind == i).astype(np.float32) for i in range(5)]
-    chunk = JetChunk(
+    chunk = ConstituentChunk(
         counts=counts.astype(np.int64),
         px=arr(f32),
         py=arr(f32),
         pz=arr(f32),
         energy=arr(positive),  # real particles have E > 0 (Top Tagging marks slots by it)
         charge=charge,
-        pid=pid_from_flags(charge.astype(np.float32), *flags),
+        type_id=pid_from_flags(charge.astype(np.float32), *flags),
         label=np.array(
             draw(st.lists(st.integers(0, n_classes - 1), min_size=n, max_size=n)), dtype=np.int64
         ),
@@ -73,18 +73,20 @@ def arr_n(draw: st.DrawFn, n: int) -> np.ndarray:
     return np.array(draw(st.lists(positive, min_size=n, max_size=n)), dtype=np.float32)
 
 
-def assert_same(got: JetChunk, exp: JetChunk, fields: tuple[str, ...] = FIELDS) -> None:
+def assert_same(
+    got: ConstituentChunk, exp: ConstituentChunk, fields: tuple[str, ...] = FIELDS
+) -> None:
     for k in fields:
         np.testing.assert_array_equal(getattr(got, k), getattr(exp, k), err_msg=k)
 
 
-def non_empty(chunk: JetChunk) -> JetChunk:
+def non_empty(chunk: ConstituentChunk) -> ConstituentChunk:
     return chunk.take(np.flatnonzero(chunk.counts > 0))
 
 
 @SETTINGS
 @given(jets=jagged_jets(allow_empty=False), rows=st.integers(1, 4))
-def test_canonical_shards_round_trip(jets: JetChunk, rows: int) -> None:
+def test_canonical_shards_round_trip(jets: ConstituentChunk, rows: int) -> None:
     from colliderfm.data.readers.parquet import iter_parquet_jets, read_manifest
     from colliderfm.data.shards import ShardWriter
 
@@ -92,7 +94,7 @@ def test_canonical_shards_round_trip(jets: JetChunk, rows: int) -> None:
         out = Path(d) / "shards"
         with ShardWriter(out, "jets", ["QCD", "Tbqq"], {}, rows_per_shard=rows) as w:
             w.write_chunk(jets)
-        back = JetChunk.concat(list(iter_parquet_jets(out, rows=3)))
+        back = ConstituentChunk.concat(list(iter_parquet_jets(out, rows=3)))
         manifest = read_manifest(out)
     assert_same(back, jets)
     for k in JET_SCALARS:
@@ -102,7 +104,7 @@ def test_canonical_shards_round_trip(jets: JetChunk, rows: int) -> None:
 
 @SETTINGS
 @given(jets=jagged_jets(), extra_slots=st.integers(0, 3), chunk=st.integers(1, 5))
-def test_top_tagging_hdf5_round_trip(jets: JetChunk, extra_slots: int, chunk: int) -> None:
+def test_top_tagging_hdf5_round_trip(jets: ConstituentChunk, extra_slots: int, chunk: int) -> None:
     import pandas as pd
 
     from colliderfm.data.readers import toptagging
@@ -126,17 +128,17 @@ def test_top_tagging_hdf5_round_trip(jets: JetChunk, extra_slots: int, chunk: in
         back = list(toptagging.iter_jets(path, chunk_size=chunk, skipped=skipped))
     exp = non_empty(jets)
     exp.charge = np.zeros_like(exp.charge)
-    exp.pid = np.zeros_like(exp.pid)
+    exp.type_id = np.zeros_like(exp.type_id)
     if len(exp) == 0:
         assert back == []
     else:
-        assert_same(JetChunk.concat(back), exp)
+        assert_same(ConstituentChunk.concat(back), exp)
     assert skipped.get("zero_particles", 0) == int((jets.counts == 0).sum())
 
 
 @SETTINGS
 @given(jets=jagged_jets(n_classes=len(JETCLASS_CLASSES)), chunk=st.integers(1, 5))
-def test_jetclass_root_round_trip(jets: JetChunk, chunk: int) -> None:
+def test_jetclass_root_round_trip(jets: ConstituentChunk, chunk: int) -> None:
     import awkward as ak
     import uproot
 
@@ -165,7 +167,7 @@ def test_jetclass_root_round_trip(jets: JetChunk, chunk: int) -> None:
     if len(exp) == 0:
         assert back == []
         return
-    got = JetChunk.concat(back)
+    got = ConstituentChunk.concat(back)
     assert_same(got, exp)
     for k in JET_SCALARS:
         np.testing.assert_array_equal(got.jet[k], exp.jet[k], err_msg=k)
@@ -173,7 +175,7 @@ def test_jetclass_root_round_trip(jets: JetChunk, chunk: int) -> None:
 
 @settings(max_examples=30, deadline=None)
 @given(jets=jagged_jets(allow_empty=True, max_particles=40), slots=st.integers(1, 12))
-def test_pad_chunk_keeps_the_leading_particles(jets: JetChunk, slots: int) -> None:
+def test_pad_chunk_keeps_the_leading_particles(jets: ConstituentChunk, slots: int) -> None:
     from colliderfm.data.stream import pad_chunk
 
     padded = pad_chunk(jets, slots)
@@ -183,7 +185,7 @@ def test_pad_chunk_keeps_the_leading_particles(jets: JetChunk, slots: int) -> No
         pt = np.hypot(jets.px[s:e], jets.py[s:e])
         got = np.hypot(padded.vectors[j, :k, 0], padded.vectors[j, :k, 1])
         np.testing.assert_array_equal(got, np.sort(pt)[::-1][:k])  # leading k, pT-descending
-        assert (padded.vectors[j, k:] == 0).all() and (padded.pid[j, k:] == 0).all()
+        assert (padded.vectors[j, k:] == 0).all() and (padded.type_id[j, k:] == 0).all()
         # the kept particles are whole particles of this jet (all four components together)
         rows = {tuple(r) for r in np.stack([jets.px, jets.py, jets.pz, jets.energy], 1)[s:e]}
         assert all(tuple(v) in rows for v in padded.vectors[j, :k])

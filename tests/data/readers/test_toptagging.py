@@ -13,27 +13,27 @@ import pandas as pd
 import pytest
 
 from colliderfm.data.readers import toptagging
-from colliderfm.data.schema import JetChunk
+from colliderfm.data.schema import ConstituentChunk
 from colliderfm.errors import DataError
 
-FIELDS = ("counts", "px", "py", "pz", "energy", "charge", "pid", "label")
+FIELDS = ("counts", "px", "py", "pz", "energy", "charge", "type_id", "label")
 
 
-def assert_same(got: JetChunk, exp: JetChunk) -> None:
+def assert_same(got: ConstituentChunk, exp: ConstituentChunk) -> None:
     for k in FIELDS:
         np.testing.assert_array_equal(getattr(got, k), getattr(exp, k), err_msg=k)
     assert got.px.dtype == np.float32 and got.label.dtype == np.int64
 
 
-def read_all(path: Path, **kw: object) -> JetChunk:
-    return JetChunk.concat(list(toptagging.iter_jets(path, **kw)))
+def read_all(path: Path, **kw: object) -> ConstituentChunk:
+    return ConstituentChunk.concat(list(toptagging.iter_jets(path, **kw)))
 
 
 def test_reads_back_exactly(toptagging_h5) -> None:
     w = toptagging_h5(n=60, seed=1)
     got = read_all(w.path)
     assert_same(got, w.jets)
-    assert np.all(got.charge == 0) and np.all(got.pid == 0)
+    assert np.all(got.charge == 0) and np.all(got.type_id == 0)
     assert set(np.unique(got.label).tolist()) == {0, 1}
     assert toptagging.num_jets(w.path) == 60
 
@@ -56,7 +56,7 @@ def test_chunk_boundaries(toptagging_h5) -> None:
     w = toptagging_h5(n=50, seed=3, slots=30)
     chunks = list(toptagging.iter_jets(w.path, chunk_size=7))
     assert [len(c) for c in chunks] == [7] * 7 + [1]
-    assert_same(JetChunk.concat(chunks), w.jets)
+    assert_same(ConstituentChunk.concat(chunks), w.jets)
     # chunk size dividing the row count exactly
     assert [len(c) for c in toptagging.iter_jets(w.path, chunk_size=25)] == [25, 25]
 

@@ -45,7 +45,7 @@ from colliderfm.data.generate.driver import (
 from colliderfm.data.generate.processes import PROCESS_INDEX, PROCESSES, SPECS
 from colliderfm.data.generate.pythia_jets import SQRT_S, JetSettings, JetUnit
 from colliderfm.data.generate.units import Unit, derive_seeds
-from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk
+from colliderfm.data.schema import JETCLASS_CLASSES, ConstituentChunk
 from colliderfm.data.shards import ShardWriter
 from colliderfm.errors import ColliderFMError
 
@@ -62,7 +62,7 @@ def _unit_seeds(seed: int, process: str, shard: int, chunk: int) -> tuple[tuple[
 
 def _run_unit(
     unit: Unit, progress: Callable[[int], Any] | None = None
-) -> tuple[int, JetChunk, tuple[int, int]]:
+) -> tuple[int, ConstituentChunk, tuple[int, int]]:
     """Generate one unit (top-level so that a spawn pool can pickle it).
 
     Args:
@@ -77,9 +77,11 @@ def _run_unit(
     return unit.index, chunk, (gen.n_events, gen.n_selected)
 
 
-def _write_shard(writer: ShardWriter, parts: list[JetChunk], rng: np.random.Generator) -> None:
+def _write_shard(
+    writer: ShardWriter, parts: list[ConstituentChunk], rng: np.random.Generator
+) -> None:
     """Write one shard: its units' jets, shuffled."""
-    jets = JetChunk.concat(parts)
+    jets = ConstituentChunk.concat(parts)
     writer.write_chunk(jets.take(rng.permutation(len(jets))))
 
 

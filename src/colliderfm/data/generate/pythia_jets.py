@@ -26,7 +26,7 @@ from colliderfm.data.generate.units import (
     pythia_seed_settings,
     start_pythias,
 )
-from colliderfm.data.schema import JetChunk, jet_scalars_from_particles
+from colliderfm.data.schema import ConstituentChunk, jet_scalars_from_particles
 from colliderfm.errors import require
 
 T = TypeVar("T")
@@ -208,7 +208,7 @@ def _jet_chunk(
     cons_off: np.ndarray,
     max_particles: int,
     label: int,
-) -> JetChunk:
+) -> ConstituentChunk:
     """Build jets from their constituents: highest pT first, at most ``max_particles`` each.
 
     Args:
@@ -226,14 +226,14 @@ def _jet_chunk(
     order = np.lexsort((-np.hypot(p4[cons, 0], p4[cons, 1]), cons_jet))
     cons, cons_jet = cons[order], cons_jet[order]
     cons = cons[np.arange(len(cons)) - cons_off[cons_jet] < max_particles]
-    chunk = JetChunk(
+    chunk = ConstituentChunk(
         counts=np.minimum(n_cons, max_particles).astype(np.int64),
         px=p4[cons, 0].astype(np.float32),
         py=p4[cons, 1].astype(np.float32),
         pz=p4[cons, 2].astype(np.float32),
         energy=p4[cons, 3].astype(np.float32),
         charge=charge[cons].astype(np.int8),
-        pid=pid[cons].astype(np.int32),
+        type_id=pid[cons].astype(np.int32),
         label=np.full(len(n_cons), label, dtype=np.int64),
     )
     chunk.jet = jet_scalars_from_particles(chunk)
@@ -266,7 +266,7 @@ class JetUnit:
         self.n_selected = 0
         self._n_batches = 0
 
-    def _batch(self, n_events: int, label: int) -> JetChunk:
+    def _batch(self, n_events: int, label: int) -> ConstituentChunk:
         """Generate ``n_events`` events and return their selected jets (in event order)."""
         s = self.settings
         pythia = self.pythias[self._n_batches % len(self.pythias)]
@@ -312,7 +312,7 @@ class JetUnit:
 
     def generate(
         self, n_jets: int, label: int, on_jets: Callable[[int], None] | None = None
-    ) -> JetChunk:
+    ) -> ConstituentChunk:
         """Generate exactly ``n_jets`` selected jets.
 
         The batch sizes depend only on this unit's own history, so the output is a deterministic
@@ -326,7 +326,7 @@ class JetUnit:
         Returns:
             The jets, in generation order.
         """
-        chunks: list[JetChunk] = []
+        chunks: list[ConstituentChunk] = []
         have = 0
         while have < n_jets:
             eff = (have + 1) / (self.n_events + 4)  # pessimistic start, converges quickly
@@ -342,4 +342,4 @@ class JetUnit:
                     f"selection efficiency too low for {self.spec.key!r} "
                     f"({have} jets from {self.n_events} events)"
                 )
-        return JetChunk.concat(chunks)
+        return ConstituentChunk.concat(chunks)

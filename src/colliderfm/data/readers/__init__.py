@@ -8,6 +8,6 @@ module, so the registry is complete. Look a reader up with
 
 from colliderfm.data.readers import jetclass, nanoaod, parquet, toptagging  # noqa: F401 (register)
 from colliderfm.data.readers.base import READERS, Reader, reader_for
-from colliderfm.data.readers.dispatch import detect_format, iter_jet_chunks
+from colliderfm.data.readers.dispatch import detect_format, iter_chunks
 
-__all__ = ["READERS", "Reader", "detect_format", "iter_jet_chunks", "reader_for"]
+__all__ = ["READERS", "Reader", "detect_format", "iter_chunks", "reader_for"]

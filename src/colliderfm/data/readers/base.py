@@ -17,12 +17,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from colliderfm.data.schema import JetChunk
+from colliderfm.data.schema import ConstituentChunk
 from colliderfm.errors import DataError
 from colliderfm.registry import Registry
 
 #: A work unit of a stream: a callable returning the chunks of one independent piece of input.
-Unit = Callable[[], Iterator[JetChunk]]
+Unit = Callable[[], Iterator[ConstituentChunk]]
 
 ROOT_MAGIC = b"root"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -137,7 +137,7 @@ class Reader:
 
     def iter_chunks(
         self, path: Path, chunk_size: int = 8192, skipped: Counter[str] | None = None
-    ) -> Iterator[JetChunk]:
+    ) -> Iterator[ConstituentChunk]:
         """Stream the input as chunks with bounded memory, bad rows skipped and counted.
 
         Args:
@@ -146,7 +146,7 @@ class Reader:
             skipped: counter updated in place with the skipped rows, by reason.
 
         Returns:
-            Iterator over chunks (events: the objects are the particles, ``pid`` = ObjectType).
+            Iterator over chunks (events: the objects are the particles, ``type_id`` = ObjectType).
         """
         raise NotImplementedError
 

@@ -14,13 +14,13 @@ from collections import Counter
 
 import numpy as np
 
-from colliderfm.data.schema import JetChunk
+from colliderfm.data.schema import ConstituentChunk
 
 log = logging.getLogger(__name__)
 
 
 def good_jets(
-    chunk: JetChunk, *counters: Counter[str] | None, empty: str = "zero_particles"
+    chunk: ConstituentChunk, *counters: Counter[str] | None, empty: str = "zero_particles"
 ) -> np.ndarray:
     """Which jets pass the skip policy (vectorised), counting the others by reason.
 
@@ -52,8 +52,8 @@ def good_jets(
 
 
 def sanitize_jets(
-    chunk: JetChunk, *counters: Counter[str] | None, empty: str = "zero_particles"
-) -> JetChunk:
+    chunk: ConstituentChunk, *counters: Counter[str] | None, empty: str = "zero_particles"
+) -> ConstituentChunk:
     """Drop zero-particle jets and jets with non-finite values, counting each reason.
 
     Args:

@@ -18,17 +18,17 @@ from colliderfm.data.readers.base import (
     ROOT_MAGIC,
     reader_for,
 )
-from colliderfm.data.schema import JetChunk
+from colliderfm.data.schema import ConstituentChunk
 
 __all__ = [
     "FORMATS",
     "HDF5_MAGIC",
     "PARQUET_MAGIC",
     "ROOT_MAGIC",
-    "count_jets",
+    "count_entries",
     "detect_format",
-    "iter_jet_chunks",
-    "jet_classes",
+    "iter_chunks",
+    "data_classes",
 ]
 
 #: Registered format names.
@@ -47,7 +47,7 @@ def detect_format(path: str | Path) -> str:
     return reader_for(path).name
 
 
-def jet_classes(path: str | Path, fmt: str | None = None) -> list[str]:
+def data_classes(path: str | Path, fmt: str | None = None) -> list[str]:
     """Class names of a jet input (label ``i`` means ``classes[i]``).
 
     Args:
@@ -60,7 +60,7 @@ def jet_classes(path: str | Path, fmt: str | None = None) -> list[str]:
     return reader_for(path, fmt).classes(Path(path))
 
 
-def count_jets(path: str | Path, fmt: str | None = None) -> int | None:
+def count_entries(path: str | Path, fmt: str | None = None) -> int | None:
     """Number of jets (rows/entries) in an input, from metadata only (no data is read).
 
     Args:
@@ -73,16 +73,16 @@ def count_jets(path: str | Path, fmt: str | None = None) -> int | None:
     return reader_for(path, fmt).count(Path(path))
 
 
-def iter_jet_chunks(
+def iter_chunks(
     path: str | Path,
     fmt: str | None = None,
     chunk_size: int = 8192,
     skipped: Counter[str] | None = None,
-) -> Iterator[JetChunk]:
-    """Stream any readable jet input as :class:`JetChunk` blocks with bounded memory.
+) -> Iterator[ConstituentChunk]:
+    """Stream any readable jet input as :class:`ConstituentChunk` blocks with bounded memory.
 
     Event inputs (event shards, NanoAOD with the default selection, unlabelled) come as chunks
-    whose particles are the reconstructed objects (``pid`` = ObjectType).
+    whose particles are the reconstructed objects (``type_id`` = ObjectType).
 
     Args:
         path: shard directory / ``.parquet`` / JetClass ROOT / Top Tagging HDF5.

@@ -1,4 +1,4 @@
-"""JetClass ROOT files (tree ``tree``) as :class:`JetChunk` blocks, streamed in bounded memory.
+"""JetClass ROOT files (tree ``tree``) as :class:`ConstituentChunk` blocks, in bounded memory.
 
 Mapping to the canonical schema:
 
@@ -33,7 +33,7 @@ import numpy as np
 from colliderfm.data.readers import rootfile
 from colliderfm.data.readers.base import ROOT_MAGIC, Reader, file_head, register
 from colliderfm.data.readers.common import pid_from_flags, sanitize_jets
-from colliderfm.data.schema import JETCLASS_CLASSES, JetChunk, jet_scalars_from_particles
+from colliderfm.data.schema import JETCLASS_CLASSES, ConstituentChunk, jet_scalars_from_particles
 from colliderfm.errors import DataError, require
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def iter_jets(
     chunk_size: int = 8192,
     tree: str = "tree",
     skipped: Counter[str] | None = None,
-) -> Iterator[JetChunk]:
+) -> Iterator[ConstituentChunk]:
     """Stream a JetClass ROOT file as jet chunks of at most ``chunk_size`` jets.
 
     Only ``chunk_size`` entries (plus the ROOT baskets they live in) are in memory at a time.
@@ -144,7 +144,9 @@ def iter_jets(
             )
 
 
-def _to_chunk(ak: Any, arrays: dict[str, Any], path: Path, tree: str, start: int) -> JetChunk:
+def _to_chunk(
+    ak: Any, arrays: dict[str, Any], path: Path, tree: str, start: int
+) -> ConstituentChunk:
     """Convert one ``iterate`` step (dict of awkward arrays) to a chunk, without Python loops."""
     where = f"tree '{tree}' entries {start}-{start + len(arrays['part_px']) - 1}"
     counts, flat = None, {}
@@ -164,14 +166,14 @@ def _to_chunk(ak: Any, arrays: dict[str, Any], path: Path, tree: str, start: int
     zeros = np.zeros(n_part, dtype=np.float32)
     charge = np.nan_to_num(flat.get("part_charge", zeros), nan=0.0, posinf=0.0, neginf=0.0)
     flags = [flat.get(name, zeros) for name in FLAGS]
-    return JetChunk(
+    return ConstituentChunk(
         counts=counts,
         px=flat["part_px"].astype(np.float32, copy=False),
         py=flat["part_py"].astype(np.float32, copy=False),
         pz=flat["part_pz"].astype(np.float32, copy=False),
         energy=flat["part_energy"].astype(np.float32, copy=False),
         charge=np.rint(charge).astype(np.int8),
-        pid=pid_from_flags(charge, *flags),
+        type_id=pid_from_flags(charge, *flags),
         label=_labels(ak, arrays, path, tree, len(counts)),
         jet={
             canon: _scalar(ak, arrays[b], b, path, tree).astype(np.float32, copy=False)
@@ -181,7 +183,7 @@ def _to_chunk(ak: Any, arrays: dict[str, Any], path: Path, tree: str, start: int
     )
 
 
-def _fill_jet_scalars(chunk: JetChunk) -> None:
+def _fill_jet_scalars(chunk: ConstituentChunk) -> None:
     """Compute jet scalars the file lacks from the constituents (chunk must have no empty jet)."""
     if len(chunk.jet) < len(JET_BRANCHES):
         computed = jet_scalars_from_particles(chunk)
@@ -271,7 +273,7 @@ class JetClassReader(Reader):
 
     def iter_chunks(
         self, path: Path, chunk_size: int = 8192, skipped: Counter[str] | None = None
-    ) -> Iterator[JetChunk]:
+    ) -> Iterator[ConstituentChunk]:
         """:func:`iter_jets` (see :meth:`Reader.iter_chunks`)."""
         return iter_jets(path, chunk_size=chunk_size, skipped=skipped)
 

@@ -34,7 +34,7 @@ import pyarrow as pa
 from colliderfm.data.readers import rootfile
 from colliderfm.data.readers.base import ROOT_MAGIC, EventInputs, Reader, file_head, register
 from colliderfm.data.readers.parquet import table_to_chunk
-from colliderfm.data.schema import EVENT_CLASSES, JetChunk, ObjectType
+from colliderfm.data.schema import EVENT_CLASSES, ConstituentChunk, ObjectType
 from colliderfm.data.selection import Selection, assemble_events, cone_pairs
 from colliderfm.errors import DataError, require
 
@@ -291,7 +291,7 @@ def iter_event_chunks(
     chunk_size: int = 50_000,
     skipped: Counter[str] | None = None,
     options: NanoAODOptions | None = None,
-) -> Iterator[JetChunk]:
+) -> Iterator[ConstituentChunk]:
     """Stream a NanoAOD file as chunks whose "particles" are the selected objects.
 
     Args:
@@ -340,7 +340,7 @@ class NanoAODReader(Reader):
 
     def iter_chunks(
         self, path: Path, chunk_size: int = 8192, skipped: Counter[str] | None = None
-    ) -> Iterator[JetChunk]:
+    ) -> Iterator[ConstituentChunk]:
         """:func:`iter_event_chunks`, default selection (see :meth:`Reader.iter_chunks`)."""
         return iter_event_chunks(path, chunk_size=chunk_size, skipped=skipped)
 

@@ -2,7 +2,7 @@
 
 Two row layouts: jets (``part_*`` list columns, ``jet_*`` scalars) and events (``obj_*`` list
 columns, manifest ``kind: "events"``). Both are read into
-:class:`~colliderfm.data.schema.JetChunk` (events via
+:class:`~colliderfm.data.schema.ConstituentChunk` (events via
 :func:`~colliderfm.data.schema.objects_to_chunk`), so one loader serves both.
 :class:`ParquetReader` is the format's entry in the reader registry. Writing shards is
 :mod:`colliderfm.data.shards`.
@@ -35,7 +35,7 @@ from colliderfm.data.schema import (
     JET_SCALARS,
     MANIFEST,
     ROW_GROUP,
-    JetChunk,
+    ConstituentChunk,
     objects_to_chunk,
 )
 from colliderfm.data.shards import read_manifest, shard_paths
@@ -176,7 +176,9 @@ def is_event_table(names: list[str]) -> bool:
     return "obj_pt" in names and "part_px" not in names
 
 
-def table_to_chunk(table: pa.Table | pa.RecordBatch, path: str | Path | None = None) -> JetChunk:
+def table_to_chunk(
+    table: pa.Table | pa.RecordBatch, path: str | Path | None = None
+) -> ConstituentChunk:
     """Convert a canonical Arrow table (or record batch) to a chunk, without Python loops.
 
     Event tables (``obj_*`` columns) become chunks whose particles are the objects (see
@@ -188,7 +190,7 @@ def table_to_chunk(table: pa.Table | pa.RecordBatch, path: str | Path | None = N
         path: the file the table comes from (for error messages).
 
     Returns:
-        The jets (or events) as a :class:`JetChunk`.
+        The jets (or events) as a :class:`ConstituentChunk`.
 
     Raises:
         DataError: a missing or mistyped column, or list columns of unequal lengths in a row.
@@ -219,14 +221,14 @@ def table_to_chunk(table: pa.Table | pa.RecordBatch, path: str | Path | None = N
         for k in JET_SCALARS
         if k in table.column_names
     }
-    return JetChunk(
+    return ConstituentChunk(
         counts=counts.astype(np.int64),
         px=lists["part_px"],
         py=lists["part_py"],
         pz=lists["part_pz"],
         energy=lists["part_energy"],
         charge=lists.get("part_charge", np.zeros(n_part, dtype=np.int8)),
-        pid=lists.get("part_pid", np.zeros(n_part, dtype=np.int32)),
+        type_id=lists.get("part_pid", np.zeros(n_part, dtype=np.int32)),
         label=label,
         jet=jet,
     )
@@ -258,7 +260,7 @@ def iter_shard(
 
 def iter_parquet_jets(
     path: str | Path, rows: int = 8192, skipped: Counter[str] | None = None
-) -> Iterator[JetChunk]:
+) -> Iterator[ConstituentChunk]:
     """Stream a shard directory (or a single shard file) as jet chunks (events: objects).
 
     Bad rows follow the skip policy of every reader
@@ -273,7 +275,7 @@ def iter_parquet_jets(
         skipped: counter updated in place with the skipped rows.
 
     Returns:
-        Iterator over non-empty :class:`JetChunk` blocks.
+        Iterator over non-empty :class:`ConstituentChunk` blocks.
 
     Raises:
         DataError: unreadable file, missing or mistyped columns (see :func:`check_schema`).
@@ -372,7 +374,7 @@ class ParquetReader(Reader):
 
     def iter_chunks(
         self, path: Path, chunk_size: int = 8192, skipped: Counter[str] | None = None
-    ) -> Iterator[JetChunk]:
+    ) -> Iterator[ConstituentChunk]:
         """:func:`iter_parquet_jets` (see :meth:`Reader.iter_chunks`)."""
         return iter_parquet_jets(path, rows=chunk_size, skipped=skipped)
 
@@ -392,7 +394,7 @@ class ParquetReader(Reader):
             check_schema(pf.schema_arrow, f)  # one line naming a missing/mistyped column
             for rg in range(pf.num_row_groups):
 
-                def unit(f: Path = f, rg: int = rg) -> Iterator[JetChunk]:
+                def unit(f: Path = f, rg: int = rg) -> Iterator[ConstituentChunk]:
                     for rb in iter_shard(f, rows=1 << 20, row_groups=[rg]):
                         yield table_to_chunk(rb, f)
 

@@ -1,4 +1,4 @@
-"""Top Tagging reference dataset (HDF5 written by pandas) as :class:`JetChunk` blocks.
+"""Top Tagging reference dataset (HDF5 written by pandas) as :class:`ConstituentChunk` blocks.
 
 Layout: one DataFrame under key ``table`` (pandas ``format="table"``; ``format="fixed"`` works
 too), one row per jet, columns ``E_i, PX_i, PY_i, PZ_i`` (GeV) for particle slots ``i`` (200 in
@@ -32,7 +32,7 @@ import numpy as np
 
 from colliderfm.data.readers.base import HDF5_MAGIC, Reader, file_head, register
 from colliderfm.data.readers.common import sanitize_jets
-from colliderfm.data.schema import JetChunk, jet_scalars_from_particles
+from colliderfm.data.schema import ConstituentChunk, jet_scalars_from_particles
 from colliderfm.errors import DataError, require
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def iter_jets(
     chunk_size: int = 8192,
     key: str = "table",
     skipped: Counter[str] | None = None,
-) -> Iterator[JetChunk]:
+) -> Iterator[ConstituentChunk]:
     """Stream a Top Tagging HDF5 file as jet chunks of at most ``chunk_size`` jets.
 
     Args:
@@ -244,7 +244,7 @@ def iter_jets(
 
 def _to_chunk(
     df: Any, pos: list[np.ndarray], has_label: bool, path: Path, key: str, start: int
-) -> JetChunk:
+) -> ConstituentChunk:
     """Convert one block of rows to a chunk, vectorised: [N, slots] arrays -> masked flatten."""
     e, px, py, pz = (df.iloc[:, p].to_numpy(dtype=np.float32) for p in pos)  # [N, S] each
     present = (e != 0) | (px != 0) | (py != 0) | (pz != 0)  # NaN != 0, so NaN slots count
@@ -264,14 +264,14 @@ def _to_chunk(
     else:
         label = np.full(n, -1, dtype=np.int64)
     n_part = int(counts.sum())
-    return JetChunk(
+    return ConstituentChunk(
         counts=counts,
         px=px[present],
         py=py[present],
         pz=pz[present],
         energy=e[present],
         charge=np.zeros(n_part, dtype=np.int8),
-        pid=np.zeros(n_part, dtype=np.int32),
+        type_id=np.zeros(n_part, dtype=np.int32),
         label=label,
     )
 
@@ -322,7 +322,7 @@ class TopTaggingReader(Reader):
 
     def iter_chunks(
         self, path: Path, chunk_size: int = 8192, skipped: Counter[str] | None = None
-    ) -> Iterator[JetChunk]:
+    ) -> Iterator[ConstituentChunk]:
         """:func:`iter_jets` (see :meth:`Reader.iter_chunks`)."""
         return iter_jets(path, chunk_size=chunk_size, skipped=skipped)
 
