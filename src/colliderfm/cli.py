@@ -222,21 +222,19 @@ def convert(
 ) -> None:
     """Convert JetClass ROOT, Top Tagging HDF5 or CMS NanoAOD files into canonical shards."""
     from colliderfm.data.convert import convert as do_convert
+    from colliderfm.data.readers.nanoaod import NanoAODOptions
+    from colliderfm.data.selection import Selection
 
-    nano = None
-    if (format or "").lower() == "nanoaod" or format is None:
-        from colliderfm.data.readers.nanoaod import NanoAODOptions
-        from colliderfm.data.selection import Selection
-
-        nano = NanoAODOptions(
-            btag_wp=btag_wp,
-            lepton_pt_min=lepton_pt_min,
-            lepton_eta_max=lepton_eta_max,
-            iso_max=iso_max,
-            jet_pt_min=jet_pt_min,
-            jet_eta_max=jet_eta_max,
-            selection=Selection(min_leptons, min_bjets, min_light_jets, max_leptons, max_jets),
-        )
+    # the NanoAOD reader's options (convert refuses non-default ones for other formats)
+    nano = NanoAODOptions(
+        btag_wp=btag_wp,
+        lepton_pt_min=lepton_pt_min,
+        lepton_eta_max=lepton_eta_max,
+        iso_max=iso_max,
+        jet_pt_min=jet_pt_min,
+        jet_eta_max=jet_eta_max,
+        selection=Selection(min_leptons, min_bjets, min_light_jets, max_leptons, max_jets),
+    )
     manifest = do_convert(
         inputs,
         format,

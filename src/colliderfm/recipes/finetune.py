@@ -18,7 +18,8 @@ from torch import nn
 
 from colliderfm.config import Config
 from colliderfm.data.features import n_features
-from colliderfm.data.readers.dispatch import count_entries, data_classes, detect_format, iter_chunks
+from colliderfm.data.readers import reader_for
+from colliderfm.data.readers.dispatch import data_classes
 from colliderfm.data.schema import Batch, ConstituentChunk
 from colliderfm.data.stream import count_examples
 from colliderfm.data.subset import load_subset
@@ -80,22 +81,22 @@ def _train_source(cfg: Config) -> tuple[str | Path | ConstituentChunk, int]:
     """
     path = cfg.data.train
     assert path is not None
-    fmt = detect_format(path)
-    if fmt == "nanoaod":
+    reader = reader_for(path)
+    if not reader.labelled:
         raise ConfigError(
             f"data.train={path} is a NanoAOD file: it is read unlabelled, with the event "
             "selection applied while reading, so it cannot train a classifier and its size is "
-            f"unknown; convert it first (`colliderfm convert {path} --format nanoaod --label K "
-            "--out DIR`, one label per input), then --set data.train=DIR"
+            f"unknown; convert it first (`colliderfm convert {path} --format {reader.name} "
+            "--label K --out DIR`, one label per input), then --set data.train=DIR"
         )
     if cfg.finetune.n_train:
         sub = load_subset(path, cfg.finetune.n_train, cfg.train.seed)
         return sub, len(sub)
     n = count_examples(path)  # shards: exact, from the manifest / Parquet metadata
     if n is None:
-        n = count_entries(path, fmt)  # JetClass ROOT, Top Tagging HDF5: stored entries
+        n = reader.count(Path(path))  # JetClass ROOT, Top Tagging HDF5: stored entries
     if n is None:  # a format without a stored count: one streaming pass, exact
-        n = sum(len(c) for c in iter_chunks(path, fmt))
+        n = sum(len(c) for c in reader.iter_chunks(Path(path)))
     return path, int(n)
 
 

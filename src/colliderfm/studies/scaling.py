@@ -51,7 +51,7 @@ def nested_subset(source: str | Path, size: int, seed: int, out: str | Path) -> 
     Returns:
         ``out``.
     """
-    from colliderfm.data.readers.dispatch import data_classes, detect_format, iter_chunks
+    from colliderfm.data.readers import reader_for
     from colliderfm.data.shards import ShardWriter
     from colliderfm.data.subset import read_labels
 
@@ -64,14 +64,14 @@ def nested_subset(source: str | Path, size: int, seed: int, out: str | Path) -> 
                 f"seed {src.get('seed')}); delete it or use another --out"
             )
         return out
-    fmt = detect_format(source)
+    reader = reader_for(source)
     n = len(read_labels(source))
     if size > n:
         raise ConfigError(f"config key 'pretrain.sizes' holds {size} but {source} has {n} rows")
     idx = np.sort(np.random.default_rng(seed).permutation(n)[:size])
     src = {"subset_of": str(source), "size": size, "seed": seed, "nested": True}
-    classes = data_classes(source, fmt)
-    if fmt == "parquet":
+    classes = reader.classes(Path(source))
+    if reader.canonical:
         kind, batches = _shard_rows(Path(source))
         with ShardWriter(out, kind, classes, src, overwrite=True) as w:
             start = 0
@@ -82,10 +82,9 @@ def nested_subset(source: str | Path, size: int, seed: int, out: str | Path) -> 
                     w.write(pa.Table.from_batches([rb]).take(pa.array(idx[lo:hi] - start)))
                 start = stop
         return out
-    kind = "events" if fmt == "nanoaod" else "jets"
-    with ShardWriter(out, kind, classes, src, overwrite=True) as w:
+    with ShardWriter(out, reader.kind(Path(source)), classes, src, overwrite=True) as w:
         start = 0
-        for chunk in iter_chunks(source, fmt):
+        for chunk in reader.iter_chunks(Path(source)):
             stop = start + len(chunk)
             lo, hi = np.searchsorted(idx, [start, stop])
             if hi > lo:

@@ -78,6 +78,9 @@ class Reader:
     canonical: ClassVar[bool] = False
     #: a line ``inspect`` shows for this format (how it was read), or None
     note: ClassVar[str | None] = None
+    #: the format stores labels and a size known before reading (False for NanoAOD: read
+    #: unlabelled, with the event selection applied while reading), so it can train a classifier
+    labelled: ClassVar[bool] = True
 
     def detect(self, path: Path) -> bool:
         """Whether ``path`` (an existing, non-empty file or a directory) is in this format.

@@ -314,6 +314,7 @@ class NanoAODReader(Reader):
 
     name = "nanoaod"
     note = "NanoAOD read with the default object definitions and event selection"
+    labelled = False
 
     def detect(self, path: Path) -> bool:
         """ROOT magic bytes and an ``Events`` tree (see :meth:`Reader.detect`)."""
