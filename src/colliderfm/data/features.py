@@ -209,3 +209,57 @@ def event_features(
     flag = torch.zeros_like(pt).unsqueeze(-1)  # [B, N, 1]
     feats = torch.cat((cols, onehot, flag), -1)  # [B, N, 11]
     return feats * mask.unsqueeze(-1)
+
+
+#: what each feature set describes: the particles of jets or the objects of events
+FEATURE_KINDS: dict[str, str] = {"part": "jets", "kinematic": "jets", "event": "events"}
+
+
+def feature_kind(feature_set: str) -> str:
+    """What a feature set describes.
+
+    Args:
+        feature_set: a name in :data:`FEATURE_SETS`.
+
+    Returns:
+        ``"jets"`` (per-particle features) or ``"events"`` (per-object features).
+    """
+    return FEATURE_KINDS[feature_set]
+
+
+def feature_sets_of(kind: str) -> list[str]:
+    """The feature sets that describe ``kind``.
+
+    Args:
+        kind: ``"jets"`` or ``"events"``.
+
+    Returns:
+        Their names, in definition order.
+    """
+    return [name for name, k in FEATURE_KINDS.items() if k == kind]
+
+
+def build_features(
+    feature_set: str,
+    vectors: torch.Tensor,
+    mask: torch.Tensor,
+    charge: torch.Tensor | None,
+    type_id: torch.Tensor | None,
+) -> torch.Tensor:
+    """The features of a feature set from constituent four-vectors and types.
+
+    Args:
+        feature_set: a name in :data:`FEATURE_SETS`.
+        vectors: ``[B, P, 4]`` (px, py, pz, E) in GeV.
+        mask: ``[B, P]`` bool, True for real constituents.
+        charge: ``[B, P]`` particle charges (jets; None = unknown).
+        type_id: ``[B, P]`` PDG ids (jets) or :class:`~colliderfm.data.schema.ObjectType`
+            (events).
+
+    Returns:
+        ``[B, P, F]`` float32 features, zero at padding.
+    """
+    if feature_kind(feature_set) == "events":
+        assert type_id is not None, "event features need the object types"
+        return event_features(vectors, mask, type_id)  # [B, P, 11]
+    return particle_features(vectors, mask, charge, type_id, feature_set)  # [B, P, F]

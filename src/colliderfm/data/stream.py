@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from colliderfm.config import Config
-from colliderfm.data.features import event_features, particle_features
+from colliderfm.data.features import build_features, feature_kind, feature_sets_of
 from colliderfm.data.readers.base import READERS, Unit, reader_for
 from colliderfm.data.readers.common import sanitize_jets
 from colliderfm.data.readers.parquet import EMPTY_KEY
@@ -153,12 +153,8 @@ def to_batch(block: Padded, feature_set: str = "part", trim: bool = True) -> Bat
     counts = torch.from_numpy(block.counts)
     mask = torch.arange(p).unsqueeze(0) < counts.unsqueeze(1)  # [B, P]
     charge = torch.from_numpy(block.charge[:, :p].astype(np.float32))  # [B, P]
-    pid = torch.from_numpy(block.type_id[:, :p].astype(np.int64))  # [B, P]
-    if feature_set == "event":
-        # event rows: the "particles" are objects and pid holds their ObjectType (1..5)
-        feats = event_features(vectors, mask, pid)  # [B, P, 11]
-    else:
-        feats = particle_features(vectors, mask, charge, pid, feature_set)  # [B, P, F]
+    type_id = torch.from_numpy(block.type_id[:, :p].astype(np.int64))  # [B, P]
+    feats = build_features(feature_set, vectors, mask, charge, type_id)  # [B, P, F]
     labels = torch.from_numpy(block.labels)
     return Batch(
         features=feats,
@@ -167,7 +163,7 @@ def to_batch(block: Padded, feature_set: str = "part", trim: bool = True) -> Bat
         weights=torch.ones(len(block), dtype=torch.float32),
         vectors=vectors,
         charge=charge,
-        type_id=pid,
+        type_id=type_id,
     )
 
 
@@ -209,11 +205,10 @@ def check_feature_set(source: str | Path | ConstituentChunk, feature_set: str) -
     reader = reader_for(path)
     if not reader.canonical:
         return
-    events = reader.kind(path) == "events"
-    if events != (feature_set == "event"):
-        what = "events" if events else "jets"
-        want = "event" if events else "part or kinematic"
-        raise DataError(path, f"holds {what}, but data.features is '{feature_set}' (use {want})")
+    have = reader.kind(path)
+    if have != feature_kind(feature_set):
+        want = " or ".join(feature_sets_of(have))
+        raise DataError(path, f"holds {have}, but data.features is '{feature_set}' (use {want})")
 
 
 class ConstituentStream(IterableDataset):
@@ -262,7 +257,7 @@ class ConstituentStream(IterableDataset):
         self.shuffle, self.buffer_size, self.seed = shuffle, max(buffer_size, batch_size), seed
         self.infinite, self.feature_set, self.trim = infinite, feature_set, trim_padding
         #: what the rows are: ``"events"`` with the event feature set, else ``"jets"``
-        self.kind = "events" if feature_set == "event" else "jets"
+        self.kind = feature_kind(feature_set)
         self.drop_last = drop_last
         r, w = rank_world()
         self.rank = r if rank is None else rank

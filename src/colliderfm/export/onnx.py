@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from colliderfm.data.features import FEATURE_SETS, event_features, particle_features
+from colliderfm.data.features import FEATURE_SETS, event_features, feature_kind, particle_features
 from colliderfm.data.schema import ObjectType
 from colliderfm.errors import ColliderFMError, ConfigError, DataError, require
 from colliderfm.export.sidecar import (
@@ -174,7 +174,7 @@ def example_batch(
     counts = rng.integers(1, particles + 1, size=batch)
     counts[0], counts[1] = particles, max(1, particles // 2)
     mask = torch.from_numpy(np.arange(particles)[None, :] < counts[:, None])  # [B, P]
-    if feature_set == "event":
+    if feature_kind(feature_set) == "events":
         return _example_events(rng, counts, mask)
     pt = rng.exponential(10.0, (batch, particles)) + 0.5  # GeV
     eta = rng.normal(0.0, 0.2, (batch, particles)) + rng.normal(0.0, 1.0, (batch, 1))
@@ -332,7 +332,7 @@ def export_onnx(
     example = (feats, mask.float() if float_mask else mask, vectors)
     names_in = [i["name"] for i in inputs]
     names_out = [o["name"] for o in outputs]
-    axis = "objects" if feature_set == "event" else "particles"
+    axis = "objects" if feature_kind(feature_set) == "events" else "particles"
     axes = {n: {0: "batch", 1: axis} for n in names_in}
     axes.update({n: {0: "batch"} for n in names_out})
     if not out.parent.exists():

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from colliderfm.data.features import FEATURE_SETS, NORMALISATION
+from colliderfm.data.features import FEATURE_SETS, NORMALISATION, feature_kind
 from colliderfm.data.schema import ObjectType
 from colliderfm.physics.kinematics import EPS
 from colliderfm.train.meta import CheckpointMeta
@@ -71,7 +71,8 @@ def feature_definitions(feature_set: str) -> dict[str, str]:
     Returns:
         Feature name -> definition (before normalisation), in the set's order.
     """
-    table = EVENT_FEATURE_DEFINITIONS if feature_set == "event" else FEATURE_DEFINITIONS
+    events = feature_kind(feature_set) == "events"
+    table = EVENT_FEATURE_DEFINITIONS if events else FEATURE_DEFINITIONS
     return {name: table[name] for name in FEATURE_SETS[feature_set]}
 
 
@@ -89,7 +90,7 @@ def feature_normalisation(feature_set: str, name: str) -> tuple[float, float]:
     Returns:
         ``(shift, scale)``.
     """
-    key = f"event_{name}" if feature_set == "event" else name
+    key = f"event_{name}" if feature_kind(feature_set) == "events" else name
     shift, scale = NORMALISATION.get(key, (0.0, 1.0))
     return float(shift), float(scale)
 
@@ -115,7 +116,7 @@ def io_spec(
     Returns:
         (inputs, outputs), each a list of ``{"name", "shape", "dtype", "description"}``.
     """
-    event = feature_set == "event"
+    event = feature_kind(feature_set) == "events"
     axis, what = ("objects", "object") if event else ("particles", "particle")
     inputs: list[dict[str, Any]] = [
         {
@@ -202,7 +203,7 @@ def sidecar(
         features.append(
             {"index": i, "name": name, "definition": definition, "shift": shift, "scale": scale}
         )
-    event = feature_set == "event"
+    event = feature_kind(feature_set) == "events"
     side: dict[str, Any] = {
         "format": "colliderfm-onnx",
         "sidecar_schema": SIDECAR_SCHEMA,

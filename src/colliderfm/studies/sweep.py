@@ -29,10 +29,11 @@ import numpy as np
 from tqdm import tqdm
 
 from colliderfm.config import Config, load_config
+from colliderfm.data.features import feature_kind
 from colliderfm.errors import ConfigError
 from colliderfm.evaluate.run import evaluate_checkpoint
 from colliderfm.fileio import write_json
-from colliderfm.recipes.finetune import run_finetune
+from colliderfm.recipes import run_finetune
 from colliderfm.studies.config import ArmConfig, StudyConfig
 from colliderfm.studies.results import aggregate, previous_results, write_results
 from colliderfm.train.logging import log, read_metrics
@@ -223,7 +224,7 @@ def data_unit(features: str) -> str:
     Returns:
         ``"events"`` for the event feature set, else ``"jets"``.
     """
-    return "events" if features == "event" else "jets"
+    return feature_kind(features)
 
 
 def _check_arm(name: str, init: str, cfg: Config) -> None:
