@@ -37,7 +37,7 @@ def test_only_the_runner_calls_the_training_loop() -> None:
     callers = []
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == "colliderfm.train.loop":
-                if any(a.name == "fit" for a in node.names):
-                    callers.append(path.relative_to(SRC).as_posix())
+            loop = isinstance(node, ast.ImportFrom) and node.module == "colliderfm.train.loop"
+            if loop and any(a.name == "fit" for a in node.names):
+                callers.append(path.relative_to(SRC).as_posix())
     assert callers == ["recipes/runner.py"]
