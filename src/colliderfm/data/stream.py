@@ -388,6 +388,40 @@ def steps_per_pass(n_jets: int, batch_size: int, world_size: int = 1) -> int:
     return max(1, math.ceil(n_jets / (batch_size * world_size)))
 
 
+def evaluation_stream(
+    source: str | Path | ConstituentChunk,
+    batch_size: int,
+    max_particles: int,
+    feature_set: str = "part",
+    quiet: bool = False,
+) -> ConstituentStream:
+    """One ordered pass over a source on this process alone (evaluation, probes, validation).
+
+    Unlike training streams it is not shuffled and not split across ranks: every rank that
+    evaluates sees the whole source in its stored order.
+
+    Args:
+        source: path or in-memory chunk.
+        batch_size: jets or events per batch.
+        max_particles: constituent slots before trimming.
+        feature_set: input features.
+        quiet: log skipped/truncated counts at debug level only.
+
+    Returns:
+        The stream.
+    """
+    return ConstituentStream(
+        source,
+        batch_size=batch_size,
+        max_particles=max_particles,
+        shuffle=False,
+        feature_set=feature_set,
+        rank=0,
+        world_size=1,
+        quiet=quiet,
+    )
+
+
 def training_loader(
     source: str | Path | ConstituentChunk, n_jets: int, cfg: Config
 ) -> tuple[DataLoader, int]:

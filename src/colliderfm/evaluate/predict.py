@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from colliderfm.data.schema import ConstituentChunk
-from colliderfm.data.stream import ConstituentStream
+from colliderfm.data.stream import evaluation_stream
 
 
 @torch.no_grad()
@@ -40,15 +40,7 @@ def predict(
     module.eval()
     labels, probs = [], []
     n = 0
-    stream = ConstituentStream(
-        source,
-        batch_size=batch_size,
-        max_particles=max_particles,
-        shuffle=False,
-        feature_set=feature_set,
-        rank=0,
-        world_size=1,
-    )
+    stream = evaluation_stream(source, batch_size, max_particles, feature_set)
     for batch in stream:
         y = batch.labels.numpy()
         logits = module(batch.features, batch.mask, batch.vectors)  # [B, C]

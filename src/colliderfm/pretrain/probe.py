@@ -15,7 +15,7 @@ from torch import nn
 
 from colliderfm.data.readers.dispatch import data_classes
 from colliderfm.data.schema import ConstituentChunk
-from colliderfm.data.stream import ConstituentStream
+from colliderfm.data.stream import evaluation_stream
 from colliderfm.data.subset import load_subset
 from colliderfm.evaluate.metrics import auc
 
@@ -43,16 +43,7 @@ def embed_source(
     was = backbone.training
     backbone.eval()
     xs, ys = [], []
-    for b in ConstituentStream(
-        source,
-        batch_size=batch_size,
-        max_particles=max_particles,
-        shuffle=False,
-        feature_set=feature_set,
-        rank=0,
-        world_size=1,
-        quiet=True,
-    ):
+    for b in evaluation_stream(source, batch_size, max_particles, feature_set, quiet=True):
         xs.append(backbone.embed(b.features, b.mask, b.vectors).float().numpy())  # [B, D]
         ys.append(b.labels.numpy())
     backbone.train(was)

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from colliderfm.data.stream import ConstituentStream
+from colliderfm.data.stream import evaluation_stream
 from colliderfm.tokenizers.vqvae import VQVAE
 
 
@@ -36,15 +36,7 @@ def evaluate_tokenizer(
     tot: dict[str, float] = {"loss": 0.0, "recon_mse": 0.0}
     counts = torch.zeros(model.codebook_size)
     n = 0
-    for b in ConstituentStream(
-        source,
-        batch_size=batch_size,
-        max_particles=max_particles,
-        shuffle=False,
-        feature_set=feature_set,
-        rank=0,
-        world_size=1,
-    ):
+    for b in evaluation_stream(source, batch_size, max_particles, feature_set):
         loss, logs = model.loss(b)
         k = int(b.mask.sum())
         tot["loss"] += float(loss) * k
