@@ -1,0 +1,5 @@
+"""``python -m colliderfm.cli``."""
+
+from colliderfm.cli import main
+
+main()
