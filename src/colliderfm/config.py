@@ -1,12 +1,20 @@
 """Typed configuration: dataclasses for every section, YAML load/merge, ``--set a.b=c`` overrides.
 
 Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming the key and,
-where there is a fixed set, the valid choices -- before any work starts.
+where there is a fixed set, the valid choices -- before any work starts. Every number anywhere in
+a config (``objective.params`` and its nested mappings included) must be finite: NaN is always
+rejected, and infinity too unless a field's metadata says ``{"inf": True}`` (none does today).
+A config file must be a readable, UTF-8, non-empty YAML mapping of sections; errors in the file
+name the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import math
+import os
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +32,10 @@ def _choices(*values: str) -> dict[str, Any]:
 
 def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
     return {"range": (lo, hi)}
+
+
+#: largest seed every RNG in use accepts (NumPy, torch and Python all take [0, 2**32 - 1])
+SEED_MAX = 2**32 - 1
 
 
 @dataclass
@@ -108,7 +120,7 @@ class TrainConfig:
     weight_decay: float = field(default=0.01, metadata=_range(0.0, None))
     warmup: float = field(default=0.05, metadata=_range(0.0, None))
     grad_clip: float | None = field(default=1.0, metadata=_range(0.0, None))
-    seed: int = 0
+    seed: int = field(default=0, metadata=_range(0, SEED_MAX))
     precision: str = field(default="fp32", metadata=_choices("fp32", "bf16"))
     workers: int = field(default=0, metadata=_range(0, 64))
     early_stopping: str | None = field(default=None, metadata=_choices("val_auc", "val_loss"))
@@ -173,8 +185,43 @@ def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
     if origin is dict or tp is dict:
         return isinstance(value, dict), value
     if origin is list or tp is list:
-        return isinstance(value, list), value
+        if not isinstance(value, list):
+            return False, value
+        (item,) = typing.get_args(tp) or (Any,)
+        items = []
+        for v in value:  # list[float] holds floats, list[str] strings, ...
+            ok, v = _type_ok(v, item)
+            if not ok:
+                return False, value
+            items.append(v)
+        return True, items
     return isinstance(value, tp), value
+
+
+def _non_finite(value: Any, allow_inf: bool = False) -> tuple[str, float] | None:
+    """The first NaN (or, unless allowed, infinite) number inside a value, with where it is.
+
+    Args:
+        value: a config value (numbers, strings, lists and mappings nested in any way).
+        allow_inf: accept +-inf (NaN never is).
+
+    Returns:
+        (key suffix such as ``".augment.smear.p"`` or ``"[1]"``, the number), or None.
+    """
+    if isinstance(value, float):
+        bad = math.isnan(value) or (math.isinf(value) and not allow_inf)
+        return ("", value) if bad else None
+    if isinstance(value, dict):
+        pairs: Any = ((f".{k}", v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        pairs = ((f"[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for where, v in pairs:
+        found = _non_finite(v, allow_inf)
+        if found is not None:
+            return where + found[0], found[1]
+    return None
 
 
 def _type_name(tp: Any) -> str:
@@ -194,12 +241,22 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             raise ConfigError(f"unknown config key '{name}' (valid keys: {valid})")
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value or {}, name)  # type: ignore[arg-type]
+            if value is None:
+                raise ConfigError(
+                    f"config section '{name}' is empty (null): give it keys or leave it out"
+                )
+            kwargs[key] = _build(tp, value, name)  # type: ignore[arg-type]
             continue
         ok, value = _type_ok(value, tp)
         if not ok:
             raise ConfigError(f"config key '{name}' must be {_type_name(tp)}, got {value!r}")
         meta = fmap[key].metadata
+        bad = _non_finite(value, allow_inf=bool(meta.get("inf")))
+        if bad is not None:
+            raise ConfigError(
+                f"config key '{name}{bad[0]}' = {bad[1]} is not a finite number "
+                "(NaN and infinity are not allowed)"
+            )
         if value is not None and "choices" in meta and value not in meta["choices"]:
             raise ConfigError(
                 f"config key '{name}' = {value!r} is not one of "
@@ -225,6 +282,130 @@ def _merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def path_problem(path: str | Path, directory_ok: bool = False) -> str | None:
+    """What stops ``path`` from being read as a regular file (or, if allowed, a directory).
+
+    Distinguishes what ``Path.exists()`` and ``is_file()`` lump together: a missing path, a broken
+    symbolic link, a symbolic link loop, a directory, a FIFO, a socket or a device, and a file or
+    directory this process may not read.
+
+    Args:
+        path: any path.
+        directory_ok: a (listable) directory is fine too.
+
+    Returns:
+        The problem as a phrase for ``"<path>: <problem>"`` (e.g. ``"symbolic link loop"``), or
+        None when the path can be read.
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+        if exc.errno == errno.ENOENT:
+            if path.is_symlink():
+                return f"broken symbolic link (its target {os.readlink(path)} does not exist)"
+            return "no such file or directory"
+        if exc.errno == errno.ENOTDIR:
+            return "no such file or directory (a part of the path is a file, not a directory)"
+        if exc.errno == errno.EACCES:
+            return "permission denied (a directory on the path is not accessible)"
+        return f"cannot access it ({exc.strerror or exc})"
+    if stat.S_ISDIR(st.st_mode):
+        if not directory_ok:
+            return "is a directory, not a file"
+        if not os.access(path, os.R_OK | os.X_OK):
+            return "permission denied (the directory cannot be listed)"
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        kinds = [
+            (stat.S_ISFIFO, "a named pipe (FIFO)"),
+            (stat.S_ISSOCK, "a socket"),
+            (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"),
+        ]
+        kind = next((name for test, name in kinds if test(st.st_mode)), "a special file")
+        return f"is {kind}, not a regular file"
+    if not os.access(path, os.R_OK):
+        return "permission denied (the file is not readable)"
+    return None
+
+
+#: a config larger than this is not a config (e.g. a data file given as ``--config``)
+CONFIG_MAX_BYTES = 10 * 1024 * 1024
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last
+    silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_config_file(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """Read a YAML config file into a mapping, or fail with one line naming the file.
+
+    Args:
+        path: the YAML file.
+        what: how messages call it (``"config"``, ``"study config"``).
+
+    Returns:
+        The file's top-level mapping.
+
+    Raises:
+        ConfigError: the path is missing or not a readable regular file (a directory, a FIFO, a
+            symbolic link loop, ...), or the file is too large, not UTF-8 text, not valid YAML
+            (also: a key given twice), empty, or not a mapping at the top level.
+    """
+    p = Path(path)
+    problem = path_problem(p)
+    if problem == "no such file or directory":
+        raise ConfigError(f"{p}: {what} file not found")
+    if problem is not None:
+        raise ConfigError(f"{p}: {problem}; expected a YAML {what} file")
+    size = p.stat().st_size
+    if size > CONFIG_MAX_BYTES:
+        raise ConfigError(
+            f"{p}: {size / 2**20:.0f} MiB is too large for a YAML {what} file (is it a data file?)"
+        )
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x}); a {what} file "
+            "is YAML text"
+        ) from exc
+    try:
+        loaded = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        why = f": {problem}" if isinstance(problem, str) and "given twice" in problem else ""
+        raise ConfigError(f"{p}: not valid YAML{where}{why}") from exc
+    if loaded is None:
+        raise ConfigError(
+            f"{p}: the {what} file is empty (expected a mapping of sections such as 'train:')"
+        )
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"{p}: a {what} must be a mapping of sections (key: value lines), "
+            f"got a YAML {type(loaded).__name__}"
+        )
+    return loaded
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -267,16 +448,11 @@ def load_config(
     data: dict[str, Any] = dict(base or {})
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            where = f" (line {line + 1})" if line is not None else ""
-            raise ConfigError(f"{p}: not valid YAML{where}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: a config must be a mapping of sections")
+        loaded = read_config_file(p)
+        try:  # the file's own keys first, so that its mistakes name it
+            _build(Config, loaded, "")
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from exc
         data = _merge(data, loaded)
     for item in overrides or []:
         parts, value = parse_override(item)

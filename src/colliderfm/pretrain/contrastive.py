@@ -22,7 +22,7 @@ normalised projections (Wang & Isola 2020): ``align = E||z1 - z2||^2`` (lower is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -48,13 +48,13 @@ class ContrastiveParams:
 
     loss: str = "ntxent"
     temperature: float = 0.1
-    proj_dim: int = 128
-    proj_hidden: int = 256
+    proj_dim: int = field(default=128, metadata={"range": (1, None)})
+    proj_hidden: int = field(default=256, metadata={"range": (1, None)})
     views: str = "auto"
     augment: dict[str, Any] | None = None
-    vicreg_sim: float = 25.0
-    vicreg_var: float = 25.0
-    vicreg_cov: float = 1.0
+    vicreg_sim: float = field(default=25.0, metadata={"range": (0.0, None)})
+    vicreg_var: float = field(default=25.0, metadata={"range": (0.0, None)})
+    vicreg_cov: float = field(default=1.0, metadata={"range": (0.0, None)})
 
 
 def pad_to(b: Batch, p: int) -> Batch:

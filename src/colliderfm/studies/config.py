@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from colliderfm.config import _build, parse_override
+from colliderfm.config import SEED_MAX, _build, parse_override, read_config_file
 from colliderfm.errors import ConfigError
 from colliderfm.finetune.modes import MODES
 
@@ -81,7 +81,7 @@ class PretrainRecipeConfig:
     overrides: list[str] = field(default_factory=list)
     name: str = "pretrained"
     mode: str = field(default="full", metadata={"choices": MODES})
-    seed: int = 0
+    seed: int = field(default=0, metadata={"range": (0, SEED_MAX)})
 
 
 @dataclass
@@ -108,7 +108,7 @@ class StudyConfig:
         return dataclasses.asdict(self)
 
 
-def _int_list(value: Any, key: str, lo: int | None = None) -> list[int]:
+def _int_list(value: Any, key: str, lo: int | None = None, hi: int | None = None) -> list[int]:
     if not isinstance(value, list) or not value:
         raise ConfigError(f"config key '{key}' must be a non-empty list of integers, got {value!r}")
     out = []
@@ -126,6 +126,8 @@ def _int_list(value: Any, key: str, lo: int | None = None) -> list[int]:
             raise ConfigError(f"config key '{key}' must hold integers, got {v!r}")
         if lo is not None and v < lo:
             raise ConfigError(f"config key '{key}' holds {v}, below the minimum {lo}")
+        if hi is not None and v > hi:
+            raise ConfigError(f"config key '{key}' holds {v}, above the maximum {hi}")
         out.append(v)
     if len(set(out)) != len(out):
         raise ConfigError(f"config key '{key}' holds duplicates: {out}")
@@ -167,7 +169,7 @@ def study_from_dict(data: dict[str, Any]) -> StudyConfig:
     if n_train is not None:
         cfg.n_train = _int_list(n_train, "n_train", lo=1)
     if seeds is not None:
-        cfg.seeds = _int_list(seeds, "seeds")
+        cfg.seeds = _int_list(seeds, "seeds", lo=0, hi=SEED_MAX)
     if not isinstance(pre_raw, dict):
         raise ConfigError("config key 'pretrain' must be a mapping")
     pre_raw = dict(pre_raw)
@@ -247,14 +249,7 @@ def load_study_config(path: str | Path, overrides: list[str] | None = None) -> S
         The validated study config.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: study config file not found")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: a study config must be a mapping")
+    data = read_config_file(p, "study config")
     study_sets, base_sets = split_overrides(overrides)
     for item in study_sets:
         key, raw = item.split("=", 1)
