@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from colliderfm.config import path_problem
 from colliderfm.data.schema import ConstituentChunk
 from colliderfm.errors import DataError
 from colliderfm.registry import Registry
@@ -243,18 +244,20 @@ def reader_for(path: str | Path, fmt: str | None = None) -> Reader:
         The reader.
 
     Raises:
-        DataError: an unknown ``fmt``, a missing or empty file, or an unrecognised format.
+        DataError: an unknown ``fmt``; a path that cannot be read, saying why (missing, a broken
+            symbolic link or a link loop, a FIFO, socket or device, not readable, a directory
+            that cannot be listed); an empty file; or an unrecognised format.
     """
     path = Path(path)
+    if fmt is not None and fmt not in READERS:
+        raise DataError(path, f"format '{fmt}' does not hold jets")
+    problem = path_problem(path, directory_ok=True)
+    if problem is not None:
+        raise DataError(path, problem)
     if fmt is not None:
-        if fmt not in READERS:
-            raise DataError(path, f"format '{fmt}' does not hold jets")
         return READERS.get(fmt)
-    if not path.is_dir():
-        if not path.exists():
-            raise DataError(path, "no such file or directory")
-        if path.stat().st_size == 0:
-            raise DataError(path, "file is empty")
+    if not path.is_dir() and path.stat().st_size == 0:
+        raise DataError(path, "file is empty")
     for _, reader in READERS.items():
         if reader.detect(path):
             return reader

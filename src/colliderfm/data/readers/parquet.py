@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from colliderfm.config import path_problem
 from colliderfm.data.readers.base import (
     PARQUET_MAGIC,
     EventInputs,
@@ -83,13 +84,11 @@ def open_parquet(path: str | Path, what: str = "file") -> pq.ParquetFile:
         DataError: the file is missing, empty or not a readable Parquet file.
     """
     path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise DataError(path, "file is empty")
-    except FileNotFoundError as exc:
-        raise DataError(path, "no such file or directory") from exc
-    except OSError as exc:
-        raise DataError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    problem = path_problem(path)  # a link loop, a FIFO, a directory ... say so
+    if problem is not None:
+        raise DataError(path, problem)
+    if path.stat().st_size == 0:
+        raise DataError(path, "file is empty")
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
