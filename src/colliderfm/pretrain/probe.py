@@ -2,11 +2,13 @@
 
 The probe takes a small, class-balanced labelled set (e.g. top vs QCD), embeds it with the
 frozen backbone, fits an L2-regularised logistic regression on one half (standardised
-features, L-BFGS) and reports the AUC on the other half.
+features, L-BFGS) and reports the AUC on the other half. A probe set with fewer labelled jets of
+the two classes than asked for (``objective.probe_n``) is used whole, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +18,11 @@ from torch import nn
 from colliderfm.data.readers.dispatch import data_classes
 from colliderfm.data.schema import ConstituentChunk
 from colliderfm.data.stream import evaluation_stream
-from colliderfm.data.subset import load_subset
+from colliderfm.data.subset import read_labels, select_balanced, take_jets
+from colliderfm.errors import DataError
 from colliderfm.evaluate.metrics import auc
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -97,7 +102,8 @@ class LinearProbe:
     Args:
         data: labelled jets (any readable input) containing a background (class 0) and the
             signal class.
-        n: jets used in total (half to fit, half to score), class-balanced and seeded.
+        n: jets used in total (half to fit, half to score), class-balanced and seeded; when
+            ``data`` holds fewer labelled jets of the two classes, all of them (with a warning).
         feature_set: input features of the backbone.
         max_particles: particle slots.
         signal: signal class name (``Tbqq`` by default; class 1 when absent).
@@ -115,9 +121,29 @@ class LinearProbe:
     ) -> None:
         classes = data_classes(data)
         sig = classes.index(signal) if signal in classes else 1
-        chunk = load_subset(data, n, seed)
-        keep = np.flatnonzero((chunk.label == 0) | (chunk.label == sig))
-        chunk = chunk.take(keep)
+        labels = read_labels(data)
+        two = np.where((labels == 0) | (labels == sig), labels, -1)  # other classes: not drawn
+        names = [classes[i] if i < len(classes) else f"class {i}" for i in (0, sig)]
+        counts = [int((two == 0).sum()), int((two == sig).sum())]
+        if min(counts) < 2:
+            raise DataError(
+                data,
+                f"the linear probe needs labelled jets of {names[0]} and {names[1]}; this input "
+                f"holds {counts[0]} and {counts[1]}",
+            )
+        if sum(counts) < n:
+            log.warning(
+                "linear probe: %s holds %d labelled jets of %s and %s, fewer than the %d asked "
+                "for (objective.probe_n); probing on all %d",
+                data,
+                sum(counts),
+                names[0],
+                names[1],
+                n,
+                sum(counts),
+            )
+            n = sum(counts)
+        chunk = take_jets(data, select_balanced(two, n, seed))
         chunk.label = (chunk.label == sig).astype(np.int64)
         rng = np.random.default_rng(seed)
         perm = rng.permutation(len(chunk))
