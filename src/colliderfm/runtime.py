@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import signal
 
 import numpy as np
 import torch
@@ -28,3 +29,25 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system ending the job, ``kill``): handled like Ctrl-C.
+
+    A subclass of :class:`KeyboardInterrupt`, so every cleanup that runs on Ctrl-C (temporary
+    outputs removed, the training loop's resumable state saved) runs on SIGTERM too.
+    """
+
+    signum = signal.SIGTERM
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`Terminated` in this process (main thread only; else no-op)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave the default
+        pass

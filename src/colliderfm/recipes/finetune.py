@@ -151,109 +151,109 @@ def run_finetune(
     Returns:
         Summary: fit result, and test metrics when ``data.test`` is set.
     """
-    run = Runner(
+    with Runner(
         cfg,
         out,
         resume,
         progress,
         need_train=not (cfg.finetune.cwola and cfg.finetune.cwola_samples),
-    )
-    out = run.out
-    ft = cfg.finetune
-    mode = ft.mode
-    if ft.init == "none" and mode in ("frozen", "linear"):
+    ) as run:
+        out = run.out
+        ft = cfg.finetune
+        mode = ft.mode
+        if ft.init == "none" and mode in ("frozen", "linear"):
+            log.info(
+                "mode %s with --init none trains a head on a random frozen backbone "
+                "(the random-backbone control)",
+                mode,
+            )
+        run.seed()
+        cw = prepare_cwola(cfg) if ft.cwola else None  # weak supervision: mixture ids as labels
+        classes = cw.classes if cw is not None else data_classes(cfg.data.train)
+        if len(classes) < 2:
+            raise ConfigError(
+                f"{cfg.data.train}: needs at least 2 classes to train a classifier, found {classes}"
+            )
+        in_dim = n_features(cfg.data.features)
+        spec = (
+            pretrained_backbone_spec(ft.init, cfg, in_dim)
+            if ft.init != "none"
+            else backbone_spec(cfg, in_dim)
+        )
+        model_spec = ModelSpec(
+            task="classifier",
+            n_classes=len(classes),
+            classes=classes,
+            head_hidden=head_hidden_for(mode, HEAD_HIDDEN),
+            feature_set=cfg.data.features,
+            **spec,
+        )
+        model = build_classifier(model_spec)
+        if ft.init != "none":
+            load_pretrained_backbone(model.backbone, ft.init)
+            log.info("initialised backbone from %s", ft.init)
+        source, n_jets = (cw.chunk, len(cw.chunk)) if cw is not None else _train_source(cfg)
+        loader, spe = run.loader(source, n_jets)
         log.info(
-            "mode %s with --init none trains a head on a random frozen backbone "
-            "(the random-backbone control)",
-            mode,
+            "%s: %d training jets, classes %s, %d steps/epoch, %d params",
+            out,
+            n_jets,
+            classes,
+            spe,
+            sum(p.numel() for p in model.parameters()),
         )
-    run.seed()
-    cw = prepare_cwola(cfg) if ft.cwola else None  # weak supervision: mixture ids as labels
-    classes = cw.classes if cw is not None else data_classes(cfg.data.train)
-    if len(classes) < 2:
-        raise ConfigError(
-            f"{cfg.data.train}: needs at least 2 classes to train a classifier, found {classes}"
+        if cw is not None:
+            log.info("CWoLa mixtures: %s", cw.info)
+        meta = run.meta(
+            model_spec,
+            n_jets,
+            sources=list(ft.cwola_samples) if cw is not None and ft.cwola_samples else None,
+            subset=_subset_info(cfg, cw is not None),
+            cwola=cw.info if cw is not None else None,
         )
-    in_dim = n_features(cfg.data.features)
-    spec = (
-        pretrained_backbone_spec(ft.init, cfg, in_dim)
-        if ft.init != "none"
-        else backbone_spec(cfg, in_dim)
-    )
-    model_spec = ModelSpec(
-        task="classifier",
-        n_classes=len(classes),
-        classes=classes,
-        head_hidden=head_hidden_for(mode, HEAD_HIDDEN),
-        feature_set=cfg.data.features,
-        **spec,
-    )
-    model = build_classifier(model_spec)
-    if ft.init != "none":
-        load_pretrained_backbone(model.backbone, ft.init)
-        log.info("initialised backbone from %s", ft.init)
-    source, n_jets = (cw.chunk, len(cw.chunk)) if cw is not None else _train_source(cfg)
-    loader, spe = run.loader(source, n_jets)
-    log.info(
-        "%s: %d training jets, classes %s, %d steps/epoch, %d params",
-        out,
-        n_jets,
-        classes,
-        spe,
-        sum(p.numel() for p in model.parameters()),
-    )
-    if cw is not None:
-        log.info("CWoLa mixtures: %s", cw.info)
-    meta = run.meta(
-        model_spec,
-        n_jets,
-        sources=list(ft.cwola_samples) if cw is not None and ft.cwola_samples else None,
-        subset=_subset_info(cfg, cw is not None),
-        cwola=cw.info if cw is not None else None,
-    )
-    validate = make_validate(cfg, classes, run.val_source(cfg.train.val_max))
-    if mode == "lp-ft":
-        # phase 1: linear probe on the frozen backbone (out/lp); phase 2: everything, from there
-        total = cfg.train.max_steps or cfg.train.epochs * spe
-        if total < 2:
-            raise ConfigError("finetune.mode=lp-ft needs at least 2 training steps")
-        n_lp = max(1, min(total - 1, round(ft.lp_fraction * total)))
-        cfg_lp = replace(cfg, train=replace(cfg.train, max_steps=n_lp, early_stopping=None))
-        run.train(
+        validate = make_validate(cfg, classes, run.val_source(cfg.train.val_max))
+        if mode == "lp-ft":
+            # phase 1: linear probe on the frozen backbone (out/lp); phase 2: everything, from there
+            total = cfg.train.max_steps or cfg.train.epochs * spe
+            if total < 2:
+                raise ConfigError("finetune.mode=lp-ft needs at least 2 training steps")
+            n_lp = max(1, min(total - 1, round(ft.lp_fraction * total)))
+            cfg_lp = replace(cfg, train=replace(cfg.train, max_steps=n_lp, early_stopping=None))
+            run.train(
+                model,
+                classification_loss,
+                loader,
+                spe,
+                meta,
+                validate=validate,
+                lr_mults=apply_mode(model, "linear", ft),
+                cfg=cfg_lp,
+                out=out / "lp",
+                resume=resume and (out / "lp" / "last").exists(),
+            )
+            load_weights(model, out / "lp" / "last")
+            cfg = replace(cfg, train=replace(cfg.train, max_steps=total - n_lp))
+            resume = resume and (out / "last").exists()
+            mode = "full"
+        result: FitResult = run.train(
             model,
             classification_loss,
             loader,
             spe,
             meta,
             validate=validate,
-            lr_mults=apply_mode(model, "linear", ft),
-            cfg=cfg_lp,
-            out=out / "lp",
-            resume=resume and (out / "lp" / "last").exists(),
+            lr_mults=apply_mode(model, mode, ft),
+            cfg=cfg,
+            resume=resume,
         )
-        load_weights(model, out / "lp" / "last")
-        cfg = replace(cfg, train=replace(cfg.train, max_steps=total - n_lp))
-        resume = resume and (out / "last").exists()
-        mode = "full"
-    result: FitResult = run.train(
-        model,
-        classification_loss,
-        loader,
-        spe,
-        meta,
-        validate=validate,
-        lr_mults=apply_mode(model, mode, ft),
-        cfg=cfg,
-        resume=resume,
-    )
-    summary: dict[str, Any] = {**run.summary(result), "best": result.best, "n_train": n_jets}
-    if cw is not None:
-        summary["cwola"] = cw.info
-    if cfg.data.test is not None and run.main:
-        from colliderfm.evaluate.run import evaluate_checkpoint
+        summary: dict[str, Any] = {**run.summary(result), "best": result.best, "n_train": n_jets}
+        if cw is not None:
+            summary["cwola"] = cw.info
+        if cfg.data.test is not None and run.main:
+            from colliderfm.evaluate.run import evaluate_checkpoint
 
-        summary["test"] = evaluate_checkpoint(out, cfg.data.test, out / "test_metrics.json")
-    return summary
+            summary["test"] = evaluate_checkpoint(out, cfg.data.test, out / "test_metrics.json")
+        return summary
 
 
 def _subset_info(cfg: Config, cwola: bool) -> dict[str, Any] | None:

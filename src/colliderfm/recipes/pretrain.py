@@ -44,81 +44,83 @@ def run_pretrain(
     """
     if cfg.objective.name in TOKENIZERS:
         return train_tokenizer(cfg, out, resume=resume, progress=progress)
-    run = Runner(cfg, out, resume, progress)
-    if cfg.objective.name == "none":
-        raise ConfigError("objective.name is not set (choose a recipe, e.g. contrastive or mpm)")
-    make_params(cfg.objective.name, cfg.objective.params)  # validate before any work
-    probe = None
-    if cfg.objective.probe_data is not None:
-        probe = LinearProbe(
-            cfg.objective.probe_data,
-            n=cfg.objective.probe_n,
+    with Runner(cfg, out, resume, progress) as run:
+        if cfg.objective.name == "none":
+            raise ConfigError(
+                "objective.name is not set (choose a recipe, e.g. contrastive or mpm)"
+            )
+        make_params(cfg.objective.name, cfg.objective.params)  # validate before any work
+        probe = None
+        if cfg.objective.probe_data is not None:
+            probe = LinearProbe(
+                cfg.objective.probe_data,
+                n=cfg.objective.probe_n,
+                feature_set=cfg.data.features,
+                max_particles=cfg.data.max_particles,
+                seed=cfg.train.seed,
+            )
+        run.seed()
+        in_dim = n_features(cfg.data.features)
+        spec = backbone_spec(cfg, in_dim)
+        backbone = build_backbone(spec)
+        objective = create_objective(cfg.objective.name, cfg.objective.params, backbone.dim, in_dim)
+        model_spec = ModelSpec(
+            task="pretrain",
+            objective=cfg.objective.name,
+            params=params_dict(objective.params),  # with the defaults it resolved
             feature_set=cfg.data.features,
-            max_particles=cfg.data.max_particles,
-            seed=cfg.train.seed,
+            **spec,
         )
-    run.seed()
-    in_dim = n_features(cfg.data.features)
-    spec = backbone_spec(cfg, in_dim)
-    backbone = build_backbone(spec)
-    objective = create_objective(cfg.objective.name, cfg.objective.params, backbone.dim, in_dim)
-    model_spec = ModelSpec(
-        task="pretrain",
-        objective=cfg.objective.name,
-        params=params_dict(objective.params),  # with the defaults it resolved
-        feature_set=cfg.data.features,
-        **spec,
-    )
-    model = PretrainModel(backbone, objective)
-    if not resume:  # on resume the tokenizer's weights come back with the checkpoint
-        _tokenizer_stage(run, objective)
-    summary: dict[str, Any] = {}
-    if probe is not None and run.main:
-        summary["probe_auc_random"] = probe(backbone)
+        model = PretrainModel(backbone, objective)
+        if not resume:  # on resume the tokenizer's weights come back with the checkpoint
+            _tokenizer_stage(run, objective)
+        summary: dict[str, Any] = {}
+        if probe is not None and run.main:
+            summary["probe_auc_random"] = probe(backbone)
+            log.info(
+                "linear probe on the randomly initialised backbone: AUC %.4f",
+                summary["probe_auc_random"],
+            )
+        n = run.shard_count("pretraining")
+        loader, spe = run.loader(cfg.data.train, n)  # type: ignore[arg-type]
+
+        def validate(module: nn.Module) -> dict[str, float]:
+            if probe is None or not run.main:
+                return {}
+            return {"probe_auc": probe(module.backbone)}
+
+        def every(step: int, module: nn.Module) -> dict[str, float] | None:
+            pe = cfg.objective.probe_every
+            if probe is None or not run.main or not pe or step % pe or step % spe == 0:
+                return None
+            return {"probe_auc": probe(module.backbone)}
+
         log.info(
-            "linear probe on the randomly initialised backbone: AUC %.4f",
-            summary["probe_auc_random"],
+            "%s: pretraining %s on %d jets, %d steps/epoch, backbone %d params",
+            run.out,
+            cfg.objective.name,
+            n,
+            spe,
+            sum(p.numel() for p in backbone.parameters()),
         )
-    n = run.shard_count("pretraining")
-    loader, spe = run.loader(cfg.data.train, n)  # type: ignore[arg-type]
-
-    def validate(module: nn.Module) -> dict[str, float]:
-        if probe is None or not run.main:
-            return {}
-        return {"probe_auc": probe(module.backbone)}
-
-    def every(step: int, module: nn.Module) -> dict[str, float] | None:
-        pe = cfg.objective.probe_every
-        if probe is None or not run.main or not pe or step % pe or step % spe == 0:
-            return None
-        return {"probe_auc": probe(module.backbone)}
-
-    log.info(
-        "%s: pretraining %s on %d jets, %d steps/epoch, backbone %d params",
-        run.out,
-        cfg.objective.name,
-        n,
-        spe,
-        sum(p.numel() for p in backbone.parameters()),
-    )
-    result = run.train(
-        model,
-        own_loss,
-        loader,
-        spe,
-        run.meta(model_spec, n),
-        validate=validate,
-        step_callback=every,
-    )
-    summary.update({**run.summary(result), "last": result.last})
-    if "probe_auc" in result.last:
-        summary["probe_auc"] = result.last["probe_auc"]
-        log.info(
-            "linear probe: AUC %.4f after pretraining (random backbone: %.4f)",
-            summary["probe_auc"],
-            summary.get("probe_auc_random", float("nan")),
+        result = run.train(
+            model,
+            own_loss,
+            loader,
+            spe,
+            run.meta(model_spec, n),
+            validate=validate,
+            step_callback=every,
         )
-    return summary
+        summary.update({**run.summary(result), "last": result.last})
+        if "probe_auc" in result.last:
+            summary["probe_auc"] = result.last["probe_auc"]
+            log.info(
+                "linear probe: AUC %.4f after pretraining (random backbone: %.4f)",
+                summary["probe_auc"],
+                summary.get("probe_auc_random", float("nan")),
+            )
+        return summary
 
 
 def _tokenizer_stage(run: Runner, objective: Any) -> None:

@@ -3,7 +3,8 @@
 A recipe (pretraining, fine-tuning incl. CWoLa, tokenizer training; a study point is a
 fine-tuning or pretraining recipe) is a short function in the shape of torchtune's recipes:
 
-1. **setup** with a :class:`Runner`: checks on the run directory and the training data, seeds,
+1. **setup** with a :class:`Runner` (a context manager holding the run directory's
+   :class:`RunLock`): checks on the run directory and the training data, seeds,
    the training loader and its steps per epoch, the validation source, the checkpoint metadata
    with the data fingerprint;
 2. **train**: :meth:`Runner.train` calls :func:`colliderfm.train.loop.fit` (nothing else does);
@@ -13,6 +14,9 @@ fine-tuning or pretraining recipe) is a short function in the shape of torchtune
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ from colliderfm.config import Config
 from colliderfm.data.readers.dispatch import iter_chunks
 from colliderfm.data.schema import ConstituentChunk
 from colliderfm.data.stream import count_examples, training_loader
-from colliderfm.errors import ConfigError
+from colliderfm.errors import ConfigError, DataError
 from colliderfm.runtime import rank_world, seed_everything
 from colliderfm.train.loop import FitResult, LossFn, StepCallback, ValidateFn, fit
 from colliderfm.train.meta import CheckpointMeta, DataInfo, ModelSpec, data_fingerprint
@@ -66,6 +70,80 @@ def own_loss(module: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, flo
     return module.loss(batch)
 
 
+class RunLock:
+    """One writer per run directory: ``OUT/.colliderfm.lock`` holds the writer's pid.
+
+    A second run into a directory that a live run holds is refused; a lock left by a process
+    that no longer exists (killed, machine restarted) is taken over. Creating the lock file is
+    atomic (``O_EXCL``), so two runs started at the same moment cannot both win.
+
+    Args:
+        out: the run directory (created when missing).
+    """
+
+    NAME = ".colliderfm.lock"
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.path = out, out / self.NAME
+        self.created_dir = not out.exists()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(
+                out, f"cannot create the run directory ({exc.strerror or exc})"
+            ) from exc
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is not None and holder != os.getpid() and _alive(holder):
+                    raise ConfigError(
+                        f"{out}: another colliderfm run (pid {holder}) is writing there; wait "
+                        "for it to finish or choose another --out"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except OSError as exc:
+                raise DataError(
+                    out, f"cannot lock the run directory ({exc.strerror or exc})"
+                ) from exc
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            return
+        raise ConfigError(f"{out}: cannot take the run lock {self.path} (another run keeps it)")
+
+    def _holder(self) -> int | None:
+        try:
+            return int(self.path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None  # unreadable or half-written: treated as stale
+
+    def release(self) -> None:
+        """Remove the lock (and the run directory when this run created it and left it empty)."""
+        if self._holder() == os.getpid():
+            self.path.unlink(missing_ok=True)
+        if self.created_dir:
+            with contextlib.suppress(OSError):
+                self.out.rmdir()  # only succeeds when empty
+
+
+def _has_checkpoint(out: Path) -> bool:
+    """Whether a run directory holds any checkpoint (weights or resumable state), at any depth."""
+    return any(out.rglob("model.safetensors")) or any(out.rglob("state.pt"))
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 class Runner:
     """Setup, training and summary of one recipe run.
 
@@ -95,6 +173,31 @@ class Runner:
             )
         self.rank, self.world = rank_world()
         self.main = self.rank == 0
+        self._lock = RunLock(self.out) if self.main else None
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
+        failed = kind is not None and not issubclass(kind, KeyboardInterrupt)
+        self.close(discard=failed)
+
+    def close(self, discard: bool = False) -> None:
+        """Release the run directory: its lock, and what a failed run leaves behind.
+
+        Args:
+            discard: the run failed (not interrupted). When this run created the directory and
+                no checkpoint was ever written into it, its logs (``metrics.csv``, ``tb/``) are
+                removed with it: nothing half-written stays. A directory with a checkpoint is
+                kept, so ``--resume`` can continue.
+        """
+        if self._lock is None:
+            return
+        if discard and self._lock.created_dir and not _has_checkpoint(self.out):
+            shutil.rmtree(self.out, ignore_errors=True)
+        else:
+            self._lock.release()
+        self._lock = None
 
     def seed(self) -> None:
         """Seed every generator from ``train.seed`` (before building modules)."""

@@ -40,34 +40,34 @@ def train_tokenizer(
     Returns:
         Summary: steps, wall time, throughput, last validation metrics (with ``data.val``).
     """
-    run = Runner(cfg, out, resume, progress)
-    params = tokenizer_params(cfg.objective.name, cfg.objective.params)
-    n = run.shard_count("tokenizer training")
-    val = run.val_source(cfg.train.val_max or VAL_DEFAULT)
-    run.seed()
-    in_dim = n_features(cfg.data.features)
-    model = vqvae_from_params(in_dim, params)
-    spec = ModelSpec(
-        task="vqvae",
-        tokenizer=cfg.objective.name,
-        in_dim=in_dim,
-        feature_set=cfg.data.features,
-        params=dataclasses.asdict(params),
-    )
-    loader, spe = run.loader(cfg.data.train, n)  # type: ignore[arg-type]
+    with Runner(cfg, out, resume, progress) as run:
+        params = tokenizer_params(cfg.objective.name, cfg.objective.params)
+        n = run.shard_count("tokenizer training")
+        val = run.val_source(cfg.train.val_max or VAL_DEFAULT)
+        run.seed()
+        in_dim = n_features(cfg.data.features)
+        model = vqvae_from_params(in_dim, params)
+        spec = ModelSpec(
+            task="vqvae",
+            tokenizer=cfg.objective.name,
+            in_dim=in_dim,
+            feature_set=cfg.data.features,
+            params=dataclasses.asdict(params),
+        )
+        loader, spe = run.loader(cfg.data.train, n)  # type: ignore[arg-type]
 
-    def validate(module: nn.Module) -> dict[str, float]:
-        if val is None or not run.main:
-            return {}
-        return evaluate_tokenizer(module, val, cfg.data.features, cfg.data.max_particles)
+        def validate(module: nn.Module) -> dict[str, float]:
+            if val is None or not run.main:
+                return {}
+            return evaluate_tokenizer(module, val, cfg.data.features, cfg.data.max_particles)
 
-    log.info(
-        "%s: training a %s tokenizer (%d codes) on %d jets, %d steps/epoch",
-        run.out,
-        cfg.objective.name,
-        params.codebook_size,
-        n,
-        spe,
-    )
-    result = run.train(model, own_loss, loader, spe, run.meta(spec, n), validate=validate)
-    return {**run.summary(result), "last": result.last}
+        log.info(
+            "%s: training a %s tokenizer (%d codes) on %d jets, %d steps/epoch",
+            run.out,
+            cfg.objective.name,
+            params.codebook_size,
+            n,
+            spe,
+        )
+        result = run.train(model, own_loss, loader, spe, run.meta(spec, n), validate=validate)
+        return {**run.summary(result), "last": result.last}

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 import yaml
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -102,13 +103,19 @@ def save_checkpoint(
             shutil.rmtree(tmp)
         else:
             _swap_into_place(tmp, target)
-    except OSError as exc:
+    except (OSError, SafetensorError) as exc:  # disk full, permissions: safetensors has its own
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(f"{target}: cannot write checkpoint ({exc.strerror or exc})") from exc
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+        raise CheckpointError(f"{target}: cannot write checkpoint ({why})") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def resolve(path: str | Path) -> Path:

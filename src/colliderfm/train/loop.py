@@ -166,6 +166,38 @@ def _set_rng_state(s: dict[str, Any]) -> None:
     random.setstate(s["python"])
 
 
+def _save_interrupted(
+    save: Callable[[], None], main: bool, updating: bool, step: int, saved: int, last: Path
+) -> str:
+    """Save a resumable state when a run is interrupted, and say where it can resume.
+
+    The state is consistent between optimizer updates: an interrupt during a step's forward or
+    backward pass saves the state before that step (with the RNG as it was then), so the resumed
+    run redoes it. An interrupt while the update itself is applied saves nothing (the weights may
+    be half-updated): the run resumes from the last regular checkpoint.
+
+    Args:
+        save: writes ``out/last`` for the current step.
+        main: this rank writes checkpoints.
+        updating: the interrupt came while the optimizer was applying an update.
+        step: optimizer steps done.
+        saved: step of the state already in ``out/last`` (-1: none).
+        last: the resumable checkpoint directory.
+
+    Returns:
+        What ``--resume`` will do, for the CLI's one-line message.
+    """
+    if main and not updating and step != saved:
+        try:
+            save()
+            saved = step
+        except Exception as exc:  # noqa: BLE001 - the interrupt, not this, is what to report
+            log.debug("could not save the interrupted state: %s", exc)
+    if saved < 0:
+        return "nothing to resume yet (no checkpoint was written)"
+    return f"{last.parent}: continue with --resume (from step {saved})"
+
+
 def fit(
     module: nn.Module,
     loss_fn: LossFn,
@@ -273,8 +305,14 @@ def fit(
     )
     t0, n_seen, stopped, last = time.perf_counter(), 0, False, {}
     module.train()
+    saved_step = step if resume else -1  # the step of the state in out/last
+    # RNG state at the start of the step in progress (None once its update is applied), and
+    # whether an update is being applied: what an interrupted run can save consistently
+    step_rng: dict[str, Any] | None = None
+    updating = False
 
-    def save(finished: bool = False) -> None:
+    def save(finished: bool = False, rng: dict[str, Any] | None = None) -> None:
+        nonlocal saved_step
         if not main:
             return
         state = {
@@ -285,13 +323,15 @@ def fit(
             "bad_epochs": bad_epochs,
             "best": best,
             "history": history,
-            "rng": _rng_state(),
+            "rng": rng if rng is not None else _rng_state(),
             "finished": finished,
         }
         save_checkpoint(out / "last", module, meta, state)
+        saved_step = step
 
     try:
         while step < total:
+            step_rng = _rng_state()
             batch = next(it)
             with autocast:
                 loss, logs = loss_fn(module, batch)
@@ -307,9 +347,11 @@ def fit(
                 _allreduce_grads(trainable, world)
             if tc.grad_clip:
                 logs["grad_norm"] = float(nn.utils.clip_grad_norm_(trainable, tc.grad_clip))
+            updating = True
             opt.step()
             sched.step()
             step += 1
+            updating, step_rng = False, None
             n_seen += len(batch)
             bar.update(1)
             if step_callback is not None:
@@ -369,6 +411,11 @@ def fit(
             elif tc.checkpoint_every and step % tc.checkpoint_every == 0:
                 save()
         save(finished=True)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (colliderfm.runtime)
+        exc.resumable = _save_interrupted(  # type: ignore[attr-defined]
+            lambda: save(rng=step_rng), main, updating, step, saved_step, out / "last"
+        )
+        raise
     finally:
         bar.close()
         logger.close()
