@@ -226,7 +226,8 @@ def merge(
 
 @app.command(
     epilog="Examples:\n\n  colliderfm inspect data/toptag\n\n  colliderfm inspect "
-    "JetClass_TTBar_000.root --max-jets 10000\n\n  colliderfm inspect runs/scratch"
+    "JetClass_TTBar_000.root --max-jets 10000\n\n  colliderfm inspect data/toptag --verify"
+    "\n\n  colliderfm inspect runs/scratch"
 )
 def inspect(
     path: Annotated[
@@ -240,16 +241,30 @@ def inspect(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Hash every shard of a shard directory and check it against the manifest's "
+            "sha256 (a mismatch is an error naming the shard).",
+        ),
+    ] = False,
 ) -> None:
     """Summarise a data set (jets, classes, multiplicities, feature ranges) or a checkpoint."""
     from colliderfm.checkpoints import describe_checkpoint, format_checkpoint, is_checkpoint
 
     if is_checkpoint(path):
+        if verify:
+            from colliderfm.errors import ColliderFMError
+
+            raise ColliderFMError(
+                f"{path}: --verify checks data (shard directories), not checkpoints"
+            )
         info = describe_checkpoint(path)
         typer.echo(json.dumps(info, indent=2, default=str) if as_json else format_checkpoint(info))
         return
     from colliderfm.data.inspect import format_report
     from colliderfm.data.inspect import inspect as do_inspect
 
-    info = do_inspect(path, max_jets=max_jets)
+    info = do_inspect(path, max_jets=max_jets, verify=verify)
     typer.echo(json.dumps(info, indent=2, default=str) if as_json else format_report(info))

@@ -5,6 +5,13 @@ bounded by ``chunk_size`` whatever the input size, and the output directory appe
 everything succeeded (on any error nothing is left at ``out``, not even a temporary directory).
 Jets skipped as bad (zero particles, NaN/inf) are counted in the manifest under ``skipped``.
 
+Nothing that changes the result passes silently. Shard-directory inputs are verified first (row
+counts and every shard's sha256 against the manifest); an input given twice (or a copy of one)
+is refused, since its rows would be doubled; a label outside its input's classes is an error.
+A lone ``.parquet`` file has no manifest naming its classes: its labels are kept as stored
+(class indices), the output lists no class names, and a warning says so (``--unlabel`` drops
+them instead); mixing such a labelled file with inputs that name their classes is an error.
+
 CMS NanoAOD files become *event* shards (manifest ``kind: "events"``): objects and selection as
 in :mod:`colliderfm.data.readers.nanoaod` (configurable with :class:`NanoAODOptions`); events
 failing the selection or holding NaN/inf are counted under ``skipped`` and in the ``cutflow``.
@@ -22,7 +29,7 @@ from colliderfm.data.readers.base import READERS, Reader, reader_for
 from colliderfm.data.readers.nanoaod import NanoAODOptions
 from colliderfm.data.readers.parquet import read_manifest
 from colliderfm.data.schema import EVENT_CLASSES
-from colliderfm.data.shards import ShardWriter
+from colliderfm.data.shards import ShardWriter, check_distinct
 from colliderfm.errors import ColliderFMError, DataError
 
 log = logging.getLogger(__name__)
@@ -100,6 +107,9 @@ def convert(
             paths[0], f"inputs have different formats ({mixed}); convert one format at a time"
         )
     reader = readers[0]
+    check_distinct(paths)  # the same input twice would double its rows
+    for p in paths:
+        reader.verify(p, force=True)  # shard directories: row counts and sha256 of every shard
     if reader.kind(paths[0]) == "events":
         return _convert_events(
             paths,
@@ -116,13 +126,15 @@ def convert(
     if (nanoaod is not None and nanoaod != NanoAODOptions()) or label != -1:
         raise ColliderFMError("NanoAOD options and --label apply to --format nanoaod only")
     classes: list[str] = []
+    owns: list[list[str]] = []  # per input: its class names (none: a lone .parquet file)
     remaps: list[np.ndarray] = []  # per input: its label index -> output label index
     for p in paths:
         own = reader.classes(p)
         for c in own:
             if c not in classes:
                 classes.append(c)
-        remaps.append(np.array([-1 if unlabel else classes.index(c) for c in own], np.int64))
+        owns.append(own)
+        remaps.append(np.array([classes.index(c) for c in own], np.int64))
     if unlabel:
         classes = []
     sizes = [reader.count(p) for p in paths]
@@ -150,14 +162,13 @@ def convert(
         tqdm(total=total, unit="jet", unit_scale=True, desc="convert", disable=not progress) as bar,
     ):
         seen_skipped = 0
-        for p, remap in zip(paths, remaps, strict=True):
+        for p, own, remap in zip(paths, owns, remaps, strict=True):
             for chunk in reader.iter_chunks(p, chunk_size=chunk_size, skipped=writer.skipped):
-                lab = chunk.label
-                if len(remap) == 0:  # an unlabelled input
-                    chunk.label = np.full_like(lab, -1)
-                else:
-                    ok = (lab >= 0) & (lab < len(remap))
-                    chunk.label = np.where(ok, remap[np.clip(lab, 0, len(remap) - 1)], -1)
+                chunk.label = (
+                    np.full_like(chunk.label, -1)
+                    if unlabel
+                    else _output_labels(p, chunk.label, own, remap, bool(classes))
+                )
                 writer.write_chunk(chunk)
                 n_skipped = sum(writer.skipped.values())
                 bar.update(len(chunk) + n_skipped - seen_skipped)  # the total counts bad jets too
@@ -168,10 +179,64 @@ def convert(
                 "no jets to write (every jet was skipped or the input is empty; "
                 f"skipped: {dict(writer.skipped) or 'none'})",
             )
+        kept = sorted(k for k in writer.counts if k >= 0)
+        if not classes and kept:  # lone .parquet inputs: labels kept, their names unknown
+            writer.source["labels"] = "kept as stored (no class names: the inputs have no manifest)"
+            log.warning(
+                "convert: %s: no manifest names the classes, so the labels are kept as stored "
+                "(class indices %s) and the output lists no class names; "
+                "pass --unlabel to drop them",
+                ", ".join(p.name for p in paths),
+                ", ".join(map(str, kept)),
+            )
     manifest = read_manifest(out)
     if sum(manifest["skipped"].values()):
         log.warning("convert: skipped %s", manifest["skipped"])
     return manifest
+
+
+def _output_labels(
+    path: Path, label: np.ndarray, own: list[str], remap: np.ndarray, named: bool
+) -> np.ndarray:
+    """One input's labels as output labels: remapped onto the union of the inputs' classes.
+
+    Nothing is dropped quietly: a label outside the input's own classes, or a labelled input
+    without class names (a lone ``.parquet`` file) mixed with inputs that name theirs, is an
+    error; an input without class names among others like it keeps its labels as stored.
+
+    Args:
+        path: the input (for messages).
+        label: ``[N]`` labels as read (``-1`` = unlabelled).
+        own: the input's class names (empty: unknown).
+        remap: ``[len(own)]`` input class index -> output class index.
+        named: whether the output has class names (some input named its classes).
+
+    Returns:
+        ``[N]`` output labels.
+
+    Raises:
+        DataError: labels that cannot be kept as they are meant.
+    """
+    hint = "pass --unlabel to drop the labels of every input"
+    if not own:
+        if named and (label >= 0).any():
+            raise DataError(
+                path,
+                "has labels but no manifest naming its classes, unlike the other inputs: "
+                f"convert it on its own, or {hint}",
+            )
+        bad = label < -1
+    else:
+        bad = (label < -1) | (label >= len(own))
+    if bad.any():
+        values = ", ".join(map(str, np.unique(label[bad])[:5].tolist()))
+        where = f"its {len(own)} classes {own}" if own else "the class indices (>= 0, or -1)"
+        raise DataError(
+            path, f"{int(bad.sum())} jets have labels outside {where} (e.g. {values}); {hint}"
+        )
+    if not own:
+        return label
+    return np.where(label >= 0, remap[np.clip(label, 0, None)], -1)
 
 
 def _convert_events(

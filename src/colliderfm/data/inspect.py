@@ -121,12 +121,16 @@ class _Stats:
         }
 
 
-def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
+def inspect(path: str | Path, max_jets: int | None = None, verify: bool = False) -> dict[str, Any]:
     """Summarise a jet input: format, jets and classes, multiplicities, kinematic ranges, schema.
 
     Args:
         path: shard directory, ``.parquet`` file, JetClass ROOT or Top Tagging HDF5 file.
         max_jets: stop after this many jets (None: read everything).
+        verify: first hash every shard of a shard directory and compare it with the manifest's
+            sha256 (even shards verified before); a mismatch is an error naming the shard.
+            The result is ``verified`` (``shards``, ``hashed``, ``unchecked``); for inputs
+            without checksums (foreign files) it is None.
 
     Returns:
         JSON-serialisable dict with ``path, format, schema, classes, n_jets`` (jets scanned after
@@ -145,7 +149,10 @@ def inspect(path: str | Path, max_jets: int | None = None) -> dict[str, Any]:
         raise ColliderFMError(f"max_jets must be >= 1, got {max_jets}")
     path = Path(path)
     reader = reader_for(path)
+    verified = reader.verify(path, force=True) if verify else None
     info: dict[str, Any] = {"path": str(path), "format": reader.name, "schema": reader.schema(path)}
+    if verify:
+        info["verified"] = verified
     if reader.note:
         info["note"] = reader.note
     mf = reader.manifest(path)
@@ -305,6 +312,14 @@ def format_report(info: dict[str, Any]) -> str:
             )
         if mf.get("skipped"):
             lines.append("skipped at conversion: " + _kv(mf["skipped"]))
+    if "verified" in info:
+        v = info["verified"]
+        lines.append(
+            "verified: no checksums recorded for this format"
+            if v is None
+            else f"verified: sha256 of {v['hashed']} of {v['shards']} shards matches the manifest"
+            + (f" ({v['unchecked']} listed without sha256)" if v["unchecked"] else "")
+        )
     if info.get("note"):
         lines.append(f"note: {info['note']}")
     if "n_jets" in info:

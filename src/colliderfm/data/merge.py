@@ -5,6 +5,10 @@ Directories written with ``colliderfm generate ... --num-shards S --shard-index 
 present exactly once and that all jobs used the same settings, then writes the shards in index
 order (so the merged data equals a single run with ``jets_per_shard = n_total / S``). Other shard
 directories with the same classes are concatenated in the order given.
+
+Every input shard's row count and sha256 are checked against its manifest before anything is
+written, and inputs that hold the same shards (``merge D D``, or ``D`` and a copy of it) are
+refused: their rows would be doubled.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ from typing import Any
 import pyarrow as pa
 
 from colliderfm.data.readers.parquet import iter_shard
-from colliderfm.data.shards import ShardWriter, read_manifest, shard_paths
+from colliderfm.data.shards import (
+    ShardWriter,
+    check_distinct,
+    read_manifest,
+    shard_paths,
+    verify_shards,
+)
 from colliderfm.errors import DataError
 
 #: manifest ``source`` keys that legitimately differ between the jobs of one data set
@@ -58,6 +68,9 @@ def merge_shards(
     sources = [m.get("source", {}) for m in manifests]
     batch = ["num_shards" in s for s in sources]
     source: dict[str, Any] = {"merged_from": [str(p) for p in paths]}
+    origins = {s.get("converted_from") for s in sources}
+    if len(origins) == 1 and None not in origins:  # e.g. toptagging: no particle ID, kept known
+        source["converted_from"] = origins.pop()
     if any(batch):
         if not all(batch):
             lone = paths[batch.index(False)]
@@ -91,6 +104,9 @@ def merge_shards(
         source["events_generated"] = dict(
             sum((Counter(s.get("events_generated", {})) for s in sources), Counter())
         )
+    check_distinct(paths)  # merge D D (or a copy of D) would double D's rows
+    for p in paths:
+        verify_shards(p, force=True)  # row counts and sha256 of every input shard
     rows = max(int(m["n"]) for m in manifests) or 1
     from tqdm.auto import tqdm
 

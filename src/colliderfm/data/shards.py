@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -37,13 +38,18 @@ from colliderfm.data.schema import (
     ConstituentChunk,
 )
 from colliderfm.errors import DataError
+from colliderfm.fileio import write_json
 from colliderfm.version import __version__
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MANIFEST",
     "ShardWriter",
     "read_manifest",
     "shard_paths",
+    "check_distinct",
+    "verify_shards",
     "chunk_to_events_table",
     "chunk_to_table",
     "events_table",
@@ -351,17 +357,211 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     for s in shards:
         if not (path / s["file"]).is_file():
             raise DataError(path / s["file"], "shard listed in manifest is missing")
+    rows = [s.get("n") for s in shards]
+    if all(isinstance(r, int) and not isinstance(r, bool) for r in rows) and sum(rows) != n:
+        raise DataError(mf, f"row count n={n} is not the sum of its shards' rows ({sum(rows)})")
     return manifest
 
 
 def shard_paths(path: str | Path) -> list[Path]:
-    """List the shard files of a directory (via its manifest).
+    """List the shard files of a directory (via its manifest), their row counts checked.
+
+    Every shard's Parquet footer row count must equal its manifest entry's ``n``: a shard cut
+    short or replaced is an error naming it. The footers are read once per process per file
+    (cached on the file's identity, see :func:`_identity`), so this costs a ``stat`` per shard.
 
     Args:
         path: shard directory.
 
     Returns:
         Paths of the shards in manifest order.
+
+    Raises:
+        DataError: a missing or unreadable shard, or a row count that differs from the manifest.
     """
     manifest = read_manifest(path)
-    return [Path(path) / s["file"] for s in manifest["shards"]]
+    files = [Path(path) / s["file"] for s in manifest["shards"]]
+    for s, f in zip(manifest["shards"], files, strict=True):
+        want = s.get("n")
+        if not isinstance(want, int) or isinstance(want, bool):
+            continue  # a foreign manifest without per-shard counts: nothing to compare
+        have = _footer_rows(f)
+        if have != want:
+            raise DataError(
+                f,
+                f"holds {have} rows but the manifest says {want} (the shard was cut short or "
+                "replaced; regenerate or re-copy the directory)",
+            )
+    return files
+
+
+def check_distinct(paths: list[Path]) -> None:
+    """Refuse inputs that hold the same data twice (``merge D D``, a copy of a directory, a
+    file given twice): combining them would silently double those rows.
+
+    Inputs are the same when they are the same file or directory (also through a symlink or
+    hard link), when two shard directories with the same classes list a shard with the same
+    sha256, or when two files of equal size have the same sha256. Missing inputs are left to
+    the readers' own errors.
+
+    Args:
+        paths: the inputs of ``convert`` or ``merge``.
+
+    Raises:
+        DataError: an input repeats another, naming both.
+    """
+    seen: dict[tuple[int, int], Path] = {}
+    sized: dict[int, list[Path]] = {}
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            raise DataError(p, f"is given twice (also as {seen[key]}): its rows would be doubled")
+        seen[key] = p
+        if p.is_file():
+            sized.setdefault(st.st_size, []).append(p)
+    digests: dict[tuple[Any, ...], Path] = {}
+    for p in paths:
+        if not (p.is_dir() and (p / MANIFEST).is_file()):
+            continue
+        manifest = read_manifest(p)
+        meaning = (manifest.get("kind"), *manifest.get("classes", []))  # what a label means
+        for s in manifest["shards"]:
+            f = p / s["file"]
+            if not isinstance(s.get("sha256"), str) or not s.get("n"):
+                continue
+            d = (*meaning, s["sha256"])
+            if d in digests:
+                raise DataError(
+                    f, f"holds the same rows as {digests[d]} (same sha256): they would be doubled"
+                )
+            digests[d] = f
+    for group in (g for g in sized.values() if len(g) > 1):
+        by_digest: dict[str, Path] = {}
+        for f in group:
+            try:
+                d = _sha256(f)
+            except OSError:
+                continue
+            if d in by_digest:
+                raise DataError(
+                    f, f"has the same contents as {by_digest[d]}: its rows would be doubled"
+                )
+            by_digest[d] = f
+
+
+#: hidden file in a shard directory: the shards whose sha256 was verified, with their identity
+VERIFIED = ".colliderfm-verified.json"
+#: per-process caches keyed on a file's identity: footer row counts, verified sha256 digests
+_ROWS: dict[tuple[Any, ...], int] = {}
+_HASHED: dict[tuple[Any, ...], str] = {}
+
+
+def _identity(path: Path) -> tuple[Any, ...]:
+    """What identifies a file's contents without reading it: path, device, inode, size, mtime
+    and ctime (in ns). A rewrite changes mtime and ctime (ctime cannot be set back), a copy
+    changes the inode: either makes the file new to the caches."""
+    st = path.stat()
+    return (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _footer_rows(path: Path) -> int:
+    """Rows recorded in a Parquet file's footer (cached per process on its identity)."""
+    try:
+        key = _identity(path)
+    except OSError as exc:
+        raise DataError(path, f"cannot read shard ({exc.strerror or exc})") from exc
+    if key not in _ROWS:
+        try:
+            _ROWS[key] = int(pq.read_metadata(path).num_rows)
+        except (pa.ArrowException, OSError) as exc:
+            why = " ".join(str(exc).split()) or type(exc).__name__
+            raise DataError(path, f"not a readable Parquet shard ({why})") from exc
+    return _ROWS[key]
+
+
+def _marker_key(key: tuple[Any, ...]) -> list[Any]:
+    return list(key[1:])  # the marker lives beside the shards: the path is implied
+
+
+def verify_shards(path: str | Path, force: bool = False) -> dict[str, Any]:
+    """Check a shard directory's row counts and every shard's sha256 against its manifest.
+
+    Hashing reads every byte, so results are remembered: per process (``_HASHED``) and across
+    processes in the hidden file :data:`VERIFIED` inside the directory, both keyed on each
+    shard's identity (inode, size, mtime, ctime). A shard that was rewritten or copied is
+    hashed again; an unchanged one is not. ``force`` ignores both (``inspect --verify``,
+    ``convert``, ``merge``). The marker is written atomically and only where the directory is
+    writable (a read-only directory is re-hashed by every new process).
+
+    Args:
+        path: shard directory.
+        force: hash every shard even when it was verified before.
+
+    Returns:
+        ``{"shards": S, "hashed": H, "cached": C, "unchecked": U}``: shards in the manifest,
+        hashed now, known good from a cache, and listed without a ``sha256`` (not checked).
+
+    Raises:
+        DataError: a shard whose row count or checksum differs from the manifest, one line
+            ``<shard>: checksum mismatch ...``.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    files = shard_paths(path)  # row counts first: cheap, and a clearer message when cut short
+    marker = {} if force else _read_marker(path)
+    report = {"shards": len(files), "hashed": 0, "cached": 0, "unchecked": 0}
+    seen: dict[str, list[Any]] = {}
+    for s, f in zip(manifest["shards"], files, strict=True):
+        want = s.get("sha256")
+        if not isinstance(want, str):
+            report["unchecked"] += 1
+            continue
+        key = _identity(f)
+        entry = [want, *_marker_key(key)]
+        if not force and (_HASHED.get(key) == want or marker.get(f.name) == entry):
+            report["cached"] += 1
+        else:
+            try:
+                got = _sha256(f)
+            except OSError as exc:
+                raise DataError(f, f"cannot read shard ({exc.strerror or exc})") from exc
+            if got != want:
+                raise DataError(
+                    f,
+                    f"checksum mismatch (sha256 {got[:16]}..., the manifest says "
+                    f"{want[:16]}...): the shard changed or was damaged after it was written; "
+                    "regenerate or re-copy it",
+                )
+            report["hashed"] += 1
+        _HASHED[key] = want
+        seen[f.name] = entry
+    if report["unchecked"]:
+        log.warning(
+            "%s: %d of %d shards have no sha256 in the manifest: not verified",
+            path,
+            report["unchecked"],
+            len(files),
+        )
+    if report["hashed"] and seen != marker:
+        _write_marker(path, seen)
+    return report
+
+
+def _read_marker(path: Path) -> dict[str, list[Any]]:
+    """The verified shards recorded in :data:`VERIFIED` (empty when absent or unreadable)."""
+    try:
+        data = json.loads((path / VERIFIED).read_text())
+    except (OSError, ValueError):
+        return {}
+    shards = data.get("shards") if isinstance(data, dict) else None
+    return shards if isinstance(shards, dict) else {}
+
+
+def _write_marker(path: Path, shards: dict[str, list[Any]]) -> None:
+    """Record verified shards in :data:`VERIFIED`, atomically; best effort (read-only data)."""
+    with contextlib.suppress(DataError, OSError):
+        write_json({"version": 1, "shards": shards}, path / VERIFIED, indent=None)

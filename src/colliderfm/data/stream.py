@@ -34,7 +34,12 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from colliderfm.config import Config
-from colliderfm.data.features import build_features, feature_kind, feature_sets_of
+from colliderfm.data.features import (
+    FEATURE_SETS,
+    build_features,
+    feature_kind,
+    feature_sets_of,
+)
 from colliderfm.data.readers.base import READERS, Unit, reader_for
 from colliderfm.data.readers.common import sanitize_jets
 from colliderfm.data.readers.parquet import EMPTY_KEY
@@ -211,6 +216,38 @@ def check_feature_set(source: str | Path | ConstituentChunk, feature_set: str) -
         raise DataError(path, f"holds {have}, but data.features is '{feature_set}' (use {want})")
 
 
+#: sources already warned about (once per process: validation streams are rebuilt)
+_WARNED_PID: set[str] = set()
+
+
+def warn_unknown_particle_id(source: str | Path | ConstituentChunk, feature_set: str) -> None:
+    """Warn when a feature set that uses charge and particle type reads a source without them.
+
+    Top Tagging files (and shards converted from them) have no particle ID: charge and type
+    are read as 0, which the ``part`` features encode as "neutral, unknown type" for every
+    particle. The model still trains and evaluates, so this is a warning (once per source and
+    process) that suggests ``data.features=kinematic``, like the one for a ``.parquet`` file
+    without ``part_charge``/``part_pid`` columns.
+
+    Args:
+        source: a data source of :class:`ConstituentStream`.
+        feature_set: the requested feature set.
+    """
+    if isinstance(source, ConstituentChunk) or "charge" not in FEATURE_SETS.get(feature_set, ()):
+        return
+    path = Path(source)
+    if str(path) in _WARNED_PID:
+        return
+    why = reader_for(path).no_particle_id(path)
+    if why:
+        _WARNED_PID.add(str(path))
+        log.warning(
+            "%s: no part_charge/part_pid (%s): read as 0 (unknown); use data.features=kinematic",
+            path,
+            why,
+        )
+
+
 class ConstituentStream(IterableDataset):
     """Iterable dataset of :class:`Batch` objects over one or more jet sources.
 
@@ -252,6 +289,7 @@ class ConstituentStream(IterableDataset):
             sources = [sources]
         for src in sources:
             check_feature_set(src, feature_set)
+            warn_unknown_particle_id(src, feature_set)
         self.units: list[Unit] = [u for s in sources for u in units_for(s)]
         self.batch_size, self.max_particles = batch_size, max_particles
         self.shuffle, self.buffer_size, self.seed = shuffle, max(buffer_size, batch_size), seed

@@ -82,6 +82,8 @@ class Reader:
     #: the format stores labels and a size known before reading (False for NanoAOD: read
     #: unlabelled, with the event selection applied while reading), so it can train a classifier
     labelled: ClassVar[bool] = True
+    #: the format records each particle's charge and type (False: Top Tagging, read as 0)
+    particle_id: ClassVar[bool] = True
 
     def detect(self, path: Path) -> bool:
         """Whether ``path`` (an existing, non-empty file or a directory) is in this format.
@@ -186,6 +188,30 @@ class Reader:
             JSON-serialisable description.
         """
         raise NotImplementedError
+
+    def no_particle_id(self, path: Path) -> str | None:
+        """Why the input's particles have no charge and type (all read as 0, unknown), if so.
+
+        Args:
+            path: the input.
+
+        Returns:
+            The reason (for a warning), or None when charge and type are recorded.
+        """
+        return None if self.particle_id else f"{self.name} files have no particle ID"
+
+    def verify(self, path: Path, force: bool = False) -> dict[str, Any] | None:
+        """Check the input against the checksums it records (formats that keep them).
+
+        Args:
+            path: the input.
+            force: check even what was verified before (see
+                :func:`~colliderfm.data.shards.verify_shards`).
+
+        Returns:
+            What was checked, or None for formats without checksums (foreign files).
+        """
+        return None
 
     def manifest(self, path: Path) -> dict[str, Any] | None:
         """The input's manifest, for formats that keep one (shard directories).

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from colliderfm.config import path_problem
 from colliderfm.data.readers.base import (
     PARQUET_MAGIC,
+    READERS,
     EventInputs,
     Reader,
     Unit,
@@ -32,6 +33,7 @@ from colliderfm.data.readers.base import (
 )
 from colliderfm.data.readers.common import good_jets, sanitize_jets
 from colliderfm.data.schema import (
+    EVENT_CLASSES,
     EVENT_COLUMNS,
     JET_SCALARS,
     MANIFEST,
@@ -39,7 +41,7 @@ from colliderfm.data.schema import (
     ConstituentChunk,
     objects_to_chunk,
 )
-from colliderfm.data.shards import read_manifest, shard_paths
+from colliderfm.data.shards import read_manifest, shard_paths, verify_shards
 from colliderfm.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -310,6 +312,15 @@ def _event_rows(
             table = pa.Table.from_batches([rb])
             if not keep.all():
                 table = table.filter(pa.array(keep))
+            label = table.column("label").to_numpy()
+            bad = (label < -1) | (label >= len(EVENT_CLASSES))
+            if not unlabel and bad.any():
+                values = ", ".join(map(str, np.unique(label[bad])[:5].tolist()))
+                raise DataError(
+                    f,
+                    f"{int(bad.sum())} events have labels outside the classes "
+                    f"{list(EVENT_CLASSES)} (e.g. {values}); pass --unlabel to drop the labels",
+                )
             if unlabel:
                 col = table.schema.get_field_index("label")
                 kind = table.schema.field(col).type
@@ -380,12 +391,18 @@ class ParquetReader(Reader):
     def units(self, path: Path) -> list[Unit]:
         """One unit per row group; every file's columns are checked up front.
 
+        A shard directory is verified first (row counts, and sha256 on the first read of the
+        unchanged directory, see :meth:`verify`): streams are built before training starts, so
+        the training loop itself never hashes.
+
         Args:
             path: shard directory or ``.parquet`` file.
 
         Returns:
             Work units.
         """
+        if path.is_dir():
+            self.verify(path)
         files, what = (shard_paths(path), "shard") if path.is_dir() else ([path], "file")
         units: list[Unit] = []
         for f in files:
@@ -411,6 +428,7 @@ class ParquetReader(Reader):
         """
         if not path.is_dir():  # read as cleaned chunks, so labels line up with the rows read
             return super().labels(path)
+        self.verify(path)
         return np.concatenate(
             [
                 open_parquet(f, "shard").read(columns=["label"]).column("label").to_numpy()
@@ -431,6 +449,28 @@ class ParquetReader(Reader):
         if not files:
             return {}
         return {f.name: str(f.type) for f in read_schema(files[0])}
+
+    def no_particle_id(self, path: Path) -> str | None:
+        """Shards converted from a format without particle ID (Top Tagging) store charge and
+        type as 0; a lone file without the columns is warned about by :func:`check_schema`.
+
+        Args:
+            path: shard directory or ``.parquet`` file.
+
+        Returns:
+            The reason, or None.
+        """
+        if not path.is_dir():
+            return None
+        origin = read_manifest(path).get("source", {}).get("converted_from")
+        if isinstance(origin, str) and origin in READERS and not READERS.get(origin).particle_id:
+            return f"converted from {origin}, which has no particle ID"
+        return None
+
+    def verify(self, path: Path, force: bool = False) -> dict[str, Any] | None:
+        """:func:`~colliderfm.data.shards.verify_shards` for a shard directory, None for a lone
+        file (see :meth:`Reader.verify`)."""
+        return verify_shards(path, force=force) if path.is_dir() else None
 
     def manifest(self, path: Path) -> dict[str, Any] | None:
         """The manifest of a shard directory, None for a lone file (:meth:`Reader.manifest`)."""

@@ -307,6 +307,7 @@ class TopTaggingReader(Reader):
     """Top Tagging reference dataset: an HDF5 file written by pandas."""
 
     name = "toptagging"
+    particle_id = False
 
     def detect(self, path: Path) -> bool:
         """HDF5 magic bytes (see :meth:`Reader.detect`)."""
