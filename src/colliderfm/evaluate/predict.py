@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ def predict(
     feature_set: str = "part",
     max_jets: int | None = None,
     label_map: np.ndarray | None = None,
+    dropped: Counter[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Softmax outputs of a classifier on a data source, in file order.
 
@@ -31,7 +33,9 @@ def predict(
         max_particles: particle slots per jet.
         feature_set: feature set the model was trained with.
         max_jets: stop after this many jets (None: all).
-        label_map: ``[n_source_classes]`` mapping source labels to model labels (-1 = drop).
+        label_map: ``[n_source_classes]`` mapping source labels to model labels (-1 = drop);
+            source labels that are -1 or outside the map are dropped too.
+        dropped: counter updated in place with the source labels of the dropped jets.
 
     Returns:
         (labels ``[N]``, probabilities ``[N, C]``).
@@ -46,8 +50,13 @@ def predict(
         logits = module(batch.features, batch.mask, batch.vectors)  # [B, C]
         p = torch.softmax(logits.float(), dim=-1).numpy()
         if label_map is not None:
-            y = np.where(y >= 0, label_map[np.clip(y, 0, None)], -1)
+            raw, top = y, len(label_map) - 1
+            mapped = label_map[np.clip(y, 0, top)] if top >= 0 else np.full_like(y, -1)
+            y = np.where((y >= 0) & (y <= top), mapped, -1)
             keep = y >= 0
+            if dropped is not None and not keep.all():
+                values, n_each = np.unique(raw[~keep], return_counts=True)
+                dropped.update(dict(zip(values.tolist(), n_each.tolist(), strict=True)))
             y, p = y[keep], p[keep]
         labels.append(y)
         probs.append(p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,10 @@ def evaluate_checkpoint(
     lmap = label_map(classes, data_cls)
     if lmap is not None and (lmap < 0).all():
         raise DataError(data, f"none of its classes {data_cls} are known to the model {classes}")
+    if lmap is None:  # the model's classes, or no names (a lone .parquet): labels are indices
+        lmap = np.arange(len(classes), dtype=np.int64)
     cfg = meta["config"]
+    dropped: Counter[int] = Counter()
     labels, probs = predict(
         model,
         data,
@@ -79,9 +83,9 @@ def evaluate_checkpoint(
         feature_set=m.get("feature_set", "part"),
         max_jets=max_jets,
         label_map=lmap,
+        dropped=dropped,
     )
-    if labels.size == 0:
-        raise DataError(data, "no labelled jets to evaluate")
+    _check_labels(data, labels.size, dropped, classes, data_cls)
     bad = ~np.isfinite(probs).all(axis=1)
     if bad.any():  # metrics of NaN scores would be silently wrong
         raise DataError(
@@ -104,6 +108,59 @@ def evaluate_checkpoint(
         write_json(metrics, out)
         log.info("wrote %s", out)
     return metrics
+
+
+def _check_labels(
+    data: str | Path, n: int, dropped: Counter[int], classes: list[str], data_cls: list[str]
+) -> None:
+    """Refuse an evaluation without usable labels; warn with counts when some were left out.
+
+    Jets whose label is -1 (unlabelled), outside the data's classes, or of a class the model
+    does not know are not evaluated (metrics of such labels would read as accuracy 0).
+
+    Args:
+        data: the evaluated input (for messages).
+        n: jets evaluated.
+        dropped: source label -> jets left out.
+        classes: the model's classes.
+        data_cls: the data's classes (empty: labels are the model's class indices).
+
+    Raises:
+        DataError: no jet has a label the model knows.
+    """
+    if not dropped:
+        if not n:
+            raise DataError(data, "no labelled jets to evaluate")
+        return
+
+    def name(v: int) -> str:
+        if v == -1:
+            return "unlabelled (-1)"
+        if 0 <= v < len(data_cls):
+            return data_cls[v]
+        return f"label {v}"
+
+    what = ", ".join(f"{name(v)}: {k}" for v, k in sorted(dropped.items()))
+    total = sum(dropped.values())
+    if not n:
+        if set(dropped) == {-1}:
+            raise DataError(
+                data,
+                f"no labelled jets to evaluate: all {total} are unlabelled (-1); evaluate needs "
+                "labelled jets (e.g. data converted without --unlabel)",
+            )
+        raise DataError(
+            data,
+            f"no jets with a label the model knows (its classes: {', '.join(classes)}); "
+            f"labels found: {what}",
+        )
+    log.warning(
+        "%s: evaluated %d jets; left out %d whose labels the model does not know (%s)",
+        data,
+        n,
+        total,
+        what,
+    )
 
 
 def _write_plots(
