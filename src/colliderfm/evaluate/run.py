@@ -59,6 +59,8 @@ def evaluate_checkpoint(
     Returns:
         The metrics dict (``auc``, ``accuracy``, ``rejection``, ``n``, ...).
     """
+    if out is not None and Path(out).is_dir():  # before any work: nothing to clean up later
+        raise DataError(out, "is a directory; --out names the metrics file (e.g. DIR/metrics.json)")
     meta = read_meta(checkpoint)
     m = meta["model"]
     if m.get("task", "classifier") != "classifier":
@@ -98,14 +100,22 @@ def evaluate_checkpoint(
     metrics["checkpoint"], metrics["data"] = str(checkpoint), str(data)
     if out is not None:
         out = Path(out)
-        # plots first, the metrics JSON last: its presence means the evaluation completed
+        # plots first, the metrics JSON last: its presence means the evaluation completed; a
+        # failure (or Ctrl-C) on the way removes this evaluation's plots, so no half set stays
+        shown = [out.with_name("roc.png"), out.with_name("scores.png")] if plots else []
         try:
             if plots:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                _write_plots(out, labels, probs, classes, sig, metrics)
-        except OSError as exc:
-            raise DataError(out.parent, f"cannot write plots ({exc.strerror or exc})") from exc
-        write_json(metrics, out)
+                try:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    _write_plots(out, labels, probs, classes, sig, metrics)
+                except OSError as exc:
+                    why = exc.strerror or exc
+                    raise DataError(out.parent, f"cannot write plots ({why})") from exc
+            write_json(metrics, out)
+        except BaseException:
+            for path in shown:
+                path.unlink(missing_ok=True)
+            raise
         log.info("wrote %s", out)
     return metrics
 
