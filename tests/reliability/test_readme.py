@@ -43,6 +43,7 @@ NEEDS_OUTSIDE_INPUT = (
     "data/wz-higgs",
     "data/region-A",
     "data/cms",
+    "data/baseline",  # 100k generated jets (README, Results)
     "torchrun",
     "node01",
 )
@@ -165,8 +166,11 @@ def _sized(args: list[str]) -> list[str]:
         extra = TRAIN_SETS + ["objective.params.tokenizer_steps=2"] * (
             "configs/pretrain/mpm.yaml" in args
         )
+        if "--n-train" in args:  # README's sizes fit quickstart's 3000 jets; these are tiny
+            i = args.index("--n-train")
+            args = [*args[: i + 1], "40", *args[i + 2 :]]
         return [*args, *(x for s in extra for x in ("--set", s))]
-    if verb == "study":
+    if verb == "study" and args[1] != "report":
         study = [
             "budget.max_steps=2",
             "budget.eval_every=1",
@@ -178,6 +182,8 @@ def _sized(args: list[str]) -> list[str]:
         base = [s for s in TRAIN_SETS if not s.startswith(("train.max_steps", "train.batch"))]
         if "scaling" in args:
             study.append("pretrain.sizes=[40]")
+            pre = [*TRAIN_SETS, "objective.probe_data=null"]
+            study.append(f"pretrain.overrides=[{', '.join(pre)}]")
         return [*args, *(x for s in study + base for x in ("--set", s))]
     if verb == "generate":
         i = args.index("--n")
