@@ -40,7 +40,7 @@ echo "== pretrain ($RECIPE, $PRETRAIN_STEPS steps) on the training jets, labels 
 $CFM pretrain --config "configs/pretrain/$RECIPE.yaml" --out "$RUNS/pretrain" \
   --set data.train="$DATA/toptag/train" --set objective.probe_data="$DATA/toptag/val" \
   --set objective.probe_n=1000 --set train.max_steps="$PRETRAIN_STEPS" \
-  --set train.batch_size=128 --set train.precision=bf16 \
+  --set train.batch_size=128 \
   $( [ "$RECIPE" = mpm ] && echo --set objective.params.tokenizer_steps=200 ) \
   > "$RUNS/pretrain.summary.json"
 

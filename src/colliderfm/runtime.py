@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 
@@ -47,7 +48,20 @@ def raise_on_sigterm() -> None:
     def handler(signum: int, frame: object) -> None:
         raise Terminated()
 
-    try:
+    with contextlib.suppress(ValueError):  # not the main thread: leave the default
         signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave the default
-        pass
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere torch emulates it.
+
+    Measured on an AVX2-only AMD EPYC (2 cores): a ``small`` contrastive pretraining step took
+    18 s with bf16 autocast against 1.95 s in fp32.
+
+    Returns:
+        True when bf16 autocast can be expected to pay on this CPU.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - a torch without the check
+        return True

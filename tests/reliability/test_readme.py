@@ -64,13 +64,20 @@ TRAIN_SETS = [
 ]
 
 
-def readme_commands() -> list[list[str]]:
+def readme_commands(part: str | None = None) -> list[list[str]]:
     """The ``colliderfm`` commands of README's ``bash`` blocks, continuation lines joined.
+
+    Args:
+        part: ``"guide"`` (before ``## Results``), ``"results"`` (the commands that produced
+            the results, from there on: they reuse run names of the guide), or None for all.
 
     Returns:
         Each command's arguments after ``colliderfm`` (shell-split, comments removed).
     """
     text = README.read_text()
+    if part is not None:
+        guide, _, results = text.partition("\n## Results")
+        text = guide if part == "guide" else results
     out = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         for line in block.replace("\\\n", " ").splitlines():
@@ -252,10 +259,21 @@ def test_readme_first_commands_run(
 def test_every_readme_command_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _layout(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "configs").symlink_to(ROOT / "configs")
-    for args in readme_commands():
+    for part in ("guide", "results"):  # each in a workspace of its own
+        _run_all(readme_commands(part), tmp_path / part, monkeypatch, capsys)
+
+
+def _run_all(
+    commands: list[list[str]],
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root.mkdir()
+    _layout(root)
+    monkeypatch.chdir(root)
+    (root / "configs").symlink_to(ROOT / "configs")
+    for args in commands:
         line = " ".join(args)
         if any(s in line for s in NEEDS_OUTSIDE_INPUT):
             continue

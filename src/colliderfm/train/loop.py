@@ -31,7 +31,7 @@ from tqdm import tqdm
 from colliderfm.config import Config, TrainConfig
 from colliderfm.data.schema import Batch
 from colliderfm.errors import ColliderFMError, ConfigError
-from colliderfm.runtime import rank_world, seed_everything
+from colliderfm.runtime import cpu_has_fast_bf16, rank_world, seed_everything
 from colliderfm.train.checkpoint import load_state, load_weights, save_checkpoint
 from colliderfm.train.logging import RunLogger, log
 from colliderfm.train.meta import CheckpointMeta
@@ -294,6 +294,11 @@ def fit(
         next(it)
     if resume:
         _set_rng_state(state["rng"])
+    if tc.precision == "bf16" and main and not cpu_has_fast_bf16():
+        log.warning(
+            "train.precision=bf16 on a CPU without native bf16 (no AVX512-BF16/AMX): torch "
+            "emulates it, about 9x slower than fp32 on such a CPU; set train.precision=fp32"
+        )
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=tc.precision == "bf16")
     bar = tqdm(
         total=total,
