@@ -9,7 +9,9 @@ Cases:
 * a full disk while the first checkpoint's weights are written (safetensors raises its own
   ``SafetensorError``, not ``OSError``) -> one error line, no traceback, and the run directory
   this run created (``metrics.csv``, ``tb/``) is gone;
-* the same with an ``--out`` that existed before -> the directory stays, with no checkpoint.
+* the same with an ``--out`` that existed before -> the directory stays, with no checkpoint;
+* null values in a Parquet input (``label``, a jet scalar, an entry of a particle list) ->
+  ``inspect`` and ``evaluate`` say which column, instead of an ``ArrowInvalid`` traceback.
 """
 
 from __future__ import annotations
@@ -93,3 +95,29 @@ def test_checkpoint_safetensors_disk_full(
         assert_no_checkpoint(run)
     else:
         assert not run.exists()
+
+
+@pytest.mark.parametrize("column", ["label", "jet_pt", "part_px"])
+def test_null_values_are_one_error(
+    column: str, shards: Path, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(shards / "part-00000.parquet")
+    values = table.column(column).to_pylist()
+    if column == "part_px":
+        values[3] = [None, *values[3][1:]]
+    else:
+        values[3] = None
+    i = table.schema.get_field_index(column)
+    table = table.set_column(i, column, pa.array(values, type=table.schema.field(column).type))
+    lone = tmp_path / "nulls.parquet"
+    pq.write_table(table, lone)
+    ckpt = make_classifier_ckpt(tmp_path / "clf")
+    for args in (
+        ["inspect", str(lone)],
+        ["evaluate", "--checkpoint", str(ckpt), "--data", str(lone)],
+    ):
+        code, _, err = run_cli(args, monkeypatch, capsys)
+        assert_one_error_line(code, err, "nulls.parquet", f"column '{column}'", "null")

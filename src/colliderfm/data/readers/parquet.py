@@ -156,10 +156,22 @@ def check_schema(schema: pa.Schema, path: str | Path, warn: bool = True) -> str:
     return kind
 
 
-def _flat_list(table: pa.Table | pa.RecordBatch, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A list column as (flat values, counts), zero-copy where possible."""
+def _no_nulls(col: pa.Array | pa.ChunkedArray, name: str, where: str | Path) -> None:
+    """Refuse null values in a column (Arrow would fail on them with a traceback, or NumPy
+    would read them as arbitrary numbers)."""
+    if col.null_count:
+        fix = "use -1 for unlabelled rows" if name == "label" else "fill or drop those rows"
+        raise DataError(where, f"column '{name}' has {col.null_count} null value(s); {fix}")
+
+
+def _flat_list(
+    table: pa.Table | pa.RecordBatch, name: str, where: str | Path = "<table>"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as (flat values, counts), zero-copy where possible; nulls are an error."""
     col = table.column(name)
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    _no_nulls(arr, name, where)
+    _no_nulls(arr.values, name, where)
     offs = arr.offsets.to_numpy()
     values = arr.values.to_numpy(zero_copy_only=False)
     return values[offs[0] : offs[-1]], np.diff(offs)
@@ -198,7 +210,7 @@ def table_to_chunk(
     """
     where = "<table>" if path is None else path
     kind = check_schema(table.schema, where, warn=False)
-    flat = partial(_flat_list, table)
+    flat = partial(_flat_list, table, where=where)
     cols = EVENT_COLUMNS if kind == "events" else (*JET_REQUIRED, *JET_OPTIONAL)
     lists: dict[str, np.ndarray] = {}
     counts: np.ndarray | None = None
@@ -212,6 +224,8 @@ def table_to_chunk(
             raise DataError(where, f"list column {name} has other lengths than {cols[0]}")
         lists[name] = values
     assert counts is not None  # checked by check_schema
+    for name in ("label", *(k for k in JET_SCALARS if k in table.column_names)):
+        _no_nulls(table.column(name), name, where)
     label = np.asarray(table.column("label").to_numpy(), dtype=np.int64)
     if kind == "events":
         pt, eta, phi, energy, obj_type = (lists[c] for c in EVENT_COLUMNS)
@@ -429,12 +443,12 @@ class ParquetReader(Reader):
         if not path.is_dir():  # read as cleaned chunks, so labels line up with the rows read
             return super().labels(path)
         self.verify(path)
-        return np.concatenate(
-            [
-                open_parquet(f, "shard").read(columns=["label"]).column("label").to_numpy()
-                for f in shard_paths(path)
-            ]
-        ).astype(np.int64)
+        parts = []
+        for f in shard_paths(path):
+            col = open_parquet(f, "shard").read(columns=["label"]).column("label")
+            _no_nulls(col, "label", f)
+            parts.append(col.to_numpy())
+        return np.concatenate(parts).astype(np.int64)
 
     def schema(self, path: Path) -> dict[str, Any]:
         """Column names and Arrow types of the (first) file.
