@@ -14,6 +14,7 @@ import dataclasses
 import errno
 import math
 import os
+import re
 import stat
 import types
 import typing
@@ -32,6 +33,10 @@ def _choices(*values: str) -> dict[str, Any]:
 
 def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
     return {"range": (lo, hi)}
+
+
+def _pattern(regex: str, shown: str) -> dict[str, Any]:
+    return {"pattern": (regex, shown)}
 
 
 #: largest seed every RNG in use accepts (NumPy, torch and Python all take [0, 2**32 - 1])
@@ -107,6 +112,12 @@ class TrainConfig:
     unchanged). Off by default: on the 2-core CPU it made a ``small`` training step 1.18x faster
     but cost ~12 minutes of compilation per process (``benchmarks/bench_compile.py``), which
     pays off only after a few thousand steps.
+
+    ``device``: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or
+    ``mps``; a device this machine lacks is refused before any work
+    (:func:`colliderfm.runtime.resolve_device`). ``precision``: ``fp32`` (TF32 matmuls on
+    CUDA), ``bf16`` autocast (CPU and CUDA) or ``fp16`` autocast with a gradient scaler (CUDA
+    only).
     """
 
     epochs: int = field(default=10, metadata=_range(1, None))
@@ -121,7 +132,11 @@ class TrainConfig:
     warmup: float = field(default=0.05, metadata=_range(0.0, None))
     grad_clip: float | None = field(default=1.0, metadata=_range(0.0, None))
     seed: int = field(default=0, metadata=_range(0, SEED_MAX))
-    precision: str = field(default="fp32", metadata=_choices("fp32", "bf16"))
+    precision: str = field(default="fp32", metadata=_choices("fp32", "bf16", "fp16"))
+    device: str = field(
+        default="auto",
+        metadata=_pattern(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N, mps"),
+    )
     workers: int = field(default=0, metadata=_range(0, 64))
     early_stopping: str | None = field(default=None, metadata=_choices("val_auc", "val_loss"))
     patience: int = field(default=3, metadata=_range(1, None))
@@ -262,6 +277,10 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
                 f"config key '{name}' = {value!r} is not one of "
                 f"{', '.join(map(str, meta['choices']))}"
             )
+        if value is not None and "pattern" in meta:
+            regex, shown = meta["pattern"]
+            if not re.fullmatch(regex, str(value)):
+                raise ConfigError(f"config key '{name}' = {value!r} is not one of {shown}")
         if value is not None and "range" in meta:
             lo, hi = meta["range"]
             if (lo is not None and value < lo) or (hi is not None and value > hi):
