@@ -254,19 +254,36 @@ class Batch:
     charge: torch.Tensor | None = None
     type_id: torch.Tensor | None = None
 
-    def to(self, device: torch.device | str) -> Batch:
-        """Move every tensor to ``device``.
+    def to(self, device: torch.device | str, non_blocking: bool = True) -> Batch:
+        """Move every tensor to ``device`` (tensors already there are not copied).
 
         Args:
             device: target device.
+            non_blocking: asynchronous host-to-device copies (they overlap compute when the
+                batch is in pinned memory). Copies to the CPU are always synchronous, so the
+                result can be read at once.
 
         Returns:
             A new batch on ``device``.
         """
+        dev = torch.device(device)
+        nb = non_blocking and dev.type != "cpu"
         kw = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            kw[f.name] = v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+            kw[f.name] = v.to(dev, non_blocking=nb) if isinstance(v, torch.Tensor) else v
+        return replace(self, **kw)
+
+    def pin_memory(self) -> Batch:
+        """Every tensor in page-locked memory (the DataLoader calls this with ``pin_memory``).
+
+        Returns:
+            A new batch whose tensors are pinned (a CUDA machine is needed).
+        """
+        kw = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kw[f.name] = v.pin_memory() if isinstance(v, torch.Tensor) else v
         return replace(self, **kw)
 
     def __len__(self) -> int:
