@@ -252,7 +252,9 @@ def run_finetune(
         if cfg.data.test is not None and run.main:
             from colliderfm.evaluate.run import evaluate_checkpoint
 
-            summary["test"] = evaluate_checkpoint(out, cfg.data.test, out / "test_metrics.json")
+            summary["test"] = evaluate_checkpoint(
+                out, cfg.data.test, out / "test_metrics.json", device=str(run.device)
+            )
         return summary
 
 

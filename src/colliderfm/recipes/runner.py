@@ -4,7 +4,9 @@ A recipe (pretraining, fine-tuning incl. CWoLa, tokenizer training; a study poin
 fine-tuning or pretraining recipe) is a short function in the shape of torchtune's recipes:
 
 1. **setup** with a :class:`Runner` (a context manager holding the run directory's
-   :class:`RunLock`): checks on the run directory and the training data, seeds,
+   :class:`RunLock`): checks on the run directory and the training data, the device and
+   precision (``train.device``, ``train.precision``: resolved once, refused before any work when
+   this machine lacks them), seeds,
    the training loader and its steps per epoch, the validation source, the checkpoint metadata
    with the data fingerprint;
 2. **train**: :meth:`Runner.train` calls :func:`colliderfm.train.loop.fit` (nothing else does);
@@ -30,7 +32,7 @@ from colliderfm.data.readers.dispatch import iter_chunks
 from colliderfm.data.schema import ConstituentChunk
 from colliderfm.data.stream import count_examples, training_loader
 from colliderfm.errors import ConfigError, DataError
-from colliderfm.runtime import rank_world, seed_everything
+from colliderfm.runtime import check_precision, rank_world, resolve_device, seed_everything
 from colliderfm.train.loop import FitResult, LossFn, StepCallback, ValidateFn, fit
 from colliderfm.train.meta import CheckpointMeta, DataInfo, ModelSpec, data_fingerprint
 
@@ -153,6 +155,10 @@ class Runner:
         resume: continue an interrupted run in ``out``.
         progress: show progress bars.
         need_train: ``data.train`` must be set.
+
+    Attributes:
+        device: the training device, resolved once from ``train.device``; the loop moves the
+            module there and copies every batch there.
     """
 
     def __init__(
@@ -165,6 +171,8 @@ class Runner:
     ) -> None:
         if need_train and cfg.data.train is None:
             raise ConfigError("data.train is not set (give --set data.train=DIR)")
+        self.device = resolve_device(cfg.train.device)  # before any work: one error line
+        check_precision(cfg.train.precision, self.device)
         self.cfg, self.out, self.resume, self.progress = cfg, Path(out), resume, progress
         if not resume and (self.out / "last").exists():
             raise ConfigError(
@@ -228,9 +236,11 @@ class Runner:
             n: examples per pass.
 
         Returns:
-            (loader, steps per epoch).
+            (loader, steps per epoch); on CUDA the loader pins its batches.
         """
-        return training_loader(source, n, self.cfg)
+        if self.device.type == "cuda":
+            return training_loader(source, n, self.cfg, device=self.device)
+        return training_loader(source, n, self.cfg)  # the CPU loader, unchanged
 
     def val_source(self, limit: int | None) -> str | Path | ConstituentChunk | None:
         """The validation data: ``data.val``, or its first ``limit`` examples held in memory.
@@ -320,6 +330,7 @@ class Runner:
             resume=self.resume if resume is None else resume,
             progress=self.progress,
             step_callback=step_callback,
+            device=self.device,
         )
 
     @staticmethod

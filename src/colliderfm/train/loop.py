@@ -2,8 +2,10 @@
 
 A recipe provides a module holding every trainable part and ``loss_fn(module, batch) ->
 (loss, logs)``. The loop adds: AdamW (or SGD with momentum) with per-group learning-rate
-multipliers, linear warm-up + cosine decay to ``train.min_lr``, gradient clipping, optional bf16
-autocast on CPU, seed control, validation every epoch, early stopping, a progress bar,
+multipliers, linear warm-up + cosine decay to ``train.min_lr``, gradient clipping, the device
+(the module is moved there once, every batch after the loader) and precision (bf16 autocast on
+CPU and CUDA, fp16 autocast with a gradient scaler on CUDA, TF32 matmuls for fp32 on CUDA), seed
+control, validation every epoch, early stopping, a progress bar,
 CSV/TensorBoard logs, atomic checkpoints (``out/`` holds the best model, ``out/last/`` the
 resumable latest state) and bit-for-bit resume.
 
@@ -31,7 +33,13 @@ from tqdm import tqdm
 from colliderfm.config import Config, TrainConfig
 from colliderfm.data.schema import Batch
 from colliderfm.errors import ColliderFMError, ConfigError
-from colliderfm.runtime import cpu_has_fast_bf16, rank_world, seed_everything
+from colliderfm.runtime import (
+    check_precision,
+    cpu_has_fast_bf16,
+    rank_world,
+    resolve_device,
+    seed_everything,
+)
 from colliderfm.train.checkpoint import load_state, load_weights, save_checkpoint
 from colliderfm.train.logging import RunLogger, log
 from colliderfm.train.meta import CheckpointMeta
@@ -152,18 +160,28 @@ def _from_rank0(obj: Any) -> Any:
     return box[0]
 
 
-def _rng_state() -> dict[str, Any]:
-    return {
+def _rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    s = {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
         "python": random.getstate(),
     }
+    if device is not None and device.type == "cuda":  # augmentation/dropout draws on the GPU
+        s["cuda"] = torch.cuda.get_rng_state(device)
+    return s
 
 
-def _set_rng_state(s: dict[str, Any]) -> None:
+def _set_rng_state(s: dict[str, Any], device: torch.device | None = None) -> None:
     torch.set_rng_state(s["torch"])
     np.random.set_state(s["numpy"])
     random.setstate(s["python"])
+    if "cuda" in s and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(s["cuda"], device)
+
+
+def _amp_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of ``train.precision`` (None: fp32, no autocast)."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
 def _save_interrupted(
@@ -211,6 +229,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     step_callback: StepCallback | None = None,
+    device: torch.device | str | None = None,
 ) -> FitResult:
     """Train ``module`` on ``data`` (an endless iterable of batches) and write checkpoints.
 
@@ -230,6 +249,10 @@ def fit(
         progress: show a progress bar.
         step_callback: ``(step, module) -> metrics or None`` called after every optimizer step
             (e.g. a periodic linear probe); returned metrics are logged.
+        device: where to train (the runner resolves ``train.device`` once and passes it; None
+            resolves it here). The module is moved there once; every batch is copied there
+            (``non_blocking``) after the loader, so the loss, augmentations and features run
+            there; ``validate`` and ``step_callback`` get the module on it.
 
     Returns:
         A :class:`FitResult`.
@@ -241,6 +264,14 @@ def fit(
     if tc.threads:
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed)
+    device = resolve_device(tc.device if device is None else device)
+    check_precision(tc.precision, device)
+    module.to(device)  # in place: parameters keep their identity (names, checkpoints unchanged)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls and convolutions in TF32
+        torch.backends.cudnn.allow_tf32 = True
+    amp_dtype = _amp_dtype(tc.precision)
+    scaler = torch.amp.GradScaler(device.type) if tc.precision == "fp16" else None
     if tc.compile:
         target = getattr(module, "backbone", module)
         target.compile(dynamic=True)  # in place: parameter names and checkpoints unchanged
@@ -270,8 +301,10 @@ def fit(
     if resume:
         state = load_state(out / "last")
         load_weights(module, out / "last")
-        opt.load_state_dict(state["optimizer"])
+        opt.load_state_dict(state["optimizer"])  # its state follows the parameters' device
         sched.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler") is not None:
+            scaler.load_state_dict(state["scaler"])
         step, best_score, bad_epochs = state["step"], state["best_score"], state["bad_epochs"]
         best, history = state.get("best", {}), state.get("history", [])
         if state.get("finished"):
@@ -293,13 +326,15 @@ def fit(
     for _ in range(step):  # replay the data order up to the resume point
         next(it)
     if resume:
-        _set_rng_state(state["rng"])
-    if tc.precision == "bf16" and main and not cpu_has_fast_bf16():
+        _set_rng_state(state["rng"], device)
+    if tc.precision == "bf16" and device.type == "cpu" and main and not cpu_has_fast_bf16():
         log.warning(
             "train.precision=bf16 on a CPU without native bf16 (no AVX512-BF16/AMX): torch "
             "emulates it, about 9x slower than fp32 on such a CPU; set train.precision=fp32"
         )
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=tc.precision == "bf16")
+    autocast = torch.autocast(
+        device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None
+    )
     bar = tqdm(
         total=total,
         initial=step,
@@ -328,16 +363,18 @@ def fit(
             "bad_epochs": bad_epochs,
             "best": best,
             "history": history,
-            "rng": rng if rng is not None else _rng_state(),
+            "rng": rng if rng is not None else _rng_state(device),
             "finished": finished,
         }
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
         save_checkpoint(out / "last", module, meta, state)
         saved_step = step
 
     try:
         while step < total:
-            step_rng = _rng_state()
-            batch = next(it)
+            step_rng = _rng_state(device)
+            batch = next(it).to(device, non_blocking=True)  # no copy when already there (CPU)
             with autocast:
                 loss, logs = loss_fn(module, batch)
             if not torch.isfinite(loss):
@@ -347,13 +384,22 @@ def fit(
                     f"checkpoint is in {out / 'last'}"
                 )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if scaler is None:
+                loss.backward()
+            else:
+                scaler.scale(loss).backward()
             if world > 1:
                 _allreduce_grads(trainable, world)
+            if scaler is not None:
+                scaler.unscale_(opt)  # clip (and log) the true gradient norm
             if tc.grad_clip:
                 logs["grad_norm"] = float(nn.utils.clip_grad_norm_(trainable, tc.grad_clip))
             updating = True
-            opt.step()
+            if scaler is None:
+                opt.step()
+            else:
+                scaler.step(opt)  # skipped when the scaled gradients overflowed
+                scaler.update()
             sched.step()
             step += 1
             updating, step_rng = False, None
