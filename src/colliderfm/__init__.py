@@ -24,7 +24,9 @@ def load(path: str, device: str = "cpu") -> Any:
 
     Args:
         path: checkpoint directory holding ``model.safetensors`` and ``config.yaml``.
-        device: where the model's weights go (``"cpu"``, ``"cuda"``, ...).
+        device: where the model's weights go (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``,
+            or ``"auto"``: CUDA when available). Checkpoints hold CPU copies, so one written
+            on a GPU loads on a CPU-only machine and the other way round.
 
     Returns:
         The model (backbone with its head) in eval mode, weights loaded.

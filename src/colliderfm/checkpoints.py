@@ -16,6 +16,7 @@ from torch import nn
 
 from colliderfm.builders import BUILDERS
 from colliderfm.errors import CheckpointError
+from colliderfm.runtime import resolve_device
 from colliderfm.train.checkpoint import META, WEIGHTS, load_weights, read_checkpoint_meta, resolve
 from colliderfm.train.meta import CheckpointMeta, ModelSpec
 
@@ -45,16 +46,21 @@ def build_model(meta: CheckpointMeta | ModelSpec) -> nn.Module:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a model from a checkpoint directory alone, in eval mode.
 
+    Weights are read to the CPU and then moved, so a checkpoint written on any device loads on
+    any other (checkpoints hold CPU copies).
+
     Args:
         path: checkpoint directory.
-        device: where the module's weights go.
+        device: where the module's weights go (``cpu``, ``cuda``, ``cuda:N``, ``mps``, or
+            ``auto``: CUDA when available); a device this machine lacks is a ConfigError.
 
     Returns:
         The module with its weights.
     """
+    dev = resolve_device(device, what="device")
     module = build_model(read_checkpoint_meta(path))
     load_weights(module, path)
-    return module.to(device).eval()
+    return module.to(dev).eval()
 
 
 def is_checkpoint(path: str | Path) -> bool:

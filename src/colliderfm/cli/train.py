@@ -129,11 +129,19 @@ def evaluate(
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Jets per forward pass.", min=1)] = 512,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="Where the model runs: auto (CUDA when available), cpu, cuda, cuda:N, mps."
+        ),
+    ] = "auto",
 ) -> None:
     """AUC, accuracy and background rejection of a classifier on any readable input."""
     from colliderfm.evaluate.run import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(checkpoint, data, out, batch_size=batch_size, max_jets=max_jets)
+    metrics = evaluate_checkpoint(
+        checkpoint, data, out, batch_size=batch_size, max_jets=max_jets, device=device
+    )
     typer.echo(json.dumps(metrics, indent=2, default=str))
 
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from colliderfm.data.schema import ConstituentChunk
 from colliderfm.data.stream import evaluation_stream
+from colliderfm.runtime import module_device
 
 
 @torch.no_grad()
@@ -25,6 +26,9 @@ def predict(
     dropped: Counter[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Softmax outputs of a classifier on a data source, in file order.
+
+    The model runs where its weights are (each batch is copied there); the outputs come back
+    to the CPU as NumPy arrays.
 
     Args:
         module: classifier with ``forward(x, mask, vectors) -> logits``.
@@ -44,11 +48,13 @@ def predict(
     module.eval()
     labels, probs = [], []
     n = 0
+    device = module_device(module)
     stream = evaluation_stream(source, batch_size, max_particles, feature_set)
-    for batch in stream:
-        y = batch.labels.numpy()
+    for cpu_batch in stream:
+        y = cpu_batch.labels.numpy()
+        batch = cpu_batch.to(device, non_blocking=True)
         logits = module(batch.features, batch.mask, batch.vectors)  # [B, C]
-        p = torch.softmax(logits.float(), dim=-1).numpy()
+        p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         if label_map is not None:
             raw, top = y, len(label_map) - 1
             mapped = label_map[np.clip(y, 0, top)] if top >= 0 else np.full_like(y, -1)

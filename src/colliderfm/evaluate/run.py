@@ -15,6 +15,7 @@ from colliderfm.evaluate.metrics import classifier_metrics, roc_curve
 from colliderfm.evaluate.plots import plot_roc, plot_scores
 from colliderfm.evaluate.predict import predict
 from colliderfm.fileio import write_json
+from colliderfm.runtime import resolve_device
 from colliderfm.train.checkpoint import read_meta
 from colliderfm.train.logging import log
 
@@ -45,6 +46,7 @@ def evaluate_checkpoint(
     batch_size: int = 512,
     max_jets: int | None = None,
     plots: bool = True,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Evaluate a classifier checkpoint on any readable jet input.
 
@@ -55,19 +57,22 @@ def evaluate_checkpoint(
         batch_size: jets per forward pass.
         max_jets: evaluate at most this many jets.
         plots: write ``roc.png`` and ``scores.png``.
+        device: where the model runs (``auto``: CUDA when available; ``cpu``, ``cuda``,
+            ``cuda:N``, ``mps``); a device this machine lacks is refused before any work.
 
     Returns:
         The metrics dict (``auc``, ``accuracy``, ``rejection``, ``n``, ...).
     """
     if out is not None and Path(out).is_dir():  # before any work: nothing to clean up later
         raise DataError(out, "is a directory; --out names the metrics file (e.g. DIR/metrics.json)")
+    dev = resolve_device(device, what="--device")
     meta = read_meta(checkpoint)
     m = meta["model"]
     if m.get("task", "classifier") != "classifier":
         raise DataError(
             checkpoint, f"not a classifier checkpoint (task {m.get('task')!r}); fine-tune it first"
         )
-    model = load_model(checkpoint)
+    model = load_model(checkpoint, device=dev)
     classes = list(m["classes"])
     data_cls = data_classes(data)
     lmap = label_map(classes, data_cls)

@@ -132,7 +132,8 @@ def nt_xent(
     n = z1.shape[0]
     sim = z @ z.T / temperature  # [2B, 2B]
     sim.fill_diagonal_(float("-inf"))
-    target = torch.cat((torch.arange(n, 2 * n), torch.arange(0, n)))  # [2B]
+    idx = torch.arange(2 * n, device=z.device)  # [2B]
+    target = torch.cat((idx[n:], idx[:n]))  # [2B]: view 1's positive is in view 2 and back
     loss = F.cross_entropy(sim, target)
     acc = (sim.argmax(-1) == target).float().mean()
     return loss, acc

@@ -21,6 +21,7 @@ from colliderfm.data.stream import evaluation_stream
 from colliderfm.data.subset import read_labels, select_balanced, take_jets
 from colliderfm.errors import DataError
 from colliderfm.evaluate.metrics import auc
+from colliderfm.runtime import module_device
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def embed_source(
     max_particles: int = 128,
     batch_size: int = 512,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled embeddings of every jet of a source.
+    """Pooled embeddings of every jet of a source (computed on the backbone's device).
 
     Args:
         backbone: backbone with ``embed(x, mask, vectors)``.
@@ -47,10 +48,12 @@ def embed_source(
     """
     was = backbone.training
     backbone.eval()
+    device = module_device(backbone)
     xs, ys = [], []
-    for b in evaluation_stream(source, batch_size, max_particles, feature_set, quiet=True):
-        xs.append(backbone.embed(b.features, b.mask, b.vectors).float().numpy())  # [B, D]
-        ys.append(b.labels.numpy())
+    for cpu_b in evaluation_stream(source, batch_size, max_particles, feature_set, quiet=True):
+        b = cpu_b.to(device, non_blocking=True)
+        xs.append(backbone.embed(b.features, b.mask, b.vectors).float().cpu().numpy())  # [B, D]
+        ys.append(cpu_b.labels.numpy())
     backbone.train(was)
     return np.concatenate(xs), np.concatenate(ys)
 

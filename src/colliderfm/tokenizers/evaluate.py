@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from colliderfm.data.stream import evaluation_stream
+from colliderfm.runtime import module_device
 from colliderfm.tokenizers.vqvae import VQVAE
 
 
@@ -19,6 +20,8 @@ def evaluate_tokenizer(
     batch_size: int = 512,
 ) -> dict[str, float]:
     """Reconstruction error and codebook usage of a tokenizer on a data source.
+
+    The tokenizer runs where its weights are (each batch is copied there).
 
     Args:
         model: the tokenizer.
@@ -34,17 +37,20 @@ def evaluate_tokenizer(
     was = model.training
     model.eval()
     tot: dict[str, float] = {"loss": 0.0, "recon_mse": 0.0}
-    counts = torch.zeros(model.codebook_size)
+    device = module_device(model)
+    counts = torch.zeros(model.codebook_size, device=device)  # [K]
     n = 0
-    for b in evaluation_stream(source, batch_size, max_particles, feature_set):
+    for cpu_b in evaluation_stream(source, batch_size, max_particles, feature_set):
+        b = cpu_b.to(device, non_blocking=True)
         loss, logs = model.loss(b)
-        k = int(b.mask.sum())
+        k = int(cpu_b.mask.sum())  # on the host: no device sync
         tot["loss"] += float(loss) * k
         tot["recon_mse"] += logs["recon_mse"] * k
         ids = model.tokenize(b.features, b.mask)[b.mask]  # [N]
         counts += torch.bincount(ids, minlength=model.codebook_size).float()
         n += k
     model.train(was)
+    counts = counts.cpu()
     p = counts / counts.sum().clamp_min(1)
     perplexity = float(torch.exp(-(p * p.clamp_min(1e-12).log()).sum()))
     return {
