@@ -25,6 +25,20 @@ _TYPES = (
 )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``gpu`` on a machine without CUDA (torch imported only then)."""
+    gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is false)")
+    for item in gpu:
+        item.add_marker(skip)
+
+
 @dataclass
 class Written:
     """A file written by a fixture and the jets it holds.
