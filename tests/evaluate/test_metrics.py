@@ -7,6 +7,7 @@ from colliderfm.evaluate.metrics import (
     classifier_metrics,
     rejection,
     roc_curve,
+    sic,
 )
 
 
@@ -32,6 +33,19 @@ def test_rejection_interpolated() -> None:
     # at eps_S = 0.3: eps_B = 0.02 -> rejection 50
     assert rejection(eps_s, eps_b, 0.3) == pytest.approx(50.0)
     assert rejection(eps_s, np.zeros(4), 0.3) is None
+
+
+def test_sic_interpolated() -> None:
+    eps_s = np.array([0.0, 0.2, 0.4, 1.0])
+    eps_b = np.array([0.0, 0.01, 0.03, 1.0])
+    # at eps_S = 0.3: eps_B = 0.02 -> SIC 0.3 / sqrt(0.02) = 2.1213
+    assert sic(eps_s, eps_b, 0.3) == pytest.approx(0.3 / np.sqrt(0.02))
+    assert sic(eps_s, np.zeros(4), 0.3) is None
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(500), np.zeros(500)]
+    m = binary_metrics(labels, rng.normal(labels, 1.0))
+    for wp in ("0.3", "0.5"):  # SIC = eps_S * sqrt(rejection) at the same working point
+        assert m["sic"][wp] == pytest.approx(float(wp) * np.sqrt(m["rejection"][wp]))
 
 
 def test_perfect_and_random() -> None:

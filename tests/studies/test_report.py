@@ -92,3 +92,17 @@ def test_aggregate_and_steps_to_target() -> None:
     assert agg["rej0.5_mean"] is None and agg["rej0.5_n"] == 0  # unbounded: left out
     reach = steps_to_target(rows)
     assert [(r["steps"], r["seconds"]) for r in reach] == [(4, 2.0), (4, 2.0)]
+
+
+def test_report_shows_sic_when_recorded(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+    old = [_row("scratch", "none", s, 0.8) for s in (0, 1)]
+    new = [{**r, "sic0.3": 2.0 + r["seed"], "sic0.5": 1.5} for r in old]
+    for rows, shown in ((old, False), (new, True)):
+        results = {"kind": "data-efficiency", "study": {}, "points": rows}
+        (study / "results.json").write_text(json.dumps(results))
+        report = write_report(study).read_text()
+        assert ("eps_S / sqrt(eps_B) at eps_S = 0.3" in report) == shown
+        if shown:
+            assert "2.50 ± 0.71" in report  # mean and std of 2.0 and 3.0

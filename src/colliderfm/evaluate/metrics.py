@@ -8,6 +8,8 @@ Conventions (the same everywhere in colliderfm):
 * Rejection at eps_S is ``1 / eps_B`` where ``eps_B`` is *linearly interpolated* on the ROC
   curve at the requested signal efficiency. If ``eps_B`` interpolates to 0 the rejection is
   reported as ``None`` (unbounded at this sample size).
+* Significance improvement (SIC) at eps_S is ``eps_S / sqrt(eps_B)`` with the same
+  interpolated ``eps_B`` (``None`` where it is 0).
 """
 
 from __future__ import annotations
@@ -80,6 +82,24 @@ def rejection(eps_s: np.ndarray, eps_b: np.ndarray, target: float) -> float | No
     return None if b <= 0 else 1.0 / b
 
 
+def sic(eps_s: np.ndarray, eps_b: np.ndarray, target: float) -> float | None:
+    """Significance improvement ``eps_S / sqrt(eps_B)`` at signal efficiency ``target``.
+
+    ``eps_B`` is linearly interpolated on the ROC curve, as for :func:`rejection`: the factor by
+    which a cut at this working point raises ``S / sqrt(B)`` (MPM reports it for CWoLa).
+
+    Args:
+        eps_s: ROC signal efficiencies (non-decreasing).
+        eps_b: ROC background efficiencies.
+        target: signal efficiency, e.g. 0.3.
+
+    Returns:
+        The SIC, or None when the interpolated ``eps_B`` is 0.
+    """
+    b = float(np.interp(target, eps_s, eps_b))
+    return None if b <= 0 else float(target / np.sqrt(b))
+
+
 def binary_metrics(
     labels: np.ndarray,
     scores: np.ndarray,
@@ -95,7 +115,7 @@ def binary_metrics(
         working_points: signal efficiencies for the rejection.
 
     Returns:
-        ``{"auc", "accuracy", "rejection": {"0.3": .., "0.5": ..}, "n"}``.
+        ``{"auc", "accuracy", "rejection": {"0.3": .., "0.5": ..}, "sic": {..}, "n"}``.
     """
     labels = np.asarray(labels).astype(int)
     eps_s, eps_b, _ = roc_curve(labels, scores, weights)
@@ -104,6 +124,7 @@ def binary_metrics(
         "auc": auc(labels, scores, weights),
         "accuracy": acc,
         "rejection": {str(wp): rejection(eps_s, eps_b, wp) for wp in working_points},
+        "sic": {str(wp): sic(eps_s, eps_b, wp) for wp in working_points},
         "n": int(labels.size),
     }
 
@@ -144,6 +165,7 @@ def classifier_metrics(
         "auc_per_class": per_class,
         "accuracy": float(np.mean(probs.argmax(1) == labels)) if labels.size else 0.0,
         "rejection": pair["rejection"],
+        "sic": pair["sic"],
         "signal_class": classes[signal_class],
         "classes": list(classes),
         "n": int(labels.size),

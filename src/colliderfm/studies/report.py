@@ -261,6 +261,16 @@ def write_report(out: str | Path) -> Path:
         "",
         f"![rejection vs N]({plots[1].name})",
         "",
+    ]
+    if any(r.get("sic0.3_n") for r in summary):  # results written before SIC was recorded: none
+        for wp in ("0.3", "0.5"):
+            md += [
+                f"## Significance improvement eps_S / sqrt(eps_B) at eps_S = {wp}",
+                "",
+                _table(summary, f"sic{wp}", 2),
+                "",
+            ]
+    md += [
         "## Test accuracy",
         "",
         _table(summary, "accuracy", 4),

@@ -27,7 +27,7 @@ from colliderfm.errors import ColliderFMError
 from colliderfm.fileio import write_json, write_text
 
 #: the per-point metrics aggregated over seeds
-METRICS = ("auc", "accuracy", "rej0.3", "rej0.5")
+METRICS = ("auc", "accuracy", "rej0.3", "rej0.5", "sic0.3", "sic0.5")
 
 #: columns of ``results.csv``
 POINT_COLUMNS = [
@@ -41,6 +41,8 @@ POINT_COLUMNS = [
     "accuracy",
     "rej0.3",
     "rej0.5",
+    "sic0.3",
+    "sic0.5",
     "n_test",
     "steps",
     "best_step",

@@ -176,7 +176,12 @@ def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[s
     summary = run_finetune(cfg, run_dir, resume=resume, progress=False)
     t1 = time.perf_counter()
     metrics = evaluate_checkpoint(
-        run_dir, test, pdir / "test_metrics.json", max_jets=study.test_max, plots=False
+        run_dir,
+        test,
+        pdir / "test_metrics.json",
+        max_jets=study.test_max,
+        plots=False,
+        device=cfg.train.device,  # where the point trained
     )
     t2 = time.perf_counter()
     rej = metrics.get("rejection", {})
@@ -193,6 +198,8 @@ def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[s
         "accuracy": metrics.get("accuracy"),
         "rej0.3": rej.get("0.3"),
         "rej0.5": rej.get("0.5"),
+        "sic0.3": metrics.get("sic", {}).get("0.3"),
+        "sic0.5": metrics.get("sic", {}).get("0.5"),
         "n_test": metrics.get("n"),
         "n_train_used": summary.get("n_train"),
         "steps": summary.get("steps"),
