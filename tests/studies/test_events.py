@@ -96,7 +96,7 @@ def _study(root: Path, name: str, **extra: Any) -> Path:
         ],
         "n_train": [60, 120],
         "seeds": [0, 1],
-        "budget": {"max_steps": 4, "eval_every": 2, "batch_size": 32},
+        "budget": {"mode": "fixed", "max_steps": 4, "eval_every": 2, "batch_size": 32},
         "test": str(root / "test"),
         **extra,
     }
@@ -141,7 +141,7 @@ def test_event_compute_study_via_cli(events: Path, tmp_path: Path) -> None:
         events,
         "compute",
         n_train=[120],
-        budget={"max_steps": 4, "eval_every": 2, "batch_size": 32},
+        budget={"mode": "fixed", "max_steps": 4, "eval_every": 2, "batch_size": 32},
         arms=[
             {"name": "scratch", "init": "none", "mode": "full"},
             {"name": "mid-full", "init": str(events / "mid"), "mode": "full"},

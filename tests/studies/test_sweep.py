@@ -43,7 +43,7 @@ def _study(root: Path, name: str, **extra) -> Path:  # noqa: ANN003
         ],
         "n_train": [60, 120],
         "seeds": [0, 1],
-        "budget": {"max_steps": 4, "eval_every": 2},
+        "budget": {"mode": "fixed", "max_steps": 4, "eval_every": 2},
         "test": str(root / "test"),
         **extra,
     }
@@ -125,7 +125,7 @@ def test_compute_study_reports_steps_to_scratch_best(setup: Path, tmp_path: Path
         setup,
         "compute",
         n_train=[120],
-        budget={"max_steps": 6, "eval_every": 2},
+        budget={"mode": "fixed", "max_steps": 6, "eval_every": 2},
         arms=[
             {"name": "scratch", "init": "none", "mode": "full"},
             {"name": "pre-full", "init": str(setup / "pre"), "mode": "full"},

@@ -9,8 +9,17 @@ A study YAML names a base fine-tuning recipe plus overrides, and the sweep aroun
       - {name: clr-full, init: runs/clr, mode: full}
     n_train: [100, 300, 1000, 3000]
     seeds: [0, 1, 2]
-    budget: {max_steps: 200, eval_every: 50}
+    budget: {mode: converge, eval_every: 50, patience: 5, max_epochs: 50, min_steps: 200}
+    val: data/default/toptag/val
     test: data/default/toptag/test
+    grid: {finetune.backbone_lr_mult: [0.1, 1.0]}
+
+``budget.mode`` is ``converge`` (the default: every point of every arm trains with early
+stopping on validation AUC, at most ``max_epochs`` epochs of its N, at least ``min_steps``
+steps, optionally capped at ``max_steps``) or ``fixed`` (every point runs exactly ``max_steps``
+steps; reports call it "compute-matched"). ``grid`` (study-wide, scratch included, or per arm)
+lists values of fine-tuning settings; every combination is trained and the one with the best
+mean validation AUC over seeds is chosen per (arm, N).
 
 An arm may name its own fine-tuning recipe (``base: configs/finetune/events_sgd.yaml``, e.g. an
 SGD variant); every arm must still train on the same ``data.train``. The same code runs jets and
@@ -23,6 +32,9 @@ Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` nam
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,17 +65,70 @@ class ArmConfig:
     pretrain_size: int | None = field(default=None, metadata={"range": (1, None)})
     base: str | None = None
     overrides: list[str] = field(default_factory=list)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+
+
+#: the budget modes: trained to convergence (early stopping) or a fixed number of steps
+BUDGET_MODES = ("converge", "fixed")
+#: steps of a ``fixed`` budget when ``max_steps`` is not given
+FIXED_STEPS = 200
+#: below this many validation examples, early stopping on validation AUC is mostly noise
+MIN_VAL = 5000
+#: fine-tuning keys a grid may not set: the point (init, mode, N, seed) and the budget own them
+POINT_KEYS = (
+    "finetune.init",
+    "finetune.mode",
+    "finetune.n_train",
+    "train.seed",
+    "train.max_steps",
+    "train.epochs",
+    "train.steps_per_epoch",
+    "train.early_stopping",
+    "train.patience",
+    "data.train",
+    "data.val",
+    "data.test",
+)
 
 
 @dataclass
 class BudgetConfig:
-    """The training budget of every point (identical for every arm, scratch included)."""
+    """The training budget of every point (identical for every arm, scratch included).
 
-    max_steps: int = field(default=200, metadata={"range": (1, None)})
+    ``mode: converge`` (default): early stopping on validation AUC after ``patience``
+    validations without improvement, validation every ``eval_every`` steps, at most
+    ``max_epochs`` epochs of the point's N (never fewer than ``min_steps`` steps; ``max_steps``,
+    when given, caps that), the learning-rate schedule defined over that maximum; the best
+    validation checkpoint is tested. ``mode: fixed`` ("compute-matched"): exactly
+    ``max_steps`` steps (default 200), checkpoint chosen by ``select``.
+    """
+
+    mode: str = field(default="converge", metadata={"choices": BUDGET_MODES})
+    max_steps: int | None = field(default=None, metadata={"range": (1, None)})
     eval_every: int = field(default=50, metadata={"range": (1, None)})
+    patience: int = field(default=5, metadata={"range": (1, None)})
+    max_epochs: float = field(default=50.0, metadata={"range": (0.0, None)})
+    min_steps: int = field(default=200, metadata={"range": (1, None)})
     batch_size: int | None = field(default=None, metadata={"range": (1, None)})
     lr: float | None = field(default=None, metadata={"range": (0.0, None)})
     select: str = field(default="val_auc", metadata={"choices": ("val_auc", "val_loss", "last")})
+
+    def steps_for(self, n_train: int, batch_size: int) -> int:
+        """The step budget of a point: what it runs (``fixed``) or may run at most (``converge``).
+
+        Args:
+            n_train: the point's labelled examples.
+            batch_size: its batch size.
+
+        Returns:
+            ``max_steps`` (default 200) in ``fixed`` mode; in ``converge`` mode
+            ``max(min_steps, ceil(max_epochs * n_train / batch_size))``, capped at ``max_steps``
+            when that is given.
+        """
+        if self.mode == "fixed":
+            return self.max_steps or FIXED_STEPS
+        steps = max(self.min_steps, math.ceil(self.max_epochs * n_train / batch_size))
+        return min(steps, self.max_steps) if self.max_steps is not None else steps
 
 
 @dataclass
@@ -94,7 +159,9 @@ class StudyConfig:
     n_train: list[int] = field(default_factory=lambda: list(DEFAULT_N_TRAIN))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    val: str | None = None
     test: str | None = None
+    grid: dict[str, list[Any]] = field(default_factory=dict)
     test_max: int | None = field(default=None, metadata={"range": (1, None)})
     pretrain: PretrainRecipeConfig = field(default_factory=PretrainRecipeConfig)
     keep_checkpoints: bool = True
@@ -147,6 +214,70 @@ def _str_list(value: Any, key: str) -> list[str]:
     return list(value)
 
 
+def _grid(value: Any, key: str) -> dict[str, list[Any]]:
+    """Validate a grid: ``{section.key: [value, ...]}`` over fine-tuning settings.
+
+    Args:
+        value: the parsed grid (None: no grid).
+        key: config key, for errors (``grid``, ``arms[1].grid``).
+
+    Returns:
+        The grid (keys in the given order).
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"config key '{key}' must map 'section.key' to a list of values")
+    out: dict[str, list[Any]] = {}
+    for k, vals in value.items():
+        name = f"{key}.{k}"
+        parts = str(k).split(".")
+        if len(parts) < 2 or parts[0] not in BASE_SECTIONS:
+            raise ConfigError(
+                f"config key '{name}' must name a fine-tuning setting "
+                f"({', '.join(s + '.<key>' for s in BASE_SECTIONS)})"
+            )
+        if k in POINT_KEYS:
+            raise ConfigError(
+                f"config key '{name}': {k} is set by the point or the budget, not by a grid"
+            )
+        if not isinstance(vals, list) or not vals:
+            raise ConfigError(f"config key '{name}' must be a non-empty list of values")
+        if any(isinstance(v, (dict, list)) for v in vals):
+            raise ConfigError(f"config key '{name}' must hold plain values, got {vals!r}")
+        if len({json.dumps(v) for v in vals}) != len(vals):
+            raise ConfigError(f"config key '{name}' holds duplicates: {vals}")
+        out[str(k)] = list(vals)
+    return out
+
+
+def arm_grid(study: StudyConfig, arm: ArmConfig) -> dict[str, list[Any]]:
+    """The grid an arm is trained over: the study's (every arm, scratch included), then the
+    arm's own (which wins for the keys it names).
+
+    Args:
+        study: the study.
+        arm: the arm.
+
+    Returns:
+        ``{section.key: [values]}``; empty without a grid.
+    """
+    return {**study.grid, **arm.grid}
+
+
+def grid_settings(grid: dict[str, list[Any]]) -> list[tuple[tuple[str, Any], ...]]:
+    """Every combination of a grid's values, in grid order.
+
+    Args:
+        grid: ``{section.key: [values]}``.
+
+    Returns:
+        One ``((key, value), ...)`` tuple per combination; ``[()]`` without a grid.
+    """
+    keys = list(grid)
+    return [tuple(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
 def study_from_dict(data: dict[str, Any]) -> StudyConfig:
     """Validate a nested dict into a :class:`StudyConfig`.
 
@@ -164,7 +295,9 @@ def study_from_dict(data: dict[str, Any]) -> StudyConfig:
     seeds = data.pop("seeds", None)
     overrides = data.pop("overrides", None)
     pre_raw = data.pop("pretrain", None) or {}
+    grid_raw = data.pop("grid", None)
     cfg: StudyConfig = _build(StudyConfig, data, "")
+    cfg.grid = _grid(grid_raw, "grid")
     cfg.overrides = _str_list(overrides, "overrides")
     if n_train is not None:
         cfg.n_train = _int_list(n_train, "n_train", lo=1)
@@ -188,8 +321,10 @@ def study_from_dict(data: dict[str, Any]) -> StudyConfig:
             raise ConfigError(f"config key '{key}' must be a mapping with name, init and mode")
         raw = dict(raw)
         arm_over = raw.pop("overrides", None)
+        arm_grid_raw = raw.pop("grid", None)
         arm: ArmConfig = _build(ArmConfig, raw, key)
         arm.overrides = _str_list(arm_over, f"{key}.overrides")
+        arm.grid = _grid(arm_grid_raw, f"{key}.grid")
         if not arm.name:
             raise ConfigError(f"config key '{key}.name' is missing (every arm needs a name)")
         if not _NAME.match(arm.name):
@@ -208,7 +343,35 @@ def study_from_dict(data: dict[str, Any]) -> StudyConfig:
         raise ConfigError("config key 'pretrain.config' is missing (needed by pretrain.sizes)")
     if not cfg.arms and not cfg.pretrain.sizes:
         raise ConfigError("config key 'arms' is empty (give at least one arm)")
+    _check_budget(cfg)
     return cfg
+
+
+def _check_budget(cfg: StudyConfig) -> None:
+    """Refuse budget settings that contradict the mode or a grid.
+
+    Args:
+        cfg: the study.
+
+    Raises:
+        ConfigError: ``budget.select`` other than ``val_auc`` in ``converge`` mode, or a grid
+            over a setting the budget fixes (``train.lr`` with ``budget.lr``, ...).
+    """
+    b = cfg.budget
+    if b.mode == "converge" and b.select != "val_auc":
+        raise ConfigError(
+            f"config key 'budget.select' = {b.select!r}: budget.mode=converge always early-stops "
+            "on and keeps the best validation AUC (use budget.mode=fixed to select otherwise)"
+        )
+    fixed = {"train.lr": b.lr, "train.batch_size": b.batch_size}
+    grids = [("grid", cfg.grid), *((f"arms[{i}].grid", a.grid) for i, a in enumerate(cfg.arms))]
+    for where, grid in grids:
+        for k in grid:
+            if fixed.get(k) is not None:
+                raise ConfigError(
+                    f"config key '{where}.{k}': the budget already sets {k} "
+                    f"(budget.{k.split('.')[1]}); drop one of them"
+                )
 
 
 def split_overrides(items: list[str] | None) -> tuple[list[str], list[str]]:

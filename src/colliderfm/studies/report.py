@@ -25,6 +25,7 @@ from colliderfm.studies.plots import plot_curves, plot_scaling, plot_vs_n
 from colliderfm.studies.results import (
     aggregate,
     arm_names,
+    differences,
     read_results,
     reference_arm,
     steps_to_target,
@@ -99,6 +100,149 @@ def _table(summary: list[dict[str, Any]], metric: str, digits: int, col: str = "
             cells.append(cell)
         lines.append(f"| {arm} | {first['init']} | {first['mode']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _num(v: Any, digits: int) -> str:
+    """A number with ``digits`` decimals, ``n/a`` for None."""
+    return "n/a" if v is None else f"{float(v):.{digits}f}"
+
+
+def _setting_text(setting: dict[str, Any] | None) -> str:
+    """A grid setting as ``key=value, ...`` (``-`` without one)."""
+    return ", ".join(f"{k}={v}" for k, v in (setting or {}).items()) or "-"
+
+
+def _points_table(rows: list[dict[str, Any]]) -> str:
+    """One line per point: steps and epochs actually run, wall time, validation and test metrics.
+
+    Args:
+        rows: per-point rows (the chosen grid settings).
+
+    Returns:
+        A markdown table.
+    """
+    grid = any(r.get("setting") for r in rows)
+    head = "| arm | N | seed | " + ("setting | " if grid else "")
+    head += (
+        "steps (max) | epochs | train s | best val AUC | test AUC | 1/eps_B@0.3 | 1/eps_B@0.5 "
+        "| SIC@0.3 | SIC@0.5 |"
+    )
+    lines = [head, "|" + "---|" * (12 + grid)]
+    for r in sorted(rows, key=lambda r: (r["n_train"], arm_names(rows).index(r["arm"]), r["seed"])):
+        steps = "n/a" if r.get("steps") is None else str(r["steps"])
+        if r.get("max_steps") is not None:
+            steps += f" ({r['max_steps']})"
+        cells = [r["arm"], str(r["n_train"]), str(r["seed"])]
+        if grid:
+            cells.append(_setting_text(r.get("setting")))
+        cells += [
+            steps,
+            _num(r.get("epochs"), 1),
+            _num(r.get("train_wall_s"), 0),
+            _num(r.get("best_val_auc"), 4),
+            _num(r.get("auc"), 4),
+            _num(r.get("rej0.3"), 1),
+            _num(r.get("rej0.5"), 1),
+            _num(r.get("sic0.3"), 2),
+            _num(r.get("sic0.5"), 2),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _se_table(summary: list[dict[str, Any]], metric: str, digits: int) -> str:
+    """Mean ± standard error over seeds per (arm, N)."""
+    keys = sorted({r["n_train"] for r in summary})
+    lines = ["| arm | " + " | ".join(f"N={k}" for k in keys) + " |", "|" + "---|" * (1 + len(keys))]
+    for arm in arm_names(summary):
+        rs = {r["n_train"]: r for r in summary if r["arm"] == arm}
+        cells = [
+            _fmt(rs[k].get(f"{metric}_mean"), rs[k].get(f"{metric}_se"), digits) if k in rs else ""
+            for k in keys
+        ]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _diff_table(summary: list[dict[str, Any]], metric: str, digits: int) -> tuple[str, str | None]:
+    """Each arm minus the reference (scratch) arm per N, ± combined standard error, and that
+    difference in units of the combined standard error."""
+    diffs = differences(summary, metric)
+    ref = diffs[0]["reference"] if diffs else reference_arm(summary)
+    keys = sorted({d["n_train"] for d in diffs})
+    lines = ["| arm | " + " | ".join(f"N={k}" for k in keys) + " |", "|" + "---|" * (1 + len(keys))]
+    for arm in [a for a in arm_names(summary) if a != ref]:
+        ds = {d["n_train"]: d for d in diffs if d["arm"] == arm}
+        cells = []
+        for k in keys:
+            d = ds.get(k)
+            if d is None or d["diff"] is None:
+                cells.append("n/a" if d is not None else "")
+                continue
+            z = "n/a" if d["z"] is None else f"{d['z']:+.1f}"
+            cells.append(f"{d['diff']:+.{digits}f} ± {d['se']:.{digits}f} ({z} SE)")
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), ref
+
+
+def _budget_lines(budget: dict[str, Any], data: dict[str, Any], optim: str) -> list[str]:
+    """The budget bullet of the report (``converge`` or ``fixed`` = compute-matched).
+
+    Args:
+        budget: the study's budget section (results written before ``mode`` existed: fixed).
+        data: the data facts of ``results.json``.
+        optim: the optimizer line.
+
+    Returns:
+        Markdown lines.
+    """
+    mode = budget.get("mode", "fixed")
+    tail = f"model {data.get('model')}, precision {data.get('precision')}."
+    if mode == "converge":
+        by_n = data.get("max_steps_by_n") or {}
+        maxima = ", ".join(f"{s} at N={n}" for n, s in by_n.items())
+        cap = f", capped at {budget.get('max_steps')}" if budget.get("max_steps") else ""
+        return [
+            "- **Budget per point: trained to convergence (`budget.mode: converge`), the same "
+            "rules for every arm, scratch included:** early stopping on validation AUC after "
+            f"{budget.get('patience')} validations without improvement, validation every "
+            f"{budget.get('eval_every')} steps, at most {budget.get('max_epochs')} epochs of the "
+            f"point's N and at least {budget.get('min_steps')} steps{cap} (step maxima: "
+            f"{maxima or 'n/a'}; the learning-rate schedule runs over that maximum), {optim}; "
+            f"test metrics of the best-validation checkpoint; {tail}"
+        ]
+    return [
+        "- **Budget per point: compute-matched (`budget.mode: fixed`; identical for every arm, "
+        f"scratch included):** {budget.get('max_steps')} optimizer steps, {optim}, validation "
+        f"every {budget.get('eval_every')} steps, test metrics of the checkpoint selected by "
+        f"`{budget.get('select')}`; {tail}"
+    ]
+
+
+def _grid_lines(res: dict[str, Any]) -> list[str]:
+    """The grid section: the grid of every arm, the choice per (arm, N) and its validation AUC."""
+    selection = res.get("selection") or []
+    grids = {a: g for a, g in ((res.get("data") or {}).get("grid") or {}).items() if g}
+    if not selection and not grids:
+        return []
+    md = [
+        "## Settings chosen on validation",
+        "",
+        "Every value of the grid was trained; per (arm, N) the setting with the best validation "
+        "AUC (mean over seeds) was chosen, on validation only, and its test metrics are the ones "
+        "reported everywhere else in this report.",
+        "",
+    ]
+    for a, g in grids.items():
+        md.append(f"- `{a}`: " + ", ".join(f"`{k}` in {v}" for k, v in g.items()))
+    md += ["", "| arm | N | chosen | val AUC per setting (mean over seeds) |", "|---|---|---|---|"]
+    for sel in selection:
+        cands = "; ".join(
+            f"{_setting_text(c['setting'])}: {_num(c['val_auc_mean'], 4)}"
+            for c in sel["candidates"]
+        )
+        md.append(f"| {sel['arm']} | {sel['n_train']} | {_setting_text(sel['chosen'])} | {cands} |")
+    return [*md, ""]
 
 
 def _scaling_table(summary: list[dict[str, Any]], unit: str = "jets") -> str:
@@ -196,14 +340,14 @@ def write_report(out: str | Path) -> Path:
         f"{len(rows)} fine-tuning runs (arms: {', '.join(arms)}; N_train: "
         f"{', '.join(map(str, ns))}; seeds: {', '.join(map(str, seeds))}).",
         f"- **Data:** training subsets drawn class-balanced from `{data.get('train')}` "
-        f"({data.get('train_labelled')} labelled {unit}); validation `{data.get('val')}` (at "
-        f"most the first {data.get('val_max')} {unit}); test `{data.get('test')}` "
-        f"({', '.join(map(str, n_test))} {unit}).",
-        f"- **Budget per point (identical for every arm, scratch included):** "
-        f"{budget.get('max_steps')} optimizer steps, {optim}, validation every "
-        f"{budget.get('eval_every')} steps, test metrics of the checkpoint selected by "
-        f"`{budget.get('select')}`; model {data.get('model')}, precision "
-        f"{data.get('precision')}.",
+        f"({data.get('train_labelled')} labelled {unit}); validation `{data.get('val')}` ("
+        + (
+            f"{data['val_size']} labelled {unit} used"
+            if data.get("val_size") is not None
+            else f"at most the first {data.get('val_max')} {unit}"
+        )
+        + f"); test `{data.get('test')}` ({', '.join(map(str, n_test))} {unit}).",
+        *_budget_lines(budget, data, optim),
         *per_arm,
         f"- **Compute:** {train_s:.0f} s of fine-tuning and {eval_s:.0f} s of test evaluation "
         f"in total ({(train_s + eval_s) / 3600:.2f} h, summed over points and invocations); "
@@ -244,7 +388,30 @@ def write_report(out: str | Path) -> Path:
             *[f"![{p.stem}]({p.name})" for p in curve_pngs],
             "",
         ]
+    md += _grid_lines(res)
+    diff_auc, ref = _diff_table(summary, "auc", 4)
     md += [
+        "## Test AUC (mean ± standard error over seeds)",
+        "",
+        _se_table(summary, "auc", 4),
+        "",
+        f"## Difference to `{ref}` (mean ± combined standard error, and in units of it)",
+        "",
+        "Each arm's mean minus the reference arm's mean at the same N; the combined standard "
+        "error is sqrt(SE_arm^2 + SE_ref^2) with SE = std / sqrt(seeds).",
+        "",
+        "Test AUC:",
+        "",
+        diff_auc,
+        "",
+        "1/eps_B at eps_S = 0.3:",
+        "",
+        _diff_table(summary, "rej0.3", 1)[0],
+        "",
+        "1/eps_B at eps_S = 0.5:",
+        "",
+        _diff_table(summary, "rej0.5", 1)[0],
+        "",
         "## Test AUC (mean ± std over seeds)",
         "",
         _table(summary, "auc", 4),
@@ -278,6 +445,14 @@ def write_report(out: str | Path) -> Path:
         "## Fine-tuning wall time per point [s]",
         "",
         _table(summary, "train_wall_s", 0),
+        "",
+        "## Every point",
+        "",
+        "Steps actually run (the maximum in brackets), epochs of N they amount to, fine-tuning "
+        "wall time, the best validation AUC (the checkpoint that was tested) and the test "
+        "metrics.",
+        "",
+        _points_table(rows),
         "",
     ]
     if kind != "scaling" and scaling_png is not None:

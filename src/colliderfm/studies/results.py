@@ -5,7 +5,12 @@ Everything here works on result rows (one dict per finished point, as
 (:mod:`colliderfm.studies.report`) and the sweep runner (:mod:`colliderfm.studies.sweep`) both
 build on it without depending on each other's direction.
 
-* :func:`aggregate`: mean and sample standard deviation (ddof=1) over seeds per (arm, N);
+* :func:`aggregate`: mean, sample standard deviation (ddof=1) and standard error over seeds
+  per (arm, N);
+* :func:`select_grid`: per (arm, N), the grid setting with the best mean validation AUC over
+  seeds (validation only; test metrics never take part in the choice);
+* :func:`differences`: each arm minus the reference (scratch) arm per N, in units of the
+  combined standard error;
 * :func:`steps_to_target`: compute studies, steps (and seconds) each arm needs to reach the
   reference arm's best validation AUC;
 * :func:`read_results` / :func:`write_results`: ``results.json`` plus ``results.csv`` (one row
@@ -29,6 +34,9 @@ from colliderfm.fileio import write_json, write_text
 #: the per-point metrics aggregated over seeds
 METRICS = ("auc", "accuracy", "rej0.3", "rej0.5", "sic0.3", "sic0.5")
 
+#: more per-point quantities aggregated over seeds (reports: steps and epochs actually run)
+EXTRA = ("best_val_auc", "steps", "epochs")
+
 #: columns of ``results.csv``
 POINT_COLUMNS = [
     "arm",
@@ -37,6 +45,7 @@ POINT_COLUMNS = [
     "pretrain_size",
     "n_train",
     "seed",
+    "setting",
     "auc",
     "accuracy",
     "rej0.3",
@@ -45,6 +54,8 @@ POINT_COLUMNS = [
     "sic0.5",
     "n_test",
     "steps",
+    "max_steps",
+    "epochs",
     "best_step",
     "best_val_auc",
     "train_wall_s",
@@ -53,14 +64,16 @@ POINT_COLUMNS = [
 
 
 def _stats(values: list[Any]) -> dict[str, Any]:
-    """Mean, sample standard deviation (ddof=1) and count of the finite values."""
+    """Mean, sample standard deviation (ddof=1), standard error and count of the finite values."""
     vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not vals:
-        return {"mean": None, "std": None, "n": 0}
+        return {"mean": None, "std": None, "se": None, "n": 0}
     a = np.asarray(vals)
+    std = float(a.std(ddof=1)) if a.size > 1 else 0.0
     return {
         "mean": float(a.mean()),
-        "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+        "std": std,
+        "se": std / math.sqrt(a.size),
         "n": int(a.size),
     }
 
@@ -75,7 +88,9 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows: per-point rows.
 
     Returns:
-        One row per (arm, N) in first-seen order, with ``<metric>_mean``, ``_std``, ``_n``.
+        One row per (arm, N) in first-seen order, with ``<metric>_mean``, ``_std``, ``_se``
+        (standard error, std / sqrt(n)) and ``_n``; also for ``best_val_auc``, ``steps`` and
+        ``epochs``.
     """
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in rows:
@@ -90,10 +105,108 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "n_train": n,
             "seeds": len(rs),
         }
-        for m in (*METRICS, "train_wall_s"):
+        for m in (*METRICS, "train_wall_s", *EXTRA):
             s = _stats([r.get(m) for r in rs])
             agg[f"{m}_mean"], agg[f"{m}_std"], agg[f"{m}_n"] = s["mean"], s["std"], s["n"]
+            agg[f"{m}_se"] = s["se"]
         out.append(agg)
+    return out
+
+
+def _setting_key(row: dict[str, Any]) -> str:
+    """A row's grid setting as a comparable string (``""`` without a grid)."""
+    return json.dumps(row.get("setting") or {}, sort_keys=True)
+
+
+def select_grid(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Choose, per (arm, N), the grid setting with the best mean validation AUC over seeds.
+
+    Only ``best_val_auc`` takes part: the test metrics of the candidates are never looked at, so
+    the chosen setting's test metrics are an unbiased estimate. Ties go to the setting listed
+    first; a setting without any validation AUC is never chosen over one with.
+
+    Args:
+        rows: per-point rows, each with ``setting`` (a dict; empty or absent without a grid).
+
+    Returns:
+        (the rows of the chosen settings, in input order; one selection record per (arm, N)
+        that had more than one setting: ``arm``, ``n_train``, ``chosen`` (the setting),
+        ``candidates`` (``setting``, ``val_auc_mean``, ``seeds``) in grid order). Without a grid,
+        the rows unchanged and no records.
+    """
+    groups: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {}
+    for r in rows:
+        groups.setdefault((r["arm"], r["n_train"]), {}).setdefault(_setting_key(r), []).append(r)
+    chosen: dict[tuple[str, int], str] = {}
+    selection: list[dict[str, Any]] = []
+    for (arm, n), by_setting in groups.items():
+        candidates = []
+        for key, rs in by_setting.items():
+            st = _stats([r.get("best_val_auc") for r in rs])
+            candidates.append(
+                {"setting": json.loads(key), "val_auc_mean": st["mean"], "seeds": len(rs)}
+            )
+        best = max(
+            range(len(candidates)),
+            key=lambda i: (
+                candidates[i]["val_auc_mean"] is not None,
+                candidates[i]["val_auc_mean"] or 0.0,
+                -i,
+            ),
+        )
+        chosen[(arm, n)] = list(by_setting)[best]
+        if len(candidates) > 1:
+            selection.append(
+                {
+                    "arm": arm,
+                    "n_train": n,
+                    "chosen": candidates[best]["setting"],
+                    "candidates": candidates,
+                }
+            )
+    picked = [r for r in rows if _setting_key(r) == chosen[(r["arm"], r["n_train"])]]
+    return picked, selection
+
+
+def differences(
+    summary: list[dict[str, Any]], metric: str = "auc", ref: str | None = None
+) -> list[dict[str, Any]]:
+    """Each arm minus the reference arm per N, in units of the combined standard error.
+
+    Args:
+        summary: aggregated rows (:func:`aggregate`).
+        metric: the metric (``auc``, ``rej0.3``, ...).
+        ref: the reference arm (default: the first from-scratch arm, :func:`reference_arm`).
+
+    Returns:
+        One row per (other arm, N) present in both: ``arm``, ``reference``, ``n_train``,
+        ``diff`` (mean minus reference mean), ``se`` (sqrt(se_arm^2 + se_ref^2)) and ``z``
+        (diff / se; None when se is 0 or a mean is missing).
+    """
+    ref = ref or reference_arm(summary)
+    refs = {r["n_train"]: r for r in summary if r["arm"] == ref}
+    out = []
+    for r in summary:
+        base = refs.get(r["n_train"])
+        if r["arm"] == ref or base is None:
+            continue
+        m, m0 = r.get(f"{metric}_mean"), base.get(f"{metric}_mean")
+        if m is None or m0 is None:
+            diff = se = z = None
+        else:
+            diff = m - m0
+            se = math.hypot(r.get(f"{metric}_se") or 0.0, base.get(f"{metric}_se") or 0.0)
+            z = diff / se if se > 0 else None
+        out.append(
+            {
+                "arm": r["arm"],
+                "reference": ref,
+                "n_train": r["n_train"],
+                "diff": diff,
+                "se": se,
+                "z": z,
+            }
+        )
     return out
 
 
@@ -120,8 +233,8 @@ def summary_columns() -> list[str]:
         Column names.
     """
     cols = ["arm", "init", "mode", "pretrain_size", "n_train", "seeds"]
-    for m in (*METRICS, "train_wall_s"):
-        cols += [f"{m}_mean", f"{m}_std", f"{m}_n"]
+    for m in (*METRICS, "train_wall_s", *EXTRA):
+        cols += [f"{m}_mean", f"{m}_std", f"{m}_se", f"{m}_n"]
     return cols
 
 
@@ -199,6 +312,13 @@ def steps_to_target(rows: list[dict[str, Any]], ref: str | None = None) -> list[
     return out
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell: empty for None (and an empty grid setting), JSON for a mapping."""
+    if value is None or value == {}:
+        return ""
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path, columns: list[str]) -> Path:
     """Write rows as CSV atomically (missing values empty).
 
@@ -214,7 +334,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path, columns: list[str]) -> Pat
     w = csv.writer(buf)
     w.writerow(columns)
     for r in rows:
-        w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+        w.writerow([_cell(r.get(c)) for c in columns])
     return write_text(path, buf.getvalue())
 
 

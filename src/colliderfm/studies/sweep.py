@@ -11,6 +11,21 @@ result in ``.../metrics.json``, written atomically once the point is finished; a
 finished points and resumes an interrupted one from its ``run/last`` checkpoint. Every point
 gets the same budget (steps, schedule, validation cadence, checkpoint selection), whatever its
 initialisation: the from-scratch control is trained exactly like the pretrained arms.
+
+The budget is translated into each point's fine-tuning config (:func:`point_config`):
+
+* ``budget.mode: converge`` (default): ``train.early_stopping=val_auc``,
+  ``train.patience=<patience>``, ``train.steps_per_epoch=<eval_every>`` (the validation cadence)
+  and ``train.max_steps`` = at most ``max_epochs`` epochs of the point's N, never fewer than
+  ``min_steps`` (:meth:`~colliderfm.studies.config.BudgetConfig.steps_for`); the cosine schedule
+  runs over that maximum, the loop stops after ``patience`` validations without a better AUC and
+  keeps the best-validation checkpoint, which is tested;
+* ``budget.mode: fixed`` ("compute-matched"): exactly ``max_steps`` steps, the checkpoint picked
+  by ``select``, never stopped early.
+
+With a ``grid``, a point (arm, N, seed) is trained once per grid setting (its directory gets a
+``-g<hash>`` suffix); :func:`~colliderfm.studies.results.select_grid` then picks per (arm, N) the
+setting with the best mean validation AUC over seeds, on validation only.
 """
 
 from __future__ import annotations
@@ -34,8 +49,14 @@ from colliderfm.errors import ConfigError
 from colliderfm.evaluate.run import evaluate_checkpoint
 from colliderfm.fileio import write_json
 from colliderfm.recipes import run_finetune
-from colliderfm.studies.config import ArmConfig, StudyConfig
-from colliderfm.studies.results import aggregate, previous_results, write_results
+from colliderfm.studies.config import (
+    MIN_VAL,
+    ArmConfig,
+    StudyConfig,
+    arm_grid,
+    grid_settings,
+)
+from colliderfm.studies.results import aggregate, previous_results, select_grid, write_results
 from colliderfm.train.logging import log, read_metrics
 
 
@@ -46,17 +67,40 @@ class Point:
     arm: ArmConfig
     n_train: int
     seed: int
+    setting: tuple[tuple[str, Any], ...] = ()
 
     @property
     def key(self) -> str:
-        """Directory name ``<arm>-n<N>-s<seed>``."""
-        return f"{self.arm.name}-n{self.n_train}-s{self.seed}"
+        """Directory name ``<arm>-n<N>-s<seed>`` (``-g<hash>`` added for a grid setting)."""
+        base = f"{self.arm.name}-n{self.n_train}-s{self.seed}"
+        return f"{base}-g{setting_tag(self.setting)}" if self.setting else base
+
+    @property
+    def setting_overrides(self) -> list[str]:
+        """The grid setting as ``section.key=value`` overrides."""
+        return [f"{k}={json.dumps(v)}" for k, v in self.setting]
+
+
+def setting_tag(setting: tuple[tuple[str, Any], ...]) -> str:
+    """A short, stable name of a grid setting.
+
+    Args:
+        setting: ``((key, value), ...)``.
+
+    Returns:
+        8 hex digits of its hash.
+    """
+    blob = json.dumps([[k, v] for k, v in setting], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
 def make_points(
-    arms: Sequence[ArmConfig], n_train: Sequence[int], seeds: Sequence[int]
+    arms: Sequence[ArmConfig],
+    n_train: Sequence[int],
+    seeds: Sequence[int],
+    study: StudyConfig | None = None,
 ) -> list[Point]:
-    """All (arm, N, seed) points, ordered by N, then seed, then arm.
+    """All (arm, N, seed[, grid setting]) points, ordered by N, then seed, then arm.
 
     Running every arm at a given (N, seed) next to each other means an interrupted sweep still
     leaves complete comparisons behind.
@@ -65,19 +109,28 @@ def make_points(
         arms: study arms.
         n_train: labelled-set sizes.
         seeds: seeds.
+        study: the study, whose ``grid`` (and each arm's) multiplies the points; None: no grid.
 
     Returns:
         The points.
     """
-    return [Point(a, n, s) for n in n_train for s in seeds for a in arms]
+    out = []
+    for n in n_train:
+        for s in seeds:
+            for a in arms:
+                grid = arm_grid(study, a) if study is not None else dict(a.grid)
+                out += [Point(a, n, s, g) for g in grid_settings(grid)]
+    return out
 
 
 def point_config(study: StudyConfig, point: Point) -> Config:
     """The resolved fine-tuning config of one point.
 
     Order of precedence (last wins): base YAML (the arm's ``base`` if it has one, else the
-    study's), study ``overrides``, the arm's ``overrides``, then the point itself (init, mode,
-    N, seed) and the study budget, so no arm can change the budget.
+    study's), study ``overrides``, the arm's ``overrides``, the point's grid setting, the
+    study's ``val``, then the point itself (init, mode, N, seed) and the study budget, so no arm
+    can change the budget. The budget keys (``train.max_steps``, ``train.steps_per_epoch``,
+    ``train.early_stopping``, ``train.patience``) are set for every arm alike.
 
     Args:
         study: the study.
@@ -87,25 +140,42 @@ def point_config(study: StudyConfig, point: Point) -> Config:
         The fine-tuning config (``data.test`` cleared: the study evaluates separately).
     """
     b = study.budget
-    monitor = "null" if b.select == "last" else b.select
     sets = [
         *study.overrides,
         *point.arm.overrides,
+        *point.setting_overrides,
+        *([f"data.val={study.val}"] if study.val is not None else []),
         f"finetune.init={point.arm.init}",
         f"finetune.mode={point.arm.mode}",
         f"finetune.n_train={point.n_train}",
         f"train.seed={point.seed}",
-        f"train.max_steps={b.max_steps}",
-        f"train.steps_per_epoch={b.eval_every}",
-        f"train.early_stopping={monitor}",
-        "train.patience=1000000000",  # select the best checkpoint, never stop early
-        "data.test=null",
     ]
+    if b.mode == "fixed":
+        monitor = "null" if b.select == "last" else b.select
+        sets += [
+            f"train.max_steps={b.steps_for(point.n_train, 1)}",
+            f"train.steps_per_epoch={b.eval_every}",
+            f"train.early_stopping={monitor}",
+            "train.patience=1000000000",  # select the best checkpoint, never stop early
+            "data.test=null",
+        ]
+    else:
+        sets.append("data.test=null")
     if b.batch_size is not None:
         sets.append(f"train.batch_size={b.batch_size}")
     if b.lr is not None:
         sets.append(f"train.lr={b.lr}")
     try:
+        if b.mode == "fixed":
+            return load_config(point.arm.base or study.base, sets)
+        # converge: the step maximum follows from N and the point's batch size
+        batch = load_config(point.arm.base or study.base, sets).train.batch_size
+        sets += [
+            f"train.max_steps={b.steps_for(point.n_train, batch)}",
+            f"train.steps_per_epoch={b.eval_every}",
+            "train.early_stopping=val_auc",
+            f"train.patience={b.patience}",
+        ]
         return load_config(point.arm.base or study.base, sets)
     except ConfigError as exc:
         raise ConfigError(f"arm '{point.arm.name}': {exc}") from exc
@@ -186,6 +256,8 @@ def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[s
     t2 = time.perf_counter()
     rej = metrics.get("rejection", {})
     best = summary.get("best") or {}
+    steps = summary.get("steps")
+    used = summary.get("n_train") or point.n_train
     row: dict[str, Any] = {
         "key": point.key,
         "arm": point.arm.name,
@@ -194,6 +266,10 @@ def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[s
         "pretrain_size": point.arm.pretrain_size,
         "n_train": point.n_train,
         "seed": point.seed,
+        "setting": dict(point.setting),
+        "budget_mode": study.budget.mode,
+        "max_steps": cfg.train.max_steps,
+        "epochs": round(steps * cfg.train.batch_size / used, 3) if steps and used else None,
         "auc": metrics.get("auc"),
         "accuracy": metrics.get("accuracy"),
         "rej0.3": rej.get("0.3"),
@@ -202,7 +278,7 @@ def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[s
         "sic0.5": metrics.get("sic", {}).get("0.5"),
         "n_test": metrics.get("n"),
         "n_train_used": summary.get("n_train"),
-        "steps": summary.get("steps"),
+        "steps": steps,
         "best_step": best.get("step"),
         "best_val_auc": best.get("val_auc"),
         "train_wall_s": round(t1 - t0, 2),
@@ -292,7 +368,10 @@ def check_points(study: StudyConfig, points: list[Point]) -> tuple[str, dict[str
     """
     from colliderfm.data.stream import check_feature_set
 
-    cfgs = {p.arm.name: point_config(study, p) for p in points}
+    cfgs: dict[str, Config] = {}
+    for p in points:  # every point's config is resolved (grid settings included) ...
+        cfg = point_config(study, p)
+        cfgs.setdefault(p.arm.name, cfg)  # ... the checks use each arm's first
     first = next(iter(cfgs.values()))
     if first.data.train is None:
         raise ConfigError("data.train is not set in the base config (or give --set data.train=)")
@@ -302,6 +381,20 @@ def check_points(study: StudyConfig, points: list[Point]) -> tuple[str, dict[str
     if not Path(test).exists():
         raise ConfigError(f"config key 'test': {test} does not exist")
     unit = data_unit(first.data.features)
+    converge = study.budget.mode == "converge"
+    if converge and first.data.val is None:
+        raise ConfigError(
+            "budget.mode=converge needs a validation set for early stopping: set 'val' in the "
+            "study (or data.val in the base config), or use budget.mode=fixed"
+        )
+    if first.data.val is not None:
+        if not Path(first.data.val).exists():
+            raise ConfigError(f"the validation set {first.data.val} does not exist")
+        if Path(first.data.val).resolve() == Path(test).resolve():
+            raise ConfigError(
+                f"the validation set and the test set are the same ({test}): checkpoints and "
+                "grid settings are chosen on validation, so the test set must be another one"
+            )
     # event shards with jet features (or jets with event features) fail here, not mid-sweep
     for path in dict.fromkeys([first.data.train, first.data.val, test]):
         if path is not None and Path(path).exists():
@@ -313,6 +406,11 @@ def check_points(study: StudyConfig, points: list[Point]) -> tuple[str, dict[str
             raise ConfigError(
                 f"arm '{name}' reads data.features={cfg.data.features}, not "
                 f"{first.data.features} (every arm must see the same inputs)"
+            )
+        if cfg.data.val != first.data.val:
+            raise ConfigError(
+                f"arm '{name}' validates on {cfg.data.val}, not {first.data.val} (every arm "
+                "must be stopped and selected on the same validation set)"
             )
         if study.budget.select != "last" and cfg.data.val is None:
             raise ConfigError(
@@ -331,6 +429,27 @@ def check_points(study: StudyConfig, points: list[Point]) -> tuple[str, dict[str
             f"config key 'n_train' holds {too_big} but {first.data.train} has only {total} "
             f"labelled {unit} (generate more, or drop those sizes)"
         )
+    val_labelled = sum(_labelled_counts(first.data.val).values()) if first.data.val else None
+    val_max = first.train.val_max
+    val_size = (
+        None
+        if val_labelled is None
+        else (val_labelled if val_max is None else min(val_labelled, val_max))
+    )
+    if converge and val_size is not None and val_size < MIN_VAL:
+        log.warning(
+            "the validation set holds %d labelled %s (train.val_max=%s): below %d, early "
+            "stopping and grid selection on validation AUC are noisy",
+            val_size,
+            unit,
+            val_max,
+            MIN_VAL,
+        )
+    b = study.budget
+    by_n = {}
+    for p in points:
+        if p.n_train not in by_n:
+            by_n[p.n_train] = point_config(study, p).train.max_steps
     facts = {
         "train": first.data.train,
         "val": first.data.val,
@@ -343,8 +462,15 @@ def check_points(study: StudyConfig, points: list[Point]) -> tuple[str, dict[str
         "schedules": {name: schedule(cfg) for name, cfg in cfgs.items()},
         "batch_size": first.train.batch_size,
         "lr": first.train.lr,
-        "max_steps": study.budget.max_steps,
-        "eval_every": study.budget.eval_every,
+        "max_steps": b.max_steps,
+        "eval_every": b.eval_every,
+        "budget_mode": b.mode,
+        "max_steps_by_n": {str(n): s for n, s in by_n.items()},
+        "val_labelled": val_labelled,
+        "val_size": val_size,
+        "grid": {
+            a.name: arm_grid(study, a) for a in dict((p.arm.name, p.arm) for p in points).values()
+        },
         "val_max": first.train.val_max,
         "precision": first.train.precision,
     }
@@ -433,12 +559,13 @@ def execute(
             "only %d seed(s): the mean +- std bands are not meaningful (use 3 or more)",
             len(study.seeds),
         )
-    points = make_points(arms, study.n_train, study.seeds)
+    points = make_points(arms, study.n_train, study.seeds, study)
     test, facts = check_points(study, points)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    rows = run_sweep(study, points, out, test)
+    trained = run_sweep(study, points, out, test)
     sweep_wall = time.perf_counter() - t0
+    rows, selection = select_grid(trained)
     previous = previous_results(out)
     results: dict[str, Any] = {
         "kind": kind,
@@ -451,7 +578,9 @@ def execute(
         "data": facts,
         "points": rows,
         "summary": aggregate(rows),
-        "point_wall_s": round(sum(r["train_wall_s"] + r["eval_wall_s"] for r in rows), 1),
+        "grid_points": trained if selection else [],
+        "selection": selection,
+        "point_wall_s": round(sum(r["train_wall_s"] + r["eval_wall_s"] for r in trained), 1),
         "sweep_wall_s": round(sweep_wall, 1),
         **(extra or {}),
     }
