@@ -5,7 +5,8 @@ backbone in one pass, a projection head maps the pooled embeddings to ``proj_dim
 pulls the two views of a jet together:
 
 * ``ntxent`` (SimCLR/JetCLR): cross-entropy over cosine similarities / temperature, each view's
-  positive is the other view of the same jet, the 2B-2 other views are negatives;
+  positive is the other view of the same jet, the 2B-2 other views are negatives (under
+  ``torchrun`` the views of every rank: the negatives come from the global batch);
 * ``vicreg``: invariance (MSE) + variance (hinge on per-dimension std) + covariance penalties.
 
 Events (``data.features: event``, or ``views: event``) are augmented with the event-level
@@ -32,6 +33,7 @@ from torch import nn
 from colliderfm.data.schema import Batch
 from colliderfm.errors import ConfigError
 from colliderfm.pretrain.base import Objective, register_objective
+from colliderfm.runtime import rank_world
 
 
 def _default_augment(kind: str = "jet") -> dict[str, Any]:
@@ -116,25 +118,50 @@ def concat_batches(a: Batch, b: Batch) -> Batch:
 
 
 def nt_xent(
-    z1: torch.Tensor, z2: torch.Tensor, temperature: float
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float, gather: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """NT-Xent loss of two views.
 
+    With ``gather`` under torch.distributed, the negatives are the views of the global batch:
+    every rank's projections are gathered with their gradient
+    (:func:`~colliderfm.train.distributed.gather_with_grad`) and each rank scores its own views
+    against all ``2N`` of them. The returned loss is this rank's share, scaled so that its mean
+    over ranks (what DistributedDataParallel's gradient averaging optimises) is the loss of one
+    process on the concatenated batch; with equal batches on every rank the scale is 1 and the
+    share is the mean over this rank's rows.
+
     Args:
-        z1: ``[B, K]`` projections of view 1.
+        z1: ``[B, K]`` projections of view 1 (this rank's).
         z2: ``[B, K]`` projections of view 2.
         temperature: softmax temperature.
+        gather: take the negatives from every rank (no-op for a single process).
 
     Returns:
-        (loss, retrieval accuracy of the positive among all 2B-1 candidates).
+        (loss, retrieval accuracy of this rank's views: the positive among all 2N-1 candidates).
     """
-    z = F.normalize(torch.cat((z1, z2), 0), dim=-1)  # [2B, K]
+    from colliderfm.train.distributed import gather_with_grad
+
     n = z1.shape[0]
-    sim = z @ z.T / temperature  # [2B, 2B]
-    sim.fill_diagonal_(float("-inf"))
-    idx = torch.arange(2 * n, device=z.device)  # [2B]
-    target = torch.cat((idx[n:], idx[:n]))  # [2B]: view 1's positive is in view 2 and back
-    loss = F.cross_entropy(sim, target)
+    q = F.normalize(torch.cat((z1, z2), 0), dim=-1)  # [2B, K]
+    if not gather or rank_world()[1] == 1:
+        sim = q @ q.T / temperature  # [2B, 2B]
+        sim.fill_diagonal_(float("-inf"))
+        idx = torch.arange(2 * n, device=q.device)  # [2B]
+        target = torch.cat((idx[n:], idx[:n]))  # [2B]: view 1's positive is in view 2 and back
+        loss = F.cross_entropy(sim, target)
+        acc = (sim.argmax(-1) == target).float().mean()
+        return loss, acc
+    world = rank_world()[1]
+    k1, off, sizes = gather_with_grad(q[:n])  # [N, K]: view 1 of the global batch
+    k2, _, _ = gather_with_grad(q[n:])  # [N, K]
+    big_n = sum(sizes)
+    keys = torch.cat((k1, k2), 0)  # [2N, K]
+    sim = q @ keys.T / temperature  # [2B, 2N]
+    own = torch.arange(n, device=q.device) + off  # [B]: this rank's rows in k1 (and k2)
+    self_col = torch.cat((own, own + big_n))  # [2B]
+    sim[torch.arange(2 * n, device=q.device), self_col] = float("-inf")
+    target = torch.cat((own + big_n, own))  # [2B]
+    loss = F.cross_entropy(sim, target) * (world * n / big_n)
     acc = (sim.argmax(-1) == target).float().mean()
     return loss, acc
 
@@ -242,7 +269,7 @@ class Contrastive(Objective):
         z1, z2 = z.chunk(2, 0)  # [B, K] each
         p = self.params
         if p.loss == "ntxent":
-            loss, acc = nt_xent(z1, z2, p.temperature)
+            loss, acc = nt_xent(z1, z2, p.temperature, gather=True)
             logs = {"pos_acc": acc.item()}
         else:
             loss = vicreg(z1, z2, p.vicreg_sim, p.vicreg_var, p.vicreg_cov)

@@ -8,8 +8,9 @@ CUDA tensors go through NCCL) and tears it down at the end. Without those variab
 nothing and the run is a plain single process.
 
 The training loop (:func:`colliderfm.train.loop.fit`) does the rest: it broadcasts rank 0's
-initial weights, averages gradients across ranks, validates on rank 0 and shares the metrics,
-and only rank 0 writes logs and checkpoints. Non-zero ranks log warnings only.
+initial weights and averages gradients during backward (DistributedDataParallel), validates on
+rank 0 and shares the metrics, and only rank 0 writes logs and checkpoints. Non-zero ranks log
+warnings only.
 
 Environment overrides: ``COLLIDERFM_DIST_BACKEND`` (e.g. ``gloo``) and
 ``COLLIDERFM_DIST_TIMEOUT_MIN`` (collective timeout in minutes, default 60: ranks wait this long
@@ -23,6 +24,7 @@ import logging
 import os
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -142,3 +144,50 @@ def distributed(backend: str | None = None) -> Iterator[tuple[int, int]]:
         ok = True
     finally:
         teardown_distributed(wait=ok)
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """``all_gather`` along dim 0 whose backward returns this rank's slice of the summed grads."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, sizes: list[int]) -> torch.Tensor:  # noqa: D102
+        rank = dist.get_rank()
+        n_max = max(sizes)
+        pad = x.new_zeros((n_max - x.shape[0], *x.shape[1:]))
+        parts = [x.new_empty((n_max, *x.shape[1:])) for _ in sizes]
+        dist.all_gather(parts, torch.cat((x, pad), 0).contiguous())
+        ctx.rank, ctx.sizes = rank, sizes
+        return torch.cat([p[:n] for p, n in zip(parts, sizes, strict=True)], 0)  # [sum n, ...]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+        grad = grad.contiguous().clone()  # [sum n, ...]
+        dist.all_reduce(grad)  # every rank's loss depends on every rank's rows
+        start = sum(ctx.sizes[: ctx.rank])
+        return grad[start : start + ctx.sizes[ctx.rank]], None
+
+
+def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int, list[int]]:
+    """Concatenate ``x`` from every rank along dim 0, keeping the gradient to this rank's rows.
+
+    Ranks may hold different numbers of rows. The backward pass sums, over ranks, the gradient
+    of each rank's loss with respect to this rank's rows, so a loss computed on the gathered
+    tensor (e.g. contrastive negatives from the global batch) trains as if one process held the
+    whole batch once :class:`~torch.nn.parallel.DistributedDataParallel` averages the parameter
+    gradients. Without an initialised process group (or with one rank) ``x`` is returned as is.
+
+    Args:
+        x: ``[n, ...]`` this rank's rows (same trailing shape on every rank).
+
+    Returns:
+        (``[N, ...]`` the rows of all ranks in rank order, offset of this rank's first row in
+        them, rows per rank).
+    """
+    rank, world = rank_world()
+    if world == 1:
+        return x, 0, [x.shape[0]]
+    n = torch.tensor([x.shape[0]], device=x.device, dtype=torch.long)
+    sizes_t = [torch.empty_like(n) for _ in range(world)]
+    dist.all_gather(sizes_t, n)
+    sizes = [int(s.item()) for s in sizes_t]
+    return _GatherWithGrad.apply(x, sizes), sum(sizes[:rank]), sizes
