@@ -115,26 +115,24 @@ def _train(batches: list[Batch], out: Path, marks: Path, batch_size: int) -> tor
 
 
 def _grads(model: torch.nn.Module, batch: Batch, world: int) -> dict[str, torch.Tensor]:
-    """Gradients of the loss on ``batch``, averaged over ranks the way the loop does it."""
+    """Gradients of the loss on ``batch``, averaged over ranks the way the loop does it (DDP)."""
     from colliderfm.recipes.finetune import classification_loss
-    from colliderfm.train.loop import _allreduce_grads
+    from colliderfm.train.loop import LossModule
 
     model.zero_grad()
-    classification_loss(model, batch)[0].backward()
     if world > 1:
-        _allreduce_grads(list(model.parameters()), world)
+        # the backbone's final norm gets no gradient through the classifier: the loop finds that
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            LossModule(model, classification_loss), find_unused_parameters=True
+        )
+        ddp(batch)[0].backward()
+    else:
+        classification_loss(model, batch)[0].backward()
     return {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
 
 
 def _worker(rank: int, world: int, port: int, tmp: str, batches: list[Batch]) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
-    torch.set_num_threads(1)
+    _env(rank, world, port)
     with distributed(backend="gloo") as (r, w):
         assert (r, w) == (rank, world)
         local = [_half(b, rank, world) for b in batches]
@@ -151,13 +149,12 @@ def _free_port() -> int:
 
 
 def _spawn(tmp: Path, batches: list[Batch]) -> None:
-    ctx = mp.start_processes(
-        _worker,
-        args=(WORLD, _free_port(), str(tmp), batches),
-        nprocs=WORLD,
-        join=False,
-        start_method="spawn",
-    )
+    _spawn_fn(_worker, (WORLD, _free_port(), str(tmp), batches))
+
+
+def _spawn_fn(fn: Any, args: tuple[Any, ...]) -> None:
+    """Run ``fn(rank, *args)`` on WORLD spawned processes; fail after TIMEOUT_S."""
+    ctx = mp.start_processes(fn, args=args, nprocs=WORLD, join=False, start_method="spawn")
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not ctx.join(timeout=1.0):
@@ -167,6 +164,100 @@ def _spawn(tmp: Path, batches: list[Batch]) -> None:
         for p in ctx.processes:  # only the processes started here
             if p.is_alive():
                 p.kill()
+
+
+def _env(rank: int, world: int, port: int) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+
+
+def _train_mode(batches: list[Batch], out: Path, batch_size: int, mode: str) -> torch.nn.Module:
+    """Fine-tune in ``mode`` (``frozen``, ``linear`` or ``lp-ft`` = linear, then full)."""
+    from colliderfm.finetune.classifier import build_classifier
+    from colliderfm.finetune.modes import apply_mode
+    from colliderfm.recipes.finetune import classification_loss
+    from colliderfm.train.loop import fit
+
+    cfg = load_config(
+        None,
+        [
+            f"train.max_steps={STEPS}",
+            f"train.batch_size={batch_size}",
+            "train.lr=1e-3",
+            "train.warmup=0",
+            "train.seed=0",
+        ],
+    )
+    torch.manual_seed(0)
+    spec = {
+        "name": "part",
+        "preset": "tiny",
+        "in_dim": 13,
+        "n_classes": 2,
+        "kwargs": {"dropout": 0.0, "pair_features": False},
+        "head_hidden": 16 if mode == "frozen" else None,
+    }
+    model = build_classifier(spec).double()
+    phases = ["linear", "full"] if mode == "lp-ft" else [mode]
+    for i, phase in enumerate(phases):
+        mults = apply_mode(model, phase, cfg.finetune)
+        fit(
+            model,
+            classification_loss,
+            iter(batches),
+            cfg,
+            out / f"phase{i}",
+            steps_per_epoch=STEPS,
+            meta={"model": {"task": "test"}},
+            lr_mults=mults,
+            progress=False,
+        )
+    return model
+
+
+MODES = ("frozen", "linear", "lp-ft")
+
+
+def _modes_worker(rank: int, world: int, port: int, tmp: str, batches: list[Batch]) -> None:
+    _env(rank, world, port)
+    with distributed(backend="gloo"):
+        local = [_half(b, rank, world) for b in batches]
+        for mode in MODES:
+            model = _train_mode(local, Path(tmp) / f"{mode}-rank{rank}", PER_RANK, mode)
+            torch.save(model.state_dict(), Path(tmp) / f"{mode}-params-rank{rank}.pt")
+
+
+def _ntxent_worker(rank: int, world: int, port: int, tmp: str, sizes: list[int]) -> None:
+    from colliderfm.pretrain.contrastive import nt_xent
+
+    _env(rank, world, port)
+    z1, z2 = _projections(sum(sizes))
+    start = sum(sizes[:rank])
+    a = z1[start : start + sizes[rank]].clone().requires_grad_()
+    b = z2[start : start + sizes[rank]].clone().requires_grad_()
+    with distributed(backend="gloo"):
+        loss, acc = nt_xent(a, b, 0.1, gather=True)
+        loss.backward()
+        mean = loss.detach().clone()
+        torch.distributed.all_reduce(mean)
+        mean /= world  # what DDP's gradient averaging optimises
+        # d(mean)/dz: the backward already summed every rank's loss, DDP divides by world
+        torch.save(
+            {"loss": mean, "g1": a.grad / world, "g2": b.grad / world, "acc": acc},
+            Path(tmp) / f"ntxent-rank{rank}.pt",
+        )
+
+
+def _projections(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    z1 = torch.randn(n, 8, generator=g, dtype=torch.float64)  # [N, K]
+    return z1, z1 + 0.5 * torch.randn(n, 8, generator=g, dtype=torch.float64)
 
 
 def test_two_ranks_match_one_process_with_double_batch(tmp_path: Path) -> None:
@@ -273,3 +364,46 @@ def test_torchrun_finetune_cli(tmp_path: Path) -> None:
     assert res.stderr.count("training jets") == 1  # rank 1 logs warnings only
     for name in ("model.safetensors", "config.yaml", "metrics.csv", "test_metrics.json"):
         assert (out / name).is_file()
+
+
+def test_frozen_linear_and_lp_ft_under_two_ranks(tmp_path: Path) -> None:
+    """Frozen backbones (no gradients) and linear heads train under DDP like one process."""
+    batches = _global_batches()
+    _spawn_fn(_modes_worker, (WORLD, _free_port(), str(tmp_path), batches))
+    for mode in MODES:
+        single = _train_mode(batches, tmp_path / f"{mode}-single", PER_RANK * WORLD, mode)
+        want = single.state_dict()
+        for r in range(WORLD):
+            got = torch.load(tmp_path / f"{mode}-params-rank{r}.pt")
+            assert got.keys() == want.keys()  # no "module." prefix anywhere
+            diff = max((got[k] - want[k]).abs().max().item() for k in want)
+            assert diff < 1e-9, (mode, diff)
+        init = _model().state_dict()
+        frozen = [k for k in want if k.startswith("backbone.")]
+        if mode != "lp-ft":  # the backbone never moved
+            assert all(torch.equal(want[k], init[k]) for k in frozen)
+        saved = tmp_path / f"{mode}-rank0" / "phase0" / "model.safetensors"
+        assert saved.is_file() and not (tmp_path / f"{mode}-rank1").exists()
+
+
+@pytest.mark.parametrize("sizes", [[6, 6], [5, 3]])
+def test_contrastive_negatives_gathered_across_ranks(tmp_path: Path, sizes: list[int]) -> None:
+    """NT-Xent under 2 ranks equals one process on the concatenated batch: loss and gradients."""
+    from colliderfm.pretrain.contrastive import nt_xent
+
+    _spawn_fn(_ntxent_worker, (WORLD, _free_port(), str(tmp_path), sizes))
+    z1, z2 = _projections(sum(sizes))
+    z1.requires_grad_()
+    z2.requires_grad_()
+    loss, _ = nt_xent(z1, z2, 0.1, gather=True)  # one process: gather is a no-op
+    loss.backward()
+    start = 0
+    for r, n in enumerate(sizes):
+        got = torch.load(tmp_path / f"ntxent-rank{r}.pt")
+        torch.testing.assert_close(got["loss"], loss.detach(), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(got["g1"], z1.grad[start : start + n], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(got["g2"], z2.grad[start : start + n], rtol=1e-10, atol=1e-12)
+        start += n
+    # without gathering, each rank's loss would see only its own negatives: a different number
+    local, _ = nt_xent(z1[: sizes[0]].detach(), z2[: sizes[0]].detach(), 0.1)
+    assert abs(local.item() - loss.item()) > 1e-3

@@ -9,13 +9,16 @@ control, validation every epoch, early stopping, a progress bar,
 CSV/TensorBoard logs, atomic checkpoints (``out/`` holds the best model, ``out/last/`` the
 resumable latest state) and bit-for-bit resume.
 
-Under ``torchrun`` (torch.distributed initialised) gradients are averaged across ranks after
-each backward pass; only rank 0 logs and writes checkpoints.
+Under ``torchrun`` (torch.distributed initialised) the loss runs through
+:class:`~torch.nn.parallel.DistributedDataParallel` (a :class:`LossModule` wrapping the module
+and the recipe's loss), which averages gradients across ranks while backward runs; only rank 0
+logs and writes checkpoints, of the unwrapped module. A single process never wraps.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import random
 import sys
@@ -140,18 +143,103 @@ def make_optimizer(groups: list[dict[str, Any]], tc: TrainConfig) -> torch.optim
     raise ConfigError(f"config key 'train.optimizer' = {tc.optimizer!r} is not one of adamw, sgd")
 
 
-def _allreduce_grads(params: list[nn.Parameter], world: int) -> None:
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    torch.distributed.all_reduce(flat)
-    flat /= world
-    i = 0
-    for g in grads:
-        n = g.numel()
-        g.copy_(flat[i : i + n].view_as(g))
-        i += n
+class LossModule(nn.Module):
+    """``module`` whose ``forward(batch)`` is the recipe's loss: what DDP wraps.
+
+    DistributedDataParallel synchronises gradients only for the computation that runs inside
+    its ``forward``; recipes compute losses through ``loss_fn(module, batch)`` (which calls
+    ``module.loss(batch)`` or ``module(features, ...)``), so the loop wraps this module instead
+    of ``module``. Parameters keep their identity: checkpoints of ``module`` are unchanged.
+
+    Args:
+        module: everything trainable.
+        loss_fn: ``(module, batch) -> (loss, logs)``.
+    """
+
+    def __init__(self, module: nn.Module, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.module = module
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of ``module`` on ``batch``.
+
+        Args:
+            batch: a batch on the module's device.
+
+        Returns:
+            (scalar loss, logs).
+        """
+        return self.loss_fn(self.module, batch)
+
+
+def _has_unused_params(
+    wrapper: LossModule, batch: Batch, autocast: Any, device: torch.device
+) -> bool:
+    """Whether some trainable parameter gets no gradient from the loss on ``batch``.
+
+    One forward and backward pass on a copy of the state: the module's weights and buffers
+    (e.g. running statistics, codebook EMAs), its gradients and the RNG state are restored, so
+    the run is unchanged by it.
+
+    Args:
+        wrapper: the loss module.
+        batch: a batch on ``device``.
+        autocast: the loop's autocast context.
+        device: the training device.
+
+    Returns:
+        True when a parameter with ``requires_grad`` ends with no gradient.
+    """
+    rng = _rng_state(device)
+    saved = {k: v.detach().clone() for k, v in wrapper.module.state_dict().items()}
+    params = [p for p in wrapper.parameters() if p.requires_grad]
+    try:
+        with autocast:
+            loss, _ = wrapper(batch)
+        loss.backward()
+        return any(p.grad is None for p in params)
+    finally:
+        for p in params:
+            p.grad = None
+        wrapper.module.load_state_dict(saved)
+        _set_rng_state(rng, device)
+
+
+def _wrap_ddp(
+    module: nn.Module, loss_fn: LossFn, batch: Batch, device: torch.device, autocast: Any
+) -> torch.nn.parallel.DistributedDataParallel:
+    """Wrap the loss module in DistributedDataParallel (gradient all-reduce during backward).
+
+    DDP broadcasts rank 0's parameters and buffers at construction, so every rank starts from
+    the same weights. ``find_unused_parameters`` (a graph traversal every step) is switched on
+    only when a trainable parameter gets no gradient on some rank's first batch (e.g. a
+    backbone's class-attention blocks under MPM, or its final norm under contrastive
+    pretraining); all ranks agree on the decision.
+
+    Args:
+        module: everything trainable (on ``device``).
+        loss_fn: the recipe's loss.
+        batch: this rank's first batch (on ``device``) for the unused-parameter check.
+        device: the training device (``device_ids=[device.index]`` on CUDA).
+        autocast: the loop's autocast context.
+
+    Returns:
+        The wrapped loss module: ``ddp(batch) -> (loss, logs)``.
+    """
+    wrapper = LossModule(module, loss_fn)
+    flag = torch.tensor([float(_has_unused_params(wrapper, batch, autocast, device))])
+    if device.type == "cuda":
+        flag = flag.to(device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    unused = bool(flag.item())
+    log.info("DistributedDataParallel (find_unused_parameters=%s)", unused)
+    return torch.nn.parallel.DistributedDataParallel(
+        wrapper,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=unused,
+        forward_sync_buffers=False,  # buffers are synced once at construction, as the weights
+    )
 
 
 def _from_rank0(obj: Any) -> Any:
@@ -316,25 +404,29 @@ def fit(
                 last=history[-1] if history else {},
             )
         log.info("resuming %s at step %d", out, step)
-    if world > 1:
-        for p in module.state_dict().values():
-            torch.distributed.broadcast(p, 0)
-        # identical weights, but independent augmentation/dropout draws on every rank
+    if world > 1:  # identical weights (DDP, below), independent augmentation/dropout draws
         torch.manual_seed(tc.seed + 1_000_003 * rank)
     logger = RunLogger(out, enabled=main)
     it: Iterator[Batch] = iter(data)
     for _ in range(step):  # replay the data order up to the resume point
         next(it)
+    autocast = torch.autocast(
+        device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None
+    )
     if resume:
         _set_rng_state(state["rng"], device)
+        if world > 1 and rank > 0:  # out/last holds rank 0's RNG: keep the ranks' draws apart
+            torch.manual_seed(tc.seed + 1_000_003 * rank + 7_919 * step)
+    ddp: torch.nn.parallel.DistributedDataParallel | None = None
+    if world > 1 and step < total:
+        first = next(it).to(device, non_blocking=True)
+        ddp = _wrap_ddp(module, loss_fn, first, device, autocast)
+        it = itertools.chain([first], it)
     if tc.precision == "bf16" and device.type == "cpu" and main and not cpu_has_fast_bf16():
         log.warning(
             "train.precision=bf16 on a CPU without native bf16 (no AVX512-BF16/AMX): torch "
             "emulates it, about 9x slower than fp32 on such a CPU; set train.precision=fp32"
         )
-    autocast = torch.autocast(
-        device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None
-    )
     bar = tqdm(
         total=total,
         initial=step,
@@ -375,8 +467,8 @@ def fit(
         while step < total:
             step_rng = _rng_state(device)
             batch = next(it).to(device, non_blocking=True)  # no copy when already there (CPU)
-            with autocast:
-                loss, logs = loss_fn(module, batch)
+            with autocast:  # under DDP its forward is the loss: gradients sync in backward
+                loss, logs = loss_fn(module, batch) if ddp is None else ddp(batch)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"non-finite loss ({loss.item()}) at step {step} (epoch "
@@ -388,8 +480,6 @@ def fit(
                 loss.backward()
             else:
                 scaler.scale(loss).backward()
-            if world > 1:
-                _allreduce_grads(trainable, world)
             if scaler is not None:
                 scaler.unscale_(opt)  # clip (and log) the true gradient norm
             if tc.grad_clip:
