@@ -46,14 +46,30 @@ class Terminated(KeyboardInterrupt):
     signum = signal.SIGTERM
 
 
+def _default_sigterm_in_child() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+_FORK_HOOK = False
+
+
 def raise_on_sigterm() -> None:
-    """Turn SIGTERM into :class:`Terminated` in this process (main thread only; else no-op)."""
+    """Turn SIGTERM into :class:`Terminated` in this process (main thread only; else no-op).
+
+    Forked children (generation pools, DataLoader workers) get the default SIGTERM back: their
+    parents stop them with SIGTERM (``Pool.terminate``) and rely on it ending them at once; an
+    exception raised in a worker blocked on a queue lock instead left the pool waiting forever.
+    """
+    global _FORK_HOOK
 
     def handler(signum: int, frame: object) -> None:
         raise Terminated()
 
     with contextlib.suppress(ValueError):  # not the main thread: leave the default
         signal.signal(signal.SIGTERM, handler)
+        if not _FORK_HOOK:
+            os.register_at_fork(after_in_child=_default_sigterm_in_child)
+            _FORK_HOOK = True
 
 
 def cpu_has_fast_bf16() -> bool:

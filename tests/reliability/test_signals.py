@@ -10,12 +10,15 @@ interrupt lands in the same place every time):
 * finetune, SIGINT during the final test evaluation -> 130, the best model and the finished
   state are on disk, ``--resume`` writes the test metrics;
 * pretrain (contrastive), SIGTERM inside a step -> 143, ``--resume`` finishes;
-* convert, SIGINT while writing shards -> 130, no output directory and no temporary files.
+* convert, SIGINT while writing shards -> 130, no output directory and no temporary files;
+* forked workers (generation pools, DataLoader workers) keep the default SIGTERM, so
+  ``Pool.terminate`` ends them (a worker raising instead hung ``generate``).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +162,30 @@ def test_convert_interrupted_leaves_nothing(root: Path, tmp_path: Path) -> None:
     assert rc == 130 and line == "colliderfm: interrupted (SIGINT)"
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["conv"] or list(tmp_path.iterdir()) == []
+
+
+def _child_sigterm(q: object) -> None:
+    q.put(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)  # type: ignore[attr-defined]
+
+
+def test_forked_workers_keep_the_default_sigterm() -> None:
+    """Pools stop their workers with SIGTERM: in a child it must still end the process."""
+    import multiprocessing as mp
+
+    from colliderfm.runtime import raise_on_sigterm
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        raise_on_sigterm()
+        assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL  # the parent raises
+        ctx = mp.get_context("fork")
+        q = ctx.SimpleQueue()
+        p = ctx.Process(target=_child_sigterm, args=(q,))
+        p.start()
+        p.join(30)
+        assert q.get() is True
+        with ctx.Pool(2) as pool:  # terminate() (SIGTERM) must not hang
+            pool.map_async(abs, range(4)).get(30)
+            pool.terminate()
+    finally:
+        signal.signal(signal.SIGTERM, before)
