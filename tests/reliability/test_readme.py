@@ -164,6 +164,11 @@ def _layout(root: Path) -> None:
     write_event_shards(events / "val", n=60, seed=2)
     write_event_shards(events / "test", n=60, seed=3)
     write_event_shards(events / "pretrain", n=160, seed=4, labelled=False)
+    # the Results section's data sets (made there by generate/convert lines in its prose)
+    write_synthetic_shards(root / "data/toptag/train", n=160, seed=5)
+    write_synthetic_shards(root / "data/toptag/val", n=60, seed=6)
+    write_synthetic_shards(root / "data/toptag/test", n=60, seed=7)
+    write_synthetic_shards(root / "data/pretrain-mix", n=160, seed=8, n_classes=4)
 
 
 def _sized(args: list[str]) -> list[str]:
