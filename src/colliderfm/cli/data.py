@@ -19,6 +19,21 @@ from colliderfm.cli.app import (
     generate_app,
 )
 
+Fast = Annotated[
+    bool,
+    typer.Option(
+        help="Opt-in fast mode for large unlabelled sets: multi-parton interactions off "
+        "(other physics: see README for what it changes)."
+    ),
+]
+
+
+def _rates(source: dict, what: str) -> str:
+    """One line with each process's selection efficiency and selected rows per CPU-second."""
+    eff, rate = source["selection_efficiency"], source.get("selected_per_cpu_s", {})
+    parts = [f"{k} {eff[k]:.3g} ({rate.get(k, float('nan')):.3g}/CPU-s)" for k in eff]
+    return f"{what} (selected per CPU-second): {', '.join(parts)}"
+
 
 @generate_app.command(
     "jets",
@@ -41,12 +56,13 @@ def generate_jets_cmd(
     jets_per_shard: Annotated[int, typer.Option(help="Jets per Parquet shard.", min=1)] = 10_000,
     pt_min: Annotated[float, typer.Option(help="Jet pT window low edge, GeV.")] = 550.0,
     pt_max: Annotated[float, typer.Option(help="Jet pT window high edge, GeV.")] = 650.0,
+    fast: Fast = False,
     overwrite: Overwrite = False,
     num_shards: NumShards = None,
     shard_index: ShardIndex = None,
 ) -> None:
     """Generate labelled jets (top vs QCD, or JetClass-like classes) as Parquet shards."""
-    from colliderfm.data.generate.jets import generate_jets
+    from colliderfm.data.generate.jets import JetSettings, generate_jets
 
     procs = _split(process)
     manifest = generate_jets(
@@ -61,8 +77,10 @@ def generate_jets_cmd(
         overwrite=overwrite,
         num_shards=num_shards,
         shard_index=shard_index,
+        settings=JetSettings(mpi=not fast),
     )
     typer.echo(f"wrote {manifest['n']} jets to {out}: {manifest['counts']}")
+    typer.echo(_rates(manifest["source"], "jets per event"))
 
 
 @generate_app.command(
@@ -94,6 +112,14 @@ def generate_events_cmd(
     min_light_jets: Annotated[
         int, typer.Option(help="Selection: untagged jets required.", min=0)
     ] = 2,
+    fast: Fast = False,
+    early_veto: Annotated[
+        bool,
+        typer.Option(
+            help="Stop Pythia early on events that cannot pass the selection (same physics; "
+            "off: for comparisons)."
+        ),
+    ] = True,
     overwrite: Overwrite = False,
     num_shards: NumShards = None,
     shard_index: ShardIndex = None,
@@ -104,6 +130,8 @@ def generate_events_cmd(
 
     procs = _split(process)
     settings = EventSettings(
+        mpi=not fast,
+        early_veto=early_veto,
         btag_eff=btag_eff,
         selection=Selection(
             min_leptons=min_leptons, min_bjets=min_bjets, min_light_jets=min_light_jets
@@ -122,11 +150,8 @@ def generate_events_cmd(
         num_shards=num_shards,
         shard_index=shard_index,
     )
-    eff = manifest["source"]["selection_efficiency"]
-    typer.echo(
-        f"wrote {manifest['n']} events to {out}: {manifest['counts']} "
-        f"(selection efficiency: {', '.join(f'{k} {v:.1%}' for k, v in eff.items())})"
-    )
+    typer.echo(f"wrote {manifest['n']} events to {out}: {manifest['counts']}")
+    typer.echo(_rates(manifest["source"], "selection efficiency"))
 
 
 @app.command(

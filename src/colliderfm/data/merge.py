@@ -36,6 +36,8 @@ _PER_JOB = (
     "selection_efficiency",
     "cutflow",
     "truth_tag_selection_efficiency",
+    "vetoed",
+    "selected_per_cpu_s",
 )
 
 
@@ -104,6 +106,12 @@ def merge_shards(
         source["events_generated"] = dict(
             sum((Counter(s.get("events_generated", {})) for s in sources), Counter())
         )
+        if any("vetoed" in s for s in sources):  # event jobs: vetoed per process, summed
+            per_job = [s.get("vetoed", {}) for s in sources]
+            keys = sorted({k for v in per_job for k in v})
+            source["vetoed"] = {
+                k: [sum(int(v.get(k, [0, 0])[i]) for v in per_job) for i in (0, 1)] for k in keys
+            }
     check_distinct(paths)  # merge D D (or a copy of D) would double D's rows
     for p in paths:
         verify_shards(p, force=True)  # row counts and sha256 of every input shard

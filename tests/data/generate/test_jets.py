@@ -103,10 +103,14 @@ def test_scalars_are_constituent_sums(gen1: Path) -> None:
 
 def test_same_seed_same_bytes_for_any_workers(gen1: Path, gen2: Path) -> None:
     m1, m2 = read_manifest(gen1), read_manifest(gen2)
-    assert m1 == m2  # includes every shard's sha256
+    # the measured rates differ run to run; everything else, every shard's sha256 included, not
+    rates = [m["source"].pop("selected_per_cpu_s") for m in (m1, m2)]
+    assert set(rates[0]) == set(rates[1]) == {"qcd", "top"}
+    assert m1 == m2
     for s in m1["shards"]:
         assert _sha(gen1 / s["file"]) == _sha(gen2 / s["file"]) == s["sha256"]
-    assert json.loads((gen1 / "manifest.json").read_text()) == m1
+    stored = json.loads((gen1 / "manifest.json").read_text())
+    assert stored["source"].pop("selected_per_cpu_s") == rates[0] and stored == m1
 
 
 def test_top_jets_are_heavier_than_qcd(gen1: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from colliderfm.data.generate.detector import DetectorResponse
 from colliderfm.data.generate.units import pythia_base_settings, pythia_seed_settings
+from colliderfm.data.generate.vetoes import EarlyVeto
 from colliderfm.data.selection import Selection
 
 SQRT_S = 13_000.0  # GeV
@@ -52,6 +53,12 @@ class EventProcess:
         fraction: share of the ``datalike`` mix (selected events); 0 for labelled processes.
         truth_tag: draw b-tags from their distribution conditional on passing the selection
             (for processes whose tag rate is far too small to generate, i.e. W+jets).
+        lepton_veto: the W decays are inclusive and the selected leptons come from them, so an
+            event without a W -> e/mu/tau nu cannot pass (:mod:`.vetoes`; a forced decay needs no
+            check).
+        hidden_jets: final jets that the undecayed resonances of the early-jet check (one early
+            object each, counted as a jet) can hide beyond themselves; None: no early-jet check
+            (ttbar: two tops hide up to six jets).
     """
 
     key: str
@@ -60,6 +67,8 @@ class EventProcess:
     datalike: bool = False
     fraction: float = 0.0
     truth_tag: bool = False
+    lepton_veto: bool = False
+    hidden_jets: int | None = None
 
 
 #: Every sub-process; ``datalike/*`` entries make up the unlabelled mix, with fixed fractions.
@@ -68,13 +77,14 @@ SUBPROCESSES: dict[str, EventProcess] = {
     for p in (
         EventProcess("ttbar", _TTBAR, _SEMILEPTONIC),
         EventProcess("h2hdm", _H2_ALIGNED, _SEMILEPTONIC),
-        EventProcess("datalike/ttbar", _TTBAR, datalike=True, fraction=0.86),
+        EventProcess("datalike/ttbar", _TTBAR, datalike=True, fraction=0.86, lepton_veto=True),
         EventProcess(
             "datalike/singletop",
             ("Top:qq2tq(t:W) = on", "Top:ffbar2tqbar(s:W) = on", "24:onMode = off")
             + (f"24:onIfAny = {_W_LEPTONIC}",),
             datalike=True,
             fraction=0.06,
+            hidden_jets=1,  # t -> b (tau_h nu): one object for up to two jets
         ),
         EventProcess(
             "datalike/wjets",
@@ -88,12 +98,13 @@ SUBPROCESSES: dict[str, EventProcess] = {
             datalike=True,
             fraction=0.05,
             truth_tag=True,
+            hidden_jets=0,  # W -> tau_h nu: one object for at most one jet
         ),
         EventProcess(
             "datalike/ttV",
             ("HiggsSM:gg2Httbar = on", "HiggsSM:qqbar2Httbar = on", "25:m0 = 125.0"),
             datalike=True,
-            fraction=0.03,
+            fraction=0.03,  # no veto: H -> tau tau, Z Z can give the lepton
         ),
     )
 }
@@ -121,6 +132,7 @@ class EventSettings:
             ``sigma = const (+) stoch * sqrt(sum ET)`` (quadrature; sum ET of detected particles).
         selection: event selection (>= 1 lepton, >= 2 b-jets, >= 2 light jets) and objects kept
             per event (2 leptons, 10 jets, highest pT).
+        early_veto: stop Pythia early on events that cannot pass (:meth:`veto`).
     """
 
     mass: float = 550.0
@@ -145,6 +157,36 @@ class EventSettings:
     met_sigma_const: float = 5.0
     met_sigma_stoch: float = 0.5
     selection: Selection = field(default_factory=Selection)
+    early_veto: bool = True
+
+    def veto(self, process: str) -> EarlyVeto | None:
+        """The early veto of a sub-process, derived from the selection (None: no veto).
+
+        Process level: with a lepton required and ``lepton_veto``, a W -> e/mu/tau nu. Early jets
+        (``hidden_jets`` not None), at an evolution scale of 10 GeV: at least
+        ``min_bjets + min_light_jets - hidden_jets`` anti-kT jets of radius ``jet_radius`` with
+        ``pT > 0.6 * jet_pt_min`` and ``|y| < jet_eta_max + 0.7``.
+
+        Args:
+            process: sub-process key.
+
+        Returns:
+            The thresholds, or None when nothing can be vetoed.
+        """
+        spec, sel = SUBPROCESSES[process], self.selection
+        if not self.early_veto:
+            return None
+        lepton = spec.lepton_veto and sel.min_leptons >= 1
+        jets = sel.min_bjets + sel.min_light_jets - (spec.hidden_jets or 0)
+        veto = EarlyVeto(
+            min_w_leptons=int(lepton),
+            scale=10.0,
+            radius=self.jet_radius,
+            jet_pt_min=0.6 * self.jet_pt_min,
+            jet_y_max=self.jet_eta_max + 0.7,
+            min_jets=max(jets, 0) if spec.hidden_jets is not None else 0,
+        )
+        return veto if veto.process_level or veto.early_jets else None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every setting (for the manifest).

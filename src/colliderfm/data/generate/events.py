@@ -56,6 +56,7 @@ byte-identical files for any number of workers.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,8 @@ __all__ = ["EVENT_PROCESSES", "UNIT_EVENTS", "EventSettings", "generate_events"]
 
 #: Process key -> label (``-1`` = unlabelled), in output order.
 EVENT_PROCESSES: dict[str, int] = {"ttbar": 0, "h2hdm": 1, "datalike": -1}
-#: Most events one unit generates (one Pythia initialisation, ~2 s, per unit).
-UNIT_EVENTS = 200
+#: Most events one unit generates (one Pythia initialisation, ~2 s, per unit: a few % of it).
+UNIT_EVENTS = 500
 _SUB_INDEX = {k: i for i, k in enumerate(SUBPROCESSES)}
 _MIX_TAG, _SEED_TAG = 0x313, 0xE7E
 
@@ -102,11 +103,14 @@ def _run_unit(
         progress: called with the number of new selected events (the pool's counter).
 
     Returns:
-        ``(unit index, events, [*cut flow, truth-tag weight sum])``.
+        ``(unit index, events, [*cut flow, truth-tag weight sum, vetoed at process level,
+        vetoed on early jets, CPU seconds])``.
     """
+    cpu = time.process_time()
     gen = EventUnit(unit.process, unit.settings, unit.pythia_seeds, unit.detector_seed)
     table = gen.generate(unit.n, unit.label, on_events=progress)
-    return unit.index, table, [*gen.cutflow.tolist(), gen.truth_tag_weight]
+    stats = [*gen.cutflow.tolist(), gen.truth_tag_weight, *gen.n_vetoed]
+    return unit.index, table, [*stats, time.process_time() - cpu]
 
 
 def _write_shard(writer: ShardWriter, parts: list[pa.Table], rng: np.random.Generator) -> None:
@@ -142,6 +146,17 @@ def _row_processes(keys: list[str], n: int, seed: int) -> np.ndarray:
         comp = np.random.default_rng([seed, _MIX_TAG]).permutation(comp)
         rows[rows == "datalike"] = comp
     return rows
+
+
+def _efficiency(stats: list[float]) -> float:
+    """Selected events per hard-process event (finished by Pythia or vetoed early)."""
+    return stats[3] / max(stats[0] + stats[5] + stats[6], 1)
+
+
+def _veto_dict(settings: EventSettings, process: str) -> dict[str, Any] | None:
+    """The manifest record of a sub-process's early veto (None: no veto)."""
+    veto = settings.veto(process)
+    return None if veto is None else veto.to_dict()
 
 
 def _check_settings(mass: float, settings: EventSettings) -> None:
@@ -190,12 +205,16 @@ def _source(
         ".generate_state(1 + n_variants) -> (s0 = numpy seed, 1 + s_i % 900000000 = Pythia "
         f"Random:seed of variant i); shard shuffle: default_rng([seed, {SHUFFLE_TAG}, shard]); "
         f"data-like mix: default_rng([seed, {_MIX_TAG}])",
+        "early_veto": {k: _veto_dict(s, k) for k in subs},
+        "vetoed_columns": ["process_level", "early_jets"],
+        "vetoed": {k: [int(stats[k][5]), int(stats[k][6])] for k in subs},
         "cutflow_columns": ["generated", "leptons", "bjets", "light_jets"],
         "cutflow": {k: [int(x) for x in stats[k][:4]] for k in subs},
         "events_generated": {k: int(stats[k][0]) for k in subs},
-        "selection_efficiency": {k: round(stats[k][3] / max(stats[k][0], 1), 5) for k in subs},
+        "selection_efficiency": {k: round(_efficiency(stats[k]), 5) for k in subs},
+        "selected_per_cpu_s": {k: round(stats[k][3] / max(stats[k][7], 1e-9), 3) for k in subs},
         "truth_tag_selection_efficiency": {
-            k: round(stats[k][4] / max(stats[k][0], 1), 7)
+            k: round(stats[k][4] / max(stats[k][0] + stats[k][5] + stats[k][6], 1), 7)
             for k in subs
             if SUBPROCESSES[k].truth_tag
         },
@@ -260,7 +279,8 @@ def generate_events(
     subs = [k for k in SUBPROCESSES if k in set(rows.tolist())]
     labels = {k: EVENT_PROCESSES[k.split("/")[0]] for k in subs}
     units = job.plan(rows, labels, UNIT_EVENTS, _unit_seeds, settings)
-    stats = {k: [0.0] * 5 for k in subs}  # cut flow (4) + truth-tag weight
+    # cut flow (4), truth-tag weight, vetoed (process level, early jets), CPU seconds
+    stats = {k: [0.0] * 8 for k in subs}
     return job.run(
         units,
         list(EVENT_CLASSES),

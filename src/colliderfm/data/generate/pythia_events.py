@@ -65,6 +65,7 @@ class EventUnit:
         settings: physics settings.
         pythia_seeds: Pythia ``Random:seed`` (1..900000000) of each variant.
         detector_seed: seed of the NumPy generator (detector, b-tagging, MET smearing).
+        dry_run: the early-veto hooks record their verdicts (:attr:`verdicts`) without vetoing.
     """
 
     def __init__(
@@ -73,10 +74,18 @@ class EventUnit:
         settings: EventSettings,
         pythia_seeds: tuple[int, ...],
         detector_seed: int,
+        dry_run: bool = False,
     ) -> None:
         self.process, self.spec, self.settings = process, SUBPROCESSES[process], settings
         self.detector, self.met_const, self.met_stoch = settings.response(process)
-        self.pythias = start_pythias(process, settings, pythia_seeds, len(self.spec.variants))
+        self.pythias, self.hooks = start_pythias(
+            process,
+            settings,
+            pythia_seeds,
+            len(self.spec.variants),
+            settings.veto(process),
+            dry_run,
+        )
         require("fastjet", "gen")  # after pythia8mc, which start_pythias requires
         self.charges = _Charges(self.pythias[0].particleData)
         self.rng = np.random.default_rng(detector_seed)
@@ -85,7 +94,14 @@ class EventUnit:
         self.cutflow = np.zeros(4, dtype=np.int64)
         #: sum over truth-tagged candidate events of their selection probability
         self.truth_tag_weight = 0.0
+        #: dry run: per finished event, (the veto would have rejected it, it passed)
+        self.verdicts: list[tuple[bool, bool]] = []
         self._n_batches = 0
+
+    @property
+    def n_vetoed(self) -> tuple[int, int]:
+        """Events vetoed so far at process level and on their early jets."""
+        return sum(h.n_process for h in self.hooks), sum(h.n_early for h in self.hooks)
 
     @property
     def n_events(self) -> int:
@@ -95,9 +111,11 @@ class EventUnit:
     def _batch(self, n_events: int, label: int) -> pa.Table:
         """Generate ``n_events`` events; return the selected ones as an event table."""
         s = self.settings
-        pythia = self.pythias[self._n_batches % len(self.pythias)]
+        which = self._n_batches % len(self.pythias)
         self._n_batches += 1
-        rec = _record_arrays(pythia.nextBatch(n_events))
+        if self.hooks:
+            self.hooks[which].verdicts.clear()
+        rec = _record_arrays(self.pythias[which].nextBatch(n_events))
         n_evt = len(rec["offsets"]) - 1
         ids, evt, p4_true = rec["id"], rec["evt"], rec["p4"]
         final = rec["status"] > 0
@@ -187,7 +205,7 @@ class EventUnit:
 
         # selection on the object counts (before truncation), objects pT-ordered
         lp = p4[lep]
-        table, _, flow = assemble_events(
+        table, selected, flow = assemble_events(
             n_evt,
             {
                 "evt": d_evt[lep],
@@ -213,6 +231,11 @@ class EventUnit:
             label,
         )
         self.cutflow += [n_evt, *flow.sum(axis=1).tolist()]
+        if self.hooks and self.hooks[which].dry_run:
+            verdicts = self.hooks[which].verdicts
+            if len(verdicts) != n_evt:  # an event Pythia dropped (error) after its check
+                raise RuntimeError(f"veto dry run: {len(verdicts)} verdicts for {n_evt} events")
+            self.verdicts += list(zip(verdicts, selected.tolist(), strict=True))
         return table
 
     def _truth_tag(

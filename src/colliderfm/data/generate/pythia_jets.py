@@ -2,9 +2,10 @@
 
 Events are produced in batches with ``Pythia.nextBatch`` (columnar event records), so every step
 after the event generation itself is vectorised NumPy over the whole batch: no Python loop over
-particles or events. Per event at most one jet is kept: the highest-pT jet that passes the pT and
-``|eta|`` window (computed from its kept constituents) and, for resonance classes, contains the
-whole truth decay (see :mod:`colliderfm.data.generate.truth`).
+particles or events. Every jet of an event that passes the pT and ``|eta|`` window (computed from
+its kept constituents) and, for resonance classes, contains the whole truth decay (see
+:mod:`colliderfm.data.generate.truth`) is kept, highest pT first (``jets_per_event`` caps them;
+up to version 0.1 it was 1: QCD dijets and all-hadronic ttbar give two candidates per event).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ class JetSettings:
         eta_max: jet ``|eta|`` cut.
         radius: anti-kT radius (also the truth-matching radius).
         max_particles: constituents kept per jet (highest pT).
-        mpi: multi-parton interactions on.
+        mpi: multi-parton interactions on (off: the opt-in ``--fast`` mode).
         tau0_max: particles with ``c tau`` above this (mm) are stable (K_S, Lambda, ...).
+        jets_per_event: at most this many passing jets per event, highest pT first (0: all).
         detector: detector response.
     """
 
@@ -55,6 +57,7 @@ class JetSettings:
     max_particles: int = 200
     mpi: bool = True
     tau0_max: float = 10.0
+    jets_per_event: int = 0
     detector: DetectorResponse = field(default_factory=DetectorResponse)
 
     def pthat_window(self, process: str) -> tuple[float, float]:
@@ -258,7 +261,7 @@ class JetUnit:
     ) -> None:
         self.spec = SPECS[process]
         self.settings = settings
-        self.pythias = start_pythias(process, settings, pythia_seeds, len(self.spec.variants))
+        self.pythias, _ = start_pythias(process, settings, pythia_seeds, len(self.spec.variants))
         require("fastjet", "gen")  # after pythia8mc, which start_pythias requires
         self.charges = _Charges(self.pythias[0].particleData)
         self.rng = np.random.default_rng(detector_seed)
@@ -304,11 +307,14 @@ class JetUnit:
                 self.spec.n_leptons,
             )
         cand = np.flatnonzero(ok)
-        # highest-pT passing jet per event, in event order
+        # passing jets in event order, highest pT first within an event
         order = cand[np.lexsort((-chunk.jet["jet_pt"][cand], jet_evt[cand]))]
-        _, first = np.unique(jet_evt[order], return_index=True)
-        self.n_selected += len(first)
-        return chunk.take(order[first])
+        if s.jets_per_event > 0:
+            _, first = np.unique(jet_evt[order], return_index=True)
+            rank = np.arange(len(order)) - np.repeat(first, np.diff(np.append(first, len(order))))
+            order = order[rank < s.jets_per_event]
+        self.n_selected += len(order)
+        return chunk.take(order)
 
     def generate(
         self, n_jets: int, label: int, on_jets: Callable[[int], None] | None = None

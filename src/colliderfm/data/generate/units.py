@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from colliderfm.data.generate.vetoes import EarlyVeto, attach
 from colliderfm.errors import require
 
 
@@ -96,18 +97,26 @@ def pythia_seed_settings(seed: int | None) -> list[str]:
 
 
 def start_pythias(
-    process: str, settings: Any, pythia_seeds: Sequence[int], n_variants: int
-) -> list[Any]:
-    """Initialise one Pythia instance per variant of a process.
+    process: str,
+    settings: Any,
+    pythia_seeds: Sequence[int],
+    n_variants: int,
+    veto: EarlyVeto | None = None,
+    dry_run: bool = False,
+) -> tuple[list[Any], list[Any]]:
+    """Initialise one Pythia instance per variant of a process, with its early-veto hooks.
 
     Args:
         process: process key, passed to ``settings.pythia_settings(process, seed, variant)``.
         settings: the generator's settings dataclass.
         pythia_seeds: one seed per variant (extra seeds are ignored).
         n_variants: variants of the process.
+        veto: early veto of the process (:mod:`.vetoes`), or None.
+        dry_run: the hooks record what they would veto instead of vetoing.
 
     Returns:
-        The initialised ``pythia8.Pythia`` instances.
+        ``(pythias, hooks)``: the initialised ``pythia8.Pythia`` instances and their veto hooks
+        (one per instance, or empty without a veto).
 
     Raises:
         RuntimeError: Pythia rejects a setting or fails to initialise.
@@ -119,10 +128,12 @@ def start_pythias(
         for line in settings.pythia_settings(process, seed, variant):
             if not pythia.readString(line):
                 raise RuntimeError(f"Pythia rejected setting {line!r}")
+        pythias.append(pythia)
+    hooks = attach(pythias, veto, dry_run)
+    for pythia in pythias:
         if not pythia.init():
             raise RuntimeError(f"Pythia failed to initialise process {process!r}")
-        pythias.append(pythia)
-    return pythias
+    return pythias, hooks
 
 
 _WORKER_COUNTER: Any = None  # shared row counter of a pool worker (progress only)
