@@ -3,17 +3,20 @@
 For every class asked for, this script generates ``n`` selected jets (or events) twice, one worker
 each, with seeds that differ:
 
-* **previous** settings (version 0.1): one jet per event (the highest-pT passing one), no early
-  vetoes, 250-jet / 200-event units (one Pythia initialisation each);
-* **current** settings: every passing jet, the early vetoes of :mod:`colliderfm.data.generate.
-  vetoes`, 1000-jet / 500-event units.
+* **previous** settings (version 0.1): no early vetoes, 250-jet / 200-event units (one Pythia
+  initialisation each);
+* **current** settings: the early vetoes of :mod:`colliderfm.data.generate.vetoes` (events),
+  1000-jet / 500-event units;
+* optionally (``--variants fast,every``) the ``--fast`` mode (MPI off) and, for jets, every
+  passing jet of an event (``--jets-per-event 0``), each compared with the current default.
 
 It prints selected rows per CPU-second of both and their ratio next to the targets of the
 generation issue, then a two-sample test between the two samples: the KS p-value of each 1D
 distribution (jets: mass, pT, multiplicity, leading-constituent pT fraction; events: mass of all
 objects, HT, objects per type, MET) and the held-out AUC of a small MLP (two hidden layers of 64,
 on those features and a few more) trained on half of each sample to tell them apart (0.5: it
-cannot). The generated sets are kept under ``--work`` with their timings, so a rerun reuses them.
+cannot). The generated sets are kept under ``--work`` with their timings, so a rerun reuses them
+(whatever seed they were made with; the manifests record it).
 
 Run: ``python benchmarks/bench_generation.py --jets top,qcd --events datalike --n 5000
 --work /tmp/genbench --json docs/results/generation.json`` (hours of CPU at n = 5000: data-like
@@ -62,10 +65,17 @@ def _unit_size(kind: str, rows: int) -> Iterator[None]:
         setattr(mod, name, saved)
 
 
-def _generate(
-    kind: str, process: str, n: int, out: Path, previous: bool, seed: int, fast: bool = False
-) -> dict:
+#: The variants a class can be generated with (the previous settings, the current default, the
+#: ``--fast`` mode (MPI off) and, for jets, every passing jet of an event, ``--jets-per-event 0``)
+#: and the offset each adds to the seed, so that the samples are independent.
+VARIANTS = {"previous": 0, "every": 1, "current": 2, "fast": 3}
+
+
+def _generate(kind: str, process: str, n: int, work: Path, variant: str, seed: int) -> dict:
     """Generate one sample (or reuse it) and return its record with the CPU seconds."""
+    out = work / f"{process}-{variant}"
+    previous, fast = variant == "previous", variant == "fast"
+    seed += VARIANTS[variant]
     record = out.with_suffix(".json")
     if record.exists() and (out / "manifest.json").exists():
         rec = json.loads(record.read_text())
@@ -75,7 +85,7 @@ def _generate(
     units = PREVIOUS_UNITS[kind] if previous else None
     with _unit_size(kind, units) if units else _nothing():
         if kind == "jets":
-            settings = JetSettings(jets_per_event=1 if previous else 0, mpi=not fast)
+            settings = JetSettings(jets_per_event=0 if variant == "every" else 1, mpi=not fast)
             m = jets_mod.generate_jets(
                 [process], n, out, seed=seed, progress=False, overwrite=True, settings=settings
             )
@@ -221,8 +231,33 @@ def two_sample(kind: str, old: Path, new: Path) -> dict[str, Any]:
     }
 
 
+def _compare(kind: str, key: str, n: int, work: Path, variant: str, seed: int) -> dict:
+    """Speed ratio and two-sample test of a variant against the current default."""
+    cur = _generate(kind, key, n, work, "current", seed)
+    var = _generate(kind, key, n, work, variant, seed)
+    cmp = two_sample(kind, work / f"{key}-current", work / f"{key}-{variant}")
+    res = {
+        f"{variant}_per_cpu_s": var["rate"],
+        f"{variant}_ratio": var["rate"] / cur["rate"],
+        f"{variant}_auc": cmp["auc"],
+        f"{variant}_ks_p": cmp["ks_p"],
+    }
+    ks = ", ".join(f"{k} {p:.2g}" for k, p in cmp["ks_p"].items())
+    print(
+        f"{key:9s} {variant}: {var['rate']:7.2f}/CPU-s = {res[variant + '_ratio']:.2f}x the "
+        f"default; two-sample AUC against the default {cmp['auc']:.3f}; KS p: {ks}",
+        flush=True,
+    )
+    return res
+
+
 def run(
-    jets: list[str], events: list[str], n: int, work: Path, seed: int = 0, fast: bool = False
+    jets: list[str],
+    events: list[str],
+    n: int,
+    work: Path,
+    seed: int = 0,
+    variants: tuple[str, ...] = (),
 ) -> dict[str, dict[str, Any]]:
     """Generate, time and compare every class.
 
@@ -231,10 +266,9 @@ def run(
         events: event process keys (``datalike``, ``ttbar``, ``h2hdm``).
         n: selected rows per class and setting.
         work: directory of the generated samples (reused when present).
-        seed: base seed (the previous settings use ``seed``, the current ``seed + 1``, the fast
-            mode ``seed + 2``).
-        fast: also generate with the ``--fast`` mode (MPI off) and compare it with the current
-            default (speed ratio and two-sample test, keys ``fast_*``).
+        seed: base seed (each variant adds its offset in :data:`VARIANTS`).
+        variants: also compare these with the current default (``fast``; ``every`` for jets):
+            speed ratio and two-sample test, keys ``<variant>_*``.
 
     Returns:
         Class -> ``{previous, current, ratio, target, auc, auc_null_sd, ks_p, ...}``.
@@ -243,8 +277,8 @@ def run(
     results: dict[str, dict[str, Any]] = {}
     for kind, keys in (("jets", jets), ("events", events)):
         for key in keys:
-            old = _generate(kind, key, n, work / f"{key}-previous", True, seed)
-            new = _generate(kind, key, n, work / f"{key}-current", False, seed + 1)
+            old = _generate(kind, key, n, work, "previous", seed)
+            new = _generate(kind, key, n, work, "current", seed)
             target = TARGETS.get(key, OTHER_JET_TARGET)
             res = {
                 "kind": kind,
@@ -258,22 +292,7 @@ def run(
                 "vetoed": new["source"].get("vetoed"),
                 **two_sample(kind, work / f"{key}-previous", work / f"{key}-current"),
             }
-            if fast:
-                quick = _generate(kind, key, n, work / f"{key}-fast", False, seed + 2, fast=True)
-                cmp = two_sample(kind, work / f"{key}-current", work / f"{key}-fast")
-                res.update(
-                    fast_per_cpu_s=quick["rate"],
-                    fast_ratio=quick["rate"] / new["rate"],
-                    fast_auc=cmp["auc"],
-                    fast_ks_p=cmp["ks_p"],
-                )
-                print(
-                    f"{key:9s} --fast {quick['rate']:7.2f}/CPU-s = {res['fast_ratio']:.2f}x the "
-                    f"default; two-sample AUC against the default {cmp['auc']:.3f}",
-                    flush=True,
-                )
-            results[key] = res
-            ks = ", ".join(f"{k} {p:.2f}" for k, p in res["ks_p"].items())
+            ks = ", ".join(f"{k} {p:.2g}" for k, p in res["ks_p"].items())
             print(
                 f"{key:9s} previous {res['previous_per_cpu_s']:7.2f}/CPU-s  current "
                 f"{res['current_per_cpu_s']:7.2f}/CPU-s  ratio {res['ratio']:5.2f}x "
@@ -281,6 +300,10 @@ def run(
                 f"two-sample AUC {res['auc']:.3f} (null sd {res['auc_null_sd']:.3f})  KS p: {ks}",
                 flush=True,
             )
+            for variant in variants:
+                if variant != "every" or kind == "jets":
+                    res.update(_compare(kind, key, n, work, variant, seed))
+            results[key] = res
     return results
 
 
@@ -316,12 +339,15 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=2000, help="selected rows per class and setting")
     parser.add_argument("--work", type=Path, default=Path("generation-bench"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fast", action="store_true", help="also compare the --fast mode")
+    parser.add_argument(
+        "--variants", default="", help="also compare these with the default: fast, every"
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--markdown", type=Path, help="write the README table here")
     args = parser.parse_args()
     split = [k for k in args.jets.split(",") if k], [k for k in args.events.split(",") if k]
-    out = run(*split, args.n, args.work, args.seed, args.fast)
+    variants = tuple(v for v in args.variants.split(",") if v)
+    out = run(*split, args.n, args.work, args.seed, variants)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1) + "\n")

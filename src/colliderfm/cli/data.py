@@ -56,6 +56,14 @@ def generate_jets_cmd(
     jets_per_shard: Annotated[int, typer.Option(help="Jets per Parquet shard.", min=1)] = 10_000,
     pt_min: Annotated[float, typer.Option(help="Jet pT window low edge, GeV.")] = 550.0,
     pt_max: Annotated[float, typer.Option(help="Jet pT window high edge, GeV.")] = 650.0,
+    jets_per_event: Annotated[
+        int,
+        typer.Option(
+            help="Most passing jets kept per event, highest pT first (0: all; more jets per "
+            "Pythia event, but not independent and another pT spectrum).",
+            min=0,
+        ),
+    ] = 1,
     fast: Fast = False,
     overwrite: Overwrite = False,
     num_shards: NumShards = None,
@@ -77,7 +85,7 @@ def generate_jets_cmd(
         overwrite=overwrite,
         num_shards=num_shards,
         shard_index=shard_index,
-        settings=JetSettings(mpi=not fast),
+        settings=JetSettings(mpi=not fast, jets_per_event=jets_per_event),
     )
     typer.echo(f"wrote {manifest['n']} jets to {out}: {manifest['counts']}")
     typer.echo(_rates(manifest["source"], "jets per event"))

@@ -116,6 +116,7 @@ def test_fast_mode_turns_mpi_off(tmp_path: Path) -> None:
 
     out = tmp_path / "fast"
     args = ["generate", "jets", "--process", "qcd", "--n", "3", "--out", str(out), "--fast"]
+    args += ["--jets-per-event", "0"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "per CPU-second" in res.output
@@ -123,4 +124,5 @@ def test_fast_mode_turns_mpi_off(tmp_path: Path) -> None:
 
     src = read_manifest(out)["source"]
     assert src["mpi"] is False and src["selected_per_cpu_s"]["qcd"] > 0
+    assert src["jets_per_event"] == "all passing"
     assert any("PartonLevel:MPI = off" in line for line in src["pythia_settings"]["qcd"][0])

@@ -13,9 +13,10 @@ Physics (defaults; see :mod:`.processes` for the hard process of each class):
   highest-pT constituents, sorted by pT. Jet scalars are sums of the kept constituents.
 * Selection: ``pt_min <= jet_pt <= pt_max``, ``|jet_eta| < 2``; for resonance classes the
   resonance and all its visible decay partons within ``dR < 0.8`` of the jet axis (:mod:`.truth`).
-  Every passing jet of an event is kept (QCD dijets and all-hadronic ttbar often give two; up to
-  version 0.1 only the highest-pT one was). The selection efficiency, selected jets per generated
-  event, is about 0.25-0.4 (recorded in the manifest with the selected jets per CPU-second).
+  At most one jet per event (the highest-pT passing one), so jets are independent
+  (``--jets-per-event 0`` keeps every passing jet: more jets per Pythia event, but another pT
+  spectrum, see ``docs/generation.md``). Selection efficiencies, selected jets per generated
+  event, are about 0.25-0.35 (recorded in the manifest with the selected jets per CPU-second).
 
 Work is split into independent units: the output is cut into shards of ``jets_per_shard`` jets
 with the processes interleaved round-robin (each shard holds a balanced mix, shuffled with a seeded
