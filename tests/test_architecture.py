@@ -32,6 +32,7 @@ LAYERS = {
     "colliderfm.evaluate.run": 7,  # `evaluate` on a checkpoint: rebuilds the model
     "colliderfm.tokenizers": 4,
     "colliderfm.train": 4,
+    "colliderfm.zoo": 4,  # shipped checkpoints: zoo:NAME -> a checkpoint directory
     "colliderfm.pretrain": 5,
     "colliderfm.finetune": 5,
     "colliderfm.checkpoints": 6,

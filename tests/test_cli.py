@@ -85,10 +85,13 @@ def test_each_verb_help_has_examples(path: tuple[str, ...]) -> None:
 
 def test_a_help_without_examples_fails_the_check() -> None:
     out = _help(("models",))
-    assert _examples(out, ("models",)) == [["colliderfm", "models"]]
+    assert _examples(out, ("models",)) == [
+        ["colliderfm", "models"],
+        ["colliderfm", "models", "--pretrained"],
+    ]
     cut = out[: out.index("Example")]
     assert _examples(cut, ("models",)) == []
-    assert _examples(out.replace("Example:", "Usage notes:"), ("models",)) == []
+    assert _examples(out.replace("Examples:", "Usage notes:"), ("models",)) == []
     assert _examples(_help(("inspect",)), ("models",)) == []  # another verb's examples
 
 

@@ -20,10 +20,12 @@ __all__ = ["__version__", "load"]
 
 
 def load(path: str, device: str = "cpu") -> Any:
-    """Rebuild a model from a checkpoint directory alone.
+    """Rebuild a model from a checkpoint directory alone, or from a shipped one.
 
     Args:
-        path: checkpoint directory holding ``model.safetensors`` and ``config.yaml``.
+        path: checkpoint directory holding ``model.safetensors`` and ``config.yaml``, or
+            ``zoo:NAME``: a pretrained checkpoint shipped with the package (checksums are
+            verified first; ``colliderfm models --pretrained`` lists them).
         device: where the model's weights go (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``,
             or ``"auto"``: CUDA when available). Checkpoints hold CPU copies, so one written
             on a GPU loads on a CPU-only machine and the other way round.
@@ -32,5 +34,6 @@ def load(path: str, device: str = "cpu") -> Any:
         The model (backbone with its head) in eval mode, weights loaded.
     """
     from colliderfm.checkpoints import load_model
+    from colliderfm.zoo import checkpoint_path
 
-    return load_model(path, device=device)
+    return load_model(checkpoint_path(path), device=device)

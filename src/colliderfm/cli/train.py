@@ -11,14 +11,60 @@ import typer
 from colliderfm.cli.app import Overrides, app, export_app, study_app
 
 
-@app.command(epilog="Example:\n\n  colliderfm models")
-def models() -> None:
+@app.command(epilog="Examples:\n\n  colliderfm models\n\n  colliderfm models --pretrained")
+def models(
+    pretrained: Annotated[
+        bool,
+        typer.Option(
+            help="List the pretrained checkpoints shipped with the package (use one with "
+            "--init zoo:NAME) instead of the backbones."
+        ),
+    ] = False,
+) -> None:
     """List registered backbones and their size presets with parameter counts."""
+    if pretrained:
+        _pretrained_models()
+        return
     from colliderfm.models.registry import list_models
 
     typer.echo(f"{'model':<12}{'preset':<8}{'parameters':>12}")
     for name, preset, n in list_models():
         typer.echo(f"{name:<12}{preset:<8}{n:>12,}")
+
+
+def _pretrained_models() -> None:
+    """Print the zoo as a table (one line when it is empty)."""
+    from colliderfm import zoo
+
+    entries = zoo.list_entries()
+    if not entries:
+        typer.echo("no pretrained checkpoints are shipped yet (the model zoo is empty)")
+        return
+    head = ["name", "recipe", "model", "parameters", "steps", "probe AUC", "pretraining data"]
+    rows = []
+    for e in entries:
+        m = e.meta
+        auc = m["probe_auc"]
+        rows.append(
+            [
+                f"zoo:{e.name}",
+                str(m["recipe"]),
+                f"{m['backbone']}/{m['preset']}",
+                f"{m['parameters']:,}",
+                f"{m['steps']:,}",
+                "n/a" if auc is None else f"{float(auc):.4f}",
+                str(m["pretraining_data"]),
+            ]
+        )
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
+    right = {3, 4, 5}  # numbers
+
+    def line(cells: list[str]) -> str:
+        out = [cells[i].rjust(w) if i in right else cells[i].ljust(w) for i, w in enumerate(widths)]
+        return "  ".join([*out, cells[-1]])
+
+    for r in [head, *rows]:
+        typer.echo(line(r))
 
 
 @app.command(
@@ -36,7 +82,8 @@ def finetune(
     init: Annotated[
         str | None,
         typer.Option(  # noqa: UP045
-            help="Pretrained checkpoint, or 'none' for training from scratch."
+            help="Pretrained checkpoint directory, zoo:NAME (a shipped one: colliderfm models "
+            "--pretrained), or 'none' for training from scratch."
         ),
     ] = None,
     mode: Annotated[

@@ -14,6 +14,7 @@ from colliderfm.models.factory import backbone_spec, build_backbone
 from colliderfm.models.heads import Classifier
 from colliderfm.train.checkpoint import load_weights, read_checkpoint_meta
 from colliderfm.train.meta import ModelSpec
+from colliderfm.zoo import checkpoint_path
 
 
 def as_spec(m: ModelSpec | dict[str, Any]) -> ModelSpec:
@@ -47,14 +48,14 @@ def pretrained_backbone_spec(init: str | Path, cfg: Config, in_dim: int) -> dict
     """Backbone spec of a pretrained checkpoint, checked against the requested model.
 
     Args:
-        init: checkpoint directory.
+        init: checkpoint directory, or ``zoo:NAME`` (a shipped checkpoint).
         cfg: run config.
         in_dim: input features of the fine-tuning data.
 
     Returns:
         The checkpoint's backbone spec.
     """
-    spec = read_checkpoint_meta(init).model.backbone()
+    spec = read_checkpoint_meta(checkpoint_path(init)).model.backbone()
     want = backbone_spec(cfg, in_dim)
     if (spec["name"], spec["preset"]) != (want["name"], want["preset"]):
         raise CheckpointError(
@@ -75,6 +76,6 @@ def load_pretrained_backbone(backbone: nn.Module, init: str | Path) -> None:
 
     Args:
         backbone: target backbone with the same architecture.
-        init: checkpoint directory (classifier or pretraining run).
+        init: checkpoint directory (classifier or pretraining run), or ``zoo:NAME``.
     """
-    load_weights(backbone, init, prefix="backbone.")
+    load_weights(backbone, checkpoint_path(init), prefix="backbone.")

@@ -56,8 +56,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 @dataclass
 class ArmConfig:
-    """One arm of a study: an initialisation and a fine-tuning mode (and optionally its own
-    fine-tuning recipe ``base``, default: the study's)."""
+    """One arm of a study: an initialisation (``none``, a checkpoint directory or ``zoo:NAME``)
+    and a fine-tuning mode (and optionally its own fine-tuning recipe ``base``, default: the
+    study's)."""
 
     name: str = ""
     init: str = "none"

@@ -310,12 +310,34 @@ def data_unit(features: str) -> str:
     return feature_kind(features)
 
 
+def _init_path(name: str, init: str) -> Path:
+    """The checkpoint directory of an arm's init (``zoo:NAME`` resolved and verified).
+
+    Args:
+        name: arm name (for the error).
+        init: checkpoint directory or ``zoo:NAME``.
+
+    Returns:
+        The directory (not checked to exist for a path).
+
+    Raises:
+        ConfigError: an unknown or corrupted zoo entry.
+    """
+    from colliderfm.errors import ColliderFMError
+    from colliderfm.zoo import checkpoint_path
+
+    try:
+        return checkpoint_path(init)
+    except ColliderFMError as exc:
+        raise ConfigError(f"arm '{name}': {exc}") from exc
+
+
 def _check_arm(name: str, init: str, cfg: Config) -> None:
     """Refuse a pretrained arm whose checkpoint cannot initialise this fine-tuning config.
 
     Args:
         name: arm name (for the error).
-        init: checkpoint directory.
+        init: checkpoint directory or ``zoo:NAME``.
         cfg: the arm's fine-tuning config.
 
     Raises:
@@ -418,7 +440,7 @@ def check_points(study: StudyConfig, points: list[Point]) -> tuple[str, dict[str
             )
         arm = next(p.arm for p in points if p.arm.name == name)
         if arm.init != "none":
-            if not Path(arm.init).exists():
+            if not _init_path(name, arm.init).exists():
                 raise ConfigError(f"arm '{name}': init checkpoint {arm.init} does not exist")
             _check_arm(name, arm.init, cfg)
     counts = _labelled_counts(first.data.train)
