@@ -118,10 +118,17 @@ class TrainConfig:
     (:func:`colliderfm.runtime.resolve_device`). ``precision``: ``fp32`` (TF32 matmuls on
     CUDA), ``bf16`` autocast (CPU and CUDA) or ``fp16`` autocast with a gradient scaler (CUDA
     only).
+
+    ``stop_at_step``: pause the run once this many optimizer steps are done (counted from the
+    run's start, across resumes): the resumable state is saved as for an interruption and the
+    run reports ``paused``; ``--resume`` continues it, possibly on new data (a pretraining set
+    made of seeded chunks, one per resumed run: the learning-rate schedule runs over the whole
+    ``max_steps``; with data other than the state's, no batches are replayed).
     """
 
     epochs: int = field(default=10, metadata=_range(1, None))
     max_steps: int | None = field(default=None, metadata=_range(1, None))
+    stop_at_step: int | None = field(default=None, metadata=_range(1, None))
     steps_per_epoch: int | None = field(default=None, metadata=_range(1, None))
     batch_size: int = field(default=256, metadata=_range(1, None))
     optimizer: str = field(default="adamw", metadata=_choices("adamw", "sgd"))

@@ -191,3 +191,57 @@ def test_compile_switch_compiles_the_backbone_in_place(tmp_path: Path, monkeypat
     calls.clear()
     _run(tmp_path / "n", 2)
     assert calls == []
+
+
+def _fit_on(out: Path, data_seed: int, fingerprint: str, overrides: list[str], resume: bool):  # noqa: ANN202
+    """Run the loop on a data stream of the given seed, recording the batches it sees."""
+    cfg = load_config(
+        None, ["train.max_steps=12", "train.batch_size=32", "train.seed=3", *overrides]
+    )
+    torch.manual_seed(0)
+    model = DeepSet()
+    seen: list[float] = []
+
+    def recording_loss(model, batch):  # noqa: ANN001, ANN202
+        seen.append(float(batch.features.sum()))
+        return loss_fn(model, batch)
+
+    data = ConstituentStream(
+        synthetic_jets(400, seed=data_seed), batch_size=32, seed=3, infinite=True, buffer_size=64
+    )
+    res = fit(
+        model,
+        recording_loss,
+        data,
+        cfg,
+        out,
+        steps_per_epoch=5,
+        meta={"model": {"task": "test"}, "data": {"fingerprint": fingerprint}},
+        resume=resume,
+        progress=False,
+    )
+    return res, model, seen
+
+
+def test_stop_at_step_pauses_and_resume_finishes_bit_identical(tmp_path: Path) -> None:
+    full, ref, _ = _fit_on(tmp_path / "full", 1, "a", [], False)
+    part, _, _ = _fit_on(tmp_path / "p", 1, "a", ["train.stop_at_step=7"], False)
+    assert part.paused and part.steps == 7 and not full.paused
+    assert load_state(tmp_path / "p" / "last")["step"] == 7
+    assert not load_state(tmp_path / "p" / "last")["finished"]
+    # without validation the run directory holds the latest weights at the pause
+    assert (tmp_path / "p" / "model.safetensors").exists()
+    done, model, _ = _fit_on(tmp_path / "p", 1, "a", [], True)  # same data: replayed
+    assert done.steps == 12 and not done.paused
+    for a, b in zip(ref.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_resume_on_new_data_starts_its_stream_afresh(tmp_path: Path) -> None:
+    _fit_on(tmp_path / "r", 1, "chunk0", ["train.stop_at_step=4"], False)
+    _, _, fresh = _fit_on(tmp_path / "fresh", 2, "chunk1", [], False)
+    res, _, seen = _fit_on(tmp_path / "r", 2, "chunk1", ["train.stop_at_step=8"], True)
+    assert res.paused and res.steps == 8
+    assert seen == fresh[:4]  # chunk 1's first batches, not batches 5-8 of its stream
+    state = load_state(tmp_path / "r" / "last")
+    assert state["step"] == 8 and state["scheduler"]["last_epoch"] == 8  # schedule continues

@@ -249,6 +249,7 @@ class MaskedParticleModelling(Objective):
             train=dataclasses.replace(
                 cfg.train,
                 max_steps=p.tokenizer_steps,
+                stop_at_step=None,  # the pause is the pretraining's, not the tokenizer's
                 lr=p.tokenizer_lr,
                 early_stopping=None,
                 checkpoint_every=None,

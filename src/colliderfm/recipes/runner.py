@@ -341,11 +341,13 @@ class Runner:
             result: the loop's result.
 
         Returns:
-            ``steps``, ``epochs``, ``wall_s`` and ``examples_per_s`` (examples per second).
+            ``steps``, ``epochs``, ``wall_s`` and ``examples_per_s`` (examples per second), and
+            ``paused: true`` when the run stopped at ``train.stop_at_step``.
         """
         return {
             "steps": result.steps,
             "epochs": result.epochs,
             "wall_s": round(result.wall_s, 1),
             "examples_per_s": round(result.examples_per_s, 1),
+            **({"paused": True} if result.paused else {}),
         }

@@ -43,7 +43,7 @@ from colliderfm.runtime import (
     resolve_device,
     seed_everything,
 )
-from colliderfm.train.checkpoint import load_state, load_weights, save_checkpoint
+from colliderfm.train.checkpoint import load_state, load_weights, read_meta, save_checkpoint
 from colliderfm.train.logging import RunLogger, log
 from colliderfm.train.meta import CheckpointMeta
 
@@ -67,6 +67,7 @@ class FitResult:
     wall_s: float = 0.0
     examples_per_s: float = 0.0
     stopped_early: bool = False
+    paused: bool = False
 
 
 def param_groups(
@@ -408,8 +409,11 @@ def fit(
         torch.manual_seed(tc.seed + 1_000_003 * rank)
     logger = RunLogger(out, enabled=main)
     it: Iterator[Batch] = iter(data)
-    for _ in range(step):  # replay the data order up to the resume point
-        next(it)
+    if resume and _same_data(meta, out / "last"):
+        for _ in range(step):  # replay the data order up to the resume point
+            next(it)
+    elif resume:
+        log.info("resuming on other data than the saved state's: its stream starts afresh")
     autocast = torch.autocast(
         device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None
     )
@@ -435,7 +439,7 @@ def fit(
         dynamic_ncols=True,
         leave=True,
     )
-    t0, n_seen, stopped, last = time.perf_counter(), 0, False, {}
+    t0, n_seen, stopped, paused, last = time.perf_counter(), 0, False, False, {}
     module.train()
     saved_step = step if resume else -1  # the step of the state in out/last
     # RNG state at the start of the step in progress (None once its update is applied), and
@@ -551,7 +555,15 @@ def fit(
                 save()
             elif tc.checkpoint_every and step % tc.checkpoint_every == 0:
                 save()
-        save(finished=True)
+            if tc.stop_at_step and step >= tc.stop_at_step and step < total:
+                paused = True
+                if main and not monitor:  # no validation: the model in out is the latest one
+                    save_checkpoint(out, module, meta, inplace=True)
+                save()
+                log.info("paused at step %d of %d (train.stop_at_step)", step, total)
+                break
+        if not paused:
+            save(finished=True)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (colliderfm.runtime)
         exc.resumable = _save_interrupted(  # type: ignore[attr-defined]
             lambda: save(rng=step_rng), main, updating, step, saved_step, out / "last"
@@ -569,4 +581,14 @@ def fit(
         wall_s=wall,
         examples_per_s=n_seen * world / max(wall, 1e-9),
         stopped_early=stopped,
+        paused=paused,
     )
+
+
+def _same_data(meta: CheckpointMeta | dict[str, Any], last: Path) -> bool:
+    """Whether a run resumes on the data its saved state was trained on (same fingerprint)."""
+    now = meta.data.fingerprint if isinstance(meta, CheckpointMeta) else meta.get("data", {})
+    if isinstance(now, dict):
+        now = now.get("fingerprint")
+    saved = (read_meta(last).get("data") or {}).get("fingerprint")
+    return now is None or saved is None or now == saved
