@@ -123,7 +123,8 @@ class TrainConfig:
     run's start, across resumes): the resumable state is saved as for an interruption and the
     run reports ``paused``; ``--resume`` continues it, possibly on new data (a pretraining set
     made of seeded chunks, one per resumed run: the learning-rate schedule runs over the whole
-    ``max_steps``; with data other than the state's, no batches are replayed).
+    ``max_steps``; with data other than the state's, no batches are replayed, and a later
+    resume on that data replays only the batches drawn from it).
     """
 
     epochs: int = field(default=10, metadata=_range(1, None))

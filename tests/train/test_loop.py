@@ -245,3 +245,14 @@ def test_resume_on_new_data_starts_its_stream_afresh(tmp_path: Path) -> None:
     assert seen == fresh[:4]  # chunk 1's first batches, not batches 5-8 of its stream
     state = load_state(tmp_path / "r" / "last")
     assert state["step"] == 8 and state["scheduler"]["last_epoch"] == 8  # schedule continues
+
+
+def test_interrupted_chunk_resumes_where_its_own_stream_stopped(tmp_path: Path) -> None:
+    # a run on chunk 1 (resumed on it at step 4) pauses mid-chunk and resumes on chunk 1 again:
+    # only the batches drawn from chunk 1 are replayed, not the run's whole step count
+    _fit_on(tmp_path / "r", 1, "chunk0", ["train.stop_at_step=4"], False)
+    _, _, fresh = _fit_on(tmp_path / "fresh", 2, "chunk1", [], False)
+    _, _, first = _fit_on(tmp_path / "r", 2, "chunk1", ["train.stop_at_step=6"], True)
+    res, _, rest = _fit_on(tmp_path / "r", 2, "chunk1", ["train.stop_at_step=8"], True)
+    assert first == fresh[:2] and rest == fresh[2:4]
+    assert res.steps == 8 and load_state(tmp_path / "r" / "last")["data_from"] == 4

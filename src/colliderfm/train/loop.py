@@ -386,6 +386,7 @@ def fit(
     monitor = tc.early_stopping
     sign = 1.0 if monitor == "val_auc" else -1.0
     step, best_score, bad_epochs, history = 0, -math.inf, 0, []
+    data_from = 0  # the step at which the run started on its current data
     best: dict[str, float] = {}
     if resume:
         state = load_state(out / "last")
@@ -396,6 +397,7 @@ def fit(
             scaler.load_state_dict(state["scaler"])
         step, best_score, bad_epochs = state["step"], state["best_score"], state["bad_epochs"]
         best, history = state.get("best", {}), state.get("history", [])
+        data_from = state.get("data_from", 0)
         if state.get("finished"):
             log.info("run in %s already finished at step %d", out, step)
             return FitResult(
@@ -410,9 +412,10 @@ def fit(
     logger = RunLogger(out, enabled=main)
     it: Iterator[Batch] = iter(data)
     if resume and _same_data(meta, out / "last"):
-        for _ in range(step):  # replay the data order up to the resume point
+        for _ in range(step - data_from):  # replay this data's order up to the resume point
             next(it)
     elif resume:
+        data_from = step  # an interrupted run on this data replays from here
         log.info("resuming on other data than the saved state's: its stream starts afresh")
     autocast = torch.autocast(
         device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None
@@ -461,6 +464,7 @@ def fit(
             "history": history,
             "rng": rng if rng is not None else _rng_state(device),
             "finished": finished,
+            "data_from": data_from,
         }
         if scaler is not None:
             state["scaler"] = scaler.state_dict()
