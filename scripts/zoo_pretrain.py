@@ -1,0 +1,1034 @@
+#!/usr/bin/env python
+"""Pretrain a model-zoo checkpoint chunk by chunk, over as many sessions as it takes.
+
+Each zoo run (``jets-contrastive-small``, ``jets-mpm-small``) follows a fixed :class:`Plan`: ten
+chunks of 10,000 generated jets per class of all ten JetClass classes (100,000 distinct jets a
+chunk, generation seed ``7000 + chunk``; labels are ignored), one resumed pretraining run per
+chunk of ``ceil(100000 / 256)`` steps at batch 256, the cosine learning-rate schedule running over
+all ten chunks (``train.max_steps``). One invocation does the next ``--chunks N`` chunks
+(default 1) and stops::
+
+    .venv/bin/python scripts/zoo_pretrain.py jets-contrastive-small --plan   # print the plan
+    .venv/bin/python scripts/zoo_pretrain.py jets-contrastive-small          # the next chunk
+    .venv/bin/python scripts/zoo_pretrain.py jets-contrastive-small --finalize --probe-auc 0.95
+
+For each chunk: generate it (:func:`colliderfm.data.generate.jets.generate_jets`, default
+physics) into ``--data-dir``; pretrain on it (``run_pretrain`` with ``data.train`` the chunk,
+``train.stop_at_step`` the chunk's last step, ``resume`` once the run has a state); append the
+chunk's record to ``zoo-work/NAME/chunks.json`` (atomically); delete the chunk's data. An
+interrupted chunk is continued by rerunning the same command: a complete generated chunk is
+reused and the run resumes (``zoo-work/NAME/pending.json`` keeps the chunk's wall times so far).
+``zoo-work/.gitignore`` keeps only what resuming reads (``run/last/``) and the records in git.
+
+``--finalize`` (after the last chunk) writes ``src/colliderfm/zoo/NAME/``: the final weights and
+``config.yaml``, ``SHA256SUMS``, ``meta.json`` and a ``MODEL_CARD.md`` made from the records,
+refusing an entry over 10 MB. Refusals and failures are one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: the ten JetClass-like processes of ``colliderfm generate jets`` (all its classes)
+PROCESSES = ("qcd", "hbb", "hcc", "hgg", "h4q", "hlnuqq", "zqq", "wqq", "top", "tblnu")
+#: the largest shipped entry (weights, config, checksums, card and meta together), bytes
+MAX_BYTES = 10 * 1000 * 1000
+WORK_DIR = REPO_ROOT / "zoo-work"
+DATA_DIR = REPO_ROOT / "data" / "zoo-chunks"
+ZOO_DIR = REPO_ROOT / "src" / "colliderfm" / "zoo"
+CHUNKS, PENDING = "chunks.json", "pending.json"
+#: ``zoo-work/.gitignore``: only what resuming reads (``run/last``), the records and the trained
+#: tokenizer are committed, never TensorBoard events, metrics, locks or half-written copies
+GITIGNORE = """\
+# Written by scripts/zoo_pretrain.py: while a zoo checkpoint is being pretrained, its resumable
+# state lives here in git (resume reads run/last/ only); logs and other bulky files stay out.
+*
+!.gitignore
+!*/
+!*/chunks.json
+!*/pending.json
+!*/run/config.yaml
+!*/run/last/config.yaml
+!*/run/last/model.safetensors
+!*/run/last/state.pt
+!*/run/tokenizer/config.yaml
+!*/run/tokenizer/model.safetensors
+"""
+
+
+class Refusal(Exception):
+    """The state does not allow the request (one line for the user; exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one zoo run is made: its chunks, their seeds and sizes, and its steps.
+
+    Attributes:
+        name: the zoo name (``zoo:NAME``), also the name of its state and data folders.
+        config: the pretraining recipe.
+        chunks: number of chunks (one resumed run each).
+        jets_per_class: jets of each process in a chunk.
+        processes: ``colliderfm generate jets`` processes.
+        batch_size: jets per step.
+        seed_base: chunk ``k`` is generated with seed ``seed_base + k``.
+        overrides: further ``--set`` overrides of the recipe (applied before the plan's own).
+    """
+
+    name: str
+    config: Path
+    chunks: int = 10
+    jets_per_class: int = 10_000
+    processes: tuple[str, ...] = PROCESSES
+    batch_size: int = 256
+    seed_base: int = 7000
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def jets_per_chunk(self) -> int:
+        """Distinct jets in one chunk."""
+        return self.jets_per_class * len(self.processes)
+
+    @property
+    def steps_per_chunk(self) -> int:
+        """Optimizer steps on one chunk: one pass at :attr:`batch_size`, rounded up."""
+        return math.ceil(self.jets_per_chunk / self.batch_size)
+
+    @property
+    def max_steps(self) -> int:
+        """Steps of the whole run (``train.max_steps``: the LR schedule spans them)."""
+        return self.chunks * self.steps_per_chunk
+
+    @property
+    def class_names(self) -> list[str]:
+        """The class names of the processes, in JetClass order."""
+        from colliderfm.data.generate.processes import PROCESSES as CLASS_OF
+        from colliderfm.data.schema import JETCLASS_CLASSES
+
+        return sorted((CLASS_OF[p] for p in self.processes), key=JETCLASS_CLASSES.index)
+
+    def seed(self, k: int) -> int:
+        """Generation seed of chunk ``k``."""
+        return self.seed_base + k
+
+    def steps_from(self, k: int) -> int:
+        """The run's step when chunk ``k`` starts."""
+        return k * self.steps_per_chunk
+
+    def steps_to(self, k: int) -> int:
+        """The run's step when chunk ``k`` is done."""
+        return (k + 1) * self.steps_per_chunk
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as recorded in ``chunks.json`` (a changed plan is refused)."""
+        return {
+            "name": self.name,
+            "config": _shown(self.config, REPO_ROOT),
+            "chunks": self.chunks,
+            "jets_per_class": self.jets_per_class,
+            "processes": list(self.processes),
+            "jets_per_chunk": self.jets_per_chunk,
+            "batch_size": self.batch_size,
+            "seeds": [self.seed(k) for k in range(self.chunks)],
+            "steps_per_chunk": self.steps_per_chunk,
+            "max_steps": self.max_steps,
+            "overrides": list(self.overrides),
+        }
+
+
+PLANS: dict[str, Plan] = {
+    name: Plan(name, REPO_ROOT / "configs" / "zoo" / f"{name}.yaml")
+    for name in ("jets-contrastive-small", "jets-mpm-small")
+}
+
+
+# --- small helpers -----------------------------------------------------------------------------
+
+
+def _shown(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` when it lies inside it, else as an absolute path."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(base.resolve()))
+    except ValueError:
+        return str(p)
+
+
+def _arg_path(path: Path) -> str:
+    """A path for the package (data.train): relative to the working directory when inside it.
+
+    Relative paths keep machine-specific prefixes out of the checkpoints' ``config.yaml``.
+    """
+    return _shown(path, Path.cwd())
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise Refusal(f"{path}: unreadable ({exc})") from exc
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def hardware(device: str = "auto") -> dict[str, Any]:
+    """Where a chunk ran: CPU model, core count, torch version and the training device.
+
+    Args:
+        device: ``train.device`` of the run.
+
+    Returns:
+        ``{"cpu", "cores", "torch", "device"}`` (the device with the GPU's name on CUDA).
+    """
+    import torch
+
+    from colliderfm.runtime import resolve_device
+
+    d = resolve_device(device)
+    shown = str(d)
+    if d.type == "cuda":
+        shown = f"{d} ({torch.cuda.get_device_name(d)})"
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "device": shown,
+    }
+
+
+def _git_commit() -> str | None:
+    """The repository's commit (short), or None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+# --- state -------------------------------------------------------------------------------------
+
+
+@dataclass
+class State:
+    """Where a zoo run stands.
+
+    Attributes:
+        root: ``WORK/NAME``.
+        records: one per finished chunk, from ``chunks.json``.
+        step: the run's optimizer steps (0 without a resumable state).
+        finished: the run ended (its last chunk is done).
+        pending: the chunk in progress (``pending.json``), or None.
+    """
+
+    root: Path
+    records: list[dict[str, Any]]
+    step: int
+    finished: bool
+    pending: dict[str, Any] | None
+
+    @property
+    def run(self) -> Path:
+        """The pretraining run directory."""
+        return self.root / "run"
+
+
+def ensure_gitignore(work_dir: Path) -> None:
+    """Write ``WORK/.gitignore`` (what git keeps of the state) unless it is there."""
+    path = work_dir / ".gitignore"
+    if not path.exists():
+        from colliderfm.fileio import write_text
+
+        write_text(path, GITIGNORE)
+
+
+def read_state(plan: Plan, work_dir: Path) -> State:
+    """Read a zoo run's records, its run's step and its pending chunk.
+
+    Args:
+        plan: the run's plan.
+        work_dir: the state folder (``zoo-work``).
+
+    Returns:
+        The :class:`State`.
+
+    Raises:
+        Refusal: ``chunks.json`` is malformed, or was written by another plan or recipe.
+    """
+    from colliderfm.train.checkpoint import load_state, read_meta
+
+    root = work_dir / plan.name
+    records: list[dict[str, Any]] = []
+    path = root / CHUNKS
+    if path.exists():
+        doc = _read_json(path)
+        if not isinstance(doc, dict) or not isinstance(doc.get("chunks"), list):
+            raise Refusal(f"{path}: no 'chunks' list")
+        if doc.get("plan") != plan.to_dict():
+            raise Refusal(
+                f"{path}: recorded with another plan than this script's (compare its 'plan' "
+                "with --plan); finish it with the script that started it, or start afresh"
+            )
+        records = doc["chunks"]
+    step, finished = 0, False
+    last = root / "run" / "last"
+    if last.exists():
+        from colliderfm.config import load_config
+
+        recipe = load_config(plan.config).objective.name
+        got = read_meta(last)["model"].get("objective")
+        if got != recipe:
+            raise Refusal(f"{last}: a run of objective {got!r}, but {plan.name} is {recipe!r}")
+        state = load_state(last)
+        step, finished = int(state["step"]), bool(state.get("finished"))
+    pending = _read_json(root / PENDING) if (root / PENDING).exists() else None
+    return State(root, records, step, finished, pending)
+
+
+def check_records(plan: Plan, records: list[dict[str, Any]], where: Path) -> None:
+    """Check that each chunk record is the planned chunk (index, seed, size, steps).
+
+    Args:
+        plan: the run's plan.
+        records: the records of ``chunks.json``.
+        where: the file, for messages.
+
+    Raises:
+        Refusal: a record differs from the plan.
+    """
+    for i, r in enumerate(records):
+        want = (i, plan.seed(i), plan.jets_per_chunk, plan.steps_from(i), plan.steps_to(i))
+        got = tuple(r.get(k) for k in ("index", "seed", "jets", "steps_from", "steps_to"))
+        if got != want:
+            raise Refusal(
+                f"{where}: record {i} has (index, seed, jets, steps_from, steps_to) = {got}, "
+                f"the plan says {want}"
+            )
+
+
+def next_chunk(plan: Plan, state: State) -> int:
+    """The index of the chunk to do next, after checking the records against the run.
+
+    Args:
+        plan: the run's plan.
+        state: from :func:`read_state`.
+
+    Returns:
+        The next chunk's index (its pretraining may already be under way, or done but not yet
+        recorded).
+
+    Raises:
+        Refusal: a record differs from the plan; the records and the run's step disagree; or
+            every chunk is done.
+    """
+    where = state.root / CHUNKS
+    check_records(plan, state.records, where)
+    k = len(state.records)
+    at = f"the run in {state.run} is at step {state.step}" + (
+        " (finished)" if state.finished else ""
+    )
+    done = plan.steps_to(k - 1) if k else 0
+    if k >= plan.chunks:
+        if k > plan.chunks or state.step != plan.max_steps or not state.finished:
+            raise Refusal(
+                f"{where} records {k} finished chunks (to step {done}) but {at}: they disagree"
+            )
+        raise Refusal(
+            f"{plan.name}: all {plan.chunks} chunks are done (step {state.step} of "
+            f"{plan.max_steps}); nothing to do but --finalize"
+        )
+    lo, hi = plan.steps_from(k), plan.steps_to(k)
+    started = state.pending is not None and state.pending.get("index") == k
+    ok = lo <= state.step <= hi and (state.step == lo or started)
+    if state.finished and state.step != plan.max_steps:
+        ok = False
+    if not ok:
+        raise Refusal(
+            f"{where} records {k} finished chunks (to step {done}) but {at}: they disagree "
+            f"(chunk {k} spans steps {lo}-{hi})"
+        )
+    return k
+
+
+def _write_pending(state: State, pending: dict[str, Any]) -> None:
+    from colliderfm.fileio import write_json
+
+    write_json(pending, state.root / PENDING)
+    state.pending = pending
+
+
+def _append_record(plan: Plan, state: State, record: dict[str, Any]) -> None:
+    """Add a finished chunk to ``chunks.json`` (atomically: a temporary file, then a rename)."""
+    from colliderfm.fileio import write_json
+
+    records = [*state.records, record]
+    write_json({"name": plan.name, "plan": plan.to_dict(), "chunks": records}, state.root / CHUNKS)
+    state.records = records
+
+
+# --- one chunk ---------------------------------------------------------------------------------
+
+
+def chunk_dir(plan: Plan, data_dir: Path, k: int) -> Path:
+    """Where chunk ``k``'s shards go."""
+    return data_dir / plan.name / f"chunk-{k:02d}"
+
+
+def chunk_ready(plan: Plan, k: int, path: Path) -> bool:
+    """Whether ``path`` holds chunk ``k`` complete (manifest, shards, count, seed, classes).
+
+    Args:
+        plan: the run's plan.
+        k: chunk index.
+        path: the chunk's shard directory.
+
+    Returns:
+        True when it can be reused as it is.
+    """
+    from colliderfm.data.shards import read_manifest
+    from colliderfm.errors import ColliderFMError
+
+    if not (path / "manifest.json").is_file():
+        return False
+    try:
+        m = read_manifest(path)
+    except ColliderFMError:
+        return False
+    src = m.get("source") or {}
+    return (
+        m.get("n") == plan.jets_per_chunk
+        and src.get("seed") == plan.seed(k)
+        and src.get("n_per_process") == plan.jets_per_class
+        and sorted(m.get("classes") or []) == sorted(plan.class_names)
+    )
+
+
+def generate_chunk(plan: Plan, k: int, out: Path, workers: int, progress: bool) -> dict[str, Any]:
+    """Generate chunk ``k``: ``jets_per_class`` jets of every process, seed ``seed_base + k``.
+
+    The same as ``colliderfm generate jets --process ... --n N --seed S`` (default physics).
+
+    Args:
+        plan: the run's plan.
+        k: chunk index.
+        out: shard directory (appears only when complete).
+        workers: generator processes.
+        progress: show a progress bar.
+
+    Returns:
+        The chunk's manifest.
+    """
+    from colliderfm.data.generate.jets import generate_jets
+
+    return generate_jets(
+        list(plan.processes),
+        plan.jets_per_class,
+        out,
+        seed=plan.seed(k),
+        workers=workers,
+        progress=progress,
+    )
+
+
+def _last_loss(run: Path, step: int) -> float | None:
+    """The last training loss the run logged up to ``step`` (None when none was logged)."""
+    from colliderfm.train.logging import read_metrics
+
+    try:
+        values = [v for s, v in read_metrics(run).get("train_loss", []) if s <= step]
+    except (OSError, ValueError):
+        return None
+    return round(values[-1], 5) if values else None
+
+
+def pretrain_chunk(plan: Plan, k: int, data: Path, run: Path, progress: bool) -> dict[str, Any]:
+    """Pretrain on chunk ``k`` up to its last step (resuming the run when it has a state).
+
+    Loads the recipe with overrides as ``colliderfm pretrain --config C --set ...`` does.
+
+    Args:
+        plan: the run's plan.
+        k: chunk index.
+        data: the chunk's shard directory.
+        run: the pretraining run directory.
+        progress: show a progress bar.
+
+    Returns:
+        The pretraining summary.
+    """
+    from colliderfm.config import load_config
+    from colliderfm.recipes import run_pretrain
+
+    sets = [
+        *plan.overrides,
+        f"data.train={_arg_path(data)}",
+        f"train.batch_size={plan.batch_size}",
+        f"train.max_steps={plan.max_steps}",
+    ]
+    if k < plan.chunks - 1:  # the last chunk runs to max_steps and finishes the run
+        sets.append(f"train.stop_at_step={plan.steps_to(k)}")
+    cfg = load_config(plan.config, sets)
+    return run_pretrain(cfg, run, resume=(run / "last").exists(), progress=progress)
+
+
+def do_chunk(
+    plan: Plan, state: State, k: int, data_dir: Path, workers: int, progress: bool
+) -> dict[str, Any]:
+    """Generate (or reuse), pretrain on, record and delete chunk ``k``.
+
+    Args:
+        plan: the run's plan.
+        state: the current state (updated in place).
+        k: the chunk, from :func:`next_chunk`.
+        data_dir: where chunks are generated.
+        workers: generator processes.
+        progress: show progress bars.
+
+    Returns:
+        The chunk's record (as appended to ``chunks.json``).
+    """
+    from colliderfm.config import load_config
+    from colliderfm.version import __version__
+
+    data = chunk_dir(plan, data_dir, k)
+    pending = state.pending if state.pending and state.pending.get("index") == k else None
+    pending = dict(pending or {"index": k, "seed": plan.seed(k), "generate_wall_s": 0.0})
+    pending.setdefault("pretrain_wall_s", 0.0)
+    trained = state.step == plan.steps_to(k)  # done, but not recorded yet (killed in between)
+    if not trained:
+        if chunk_ready(plan, k, data):
+            print(f"[zoo] chunk {k}: reusing the complete chunk in {data}", file=sys.stderr)
+        else:
+            if data.exists():
+                shutil.rmtree(data)  # incomplete or another chunk's: made afresh
+            for stale in data.parent.glob(f".{data.name}.tmp-*"):  # a killed generation's
+                shutil.rmtree(stale, ignore_errors=True)
+            print(
+                f"[zoo] chunk {k}: generating {plan.jets_per_chunk:,} jets (seed {plan.seed(k)})"
+                f" into {data}",
+                file=sys.stderr,
+            )
+            t = time.perf_counter()
+            generate_chunk(plan, k, data, workers, progress)
+            pending["generate_wall_s"] += time.perf_counter() - t
+            if not chunk_ready(plan, k, data):
+                raise Refusal(f"{data}: the generated chunk {k} is not the planned one")
+        manifest = json.loads((data / "manifest.json").read_text())
+        src = manifest.get("source") or {}
+        pending["generator"] = {
+            "pythia8mc": src.get("pythia_version"),
+            "fastjet": src.get("fastjet_version"),
+        }
+        _write_pending(state, pending)
+        print(
+            f"[zoo] chunk {k}: pretraining steps {max(state.step, plan.steps_from(k))}-"
+            f"{plan.steps_to(k)} of {plan.max_steps}",
+            file=sys.stderr,
+        )
+        t = time.perf_counter()
+        try:
+            summary = pretrain_chunk(plan, k, data, state.run, progress)
+        finally:  # an interrupted attempt's time counts too
+            pending["pretrain_wall_s"] += time.perf_counter() - t
+            _write_pending(state, pending)
+        if summary.get("steps") != plan.steps_to(k):
+            raise Refusal(
+                f"{state.run}: pretraining on chunk {k} stopped at step {summary.get('steps')}, "
+                f"not {plan.steps_to(k)}"
+            )
+        state.step = int(summary["steps"])
+        state.finished = not summary.get("paused", False)
+    cfg = load_config(plan.config, list(plan.overrides))
+    record = {
+        "index": k,
+        "seed": plan.seed(k),
+        "jets": plan.jets_per_chunk,
+        "jets_per_class": plan.jets_per_class,
+        "classes": plan.class_names,
+        "steps_from": plan.steps_from(k),
+        "steps_to": plan.steps_to(k),
+        "batch_size": plan.batch_size,
+        "generate_wall_s": round(float(pending.get("generate_wall_s", 0.0)), 1),
+        "pretrain_wall_s": round(float(pending.get("pretrain_wall_s", 0.0)), 1),
+        "train_loss": _last_loss(state.run, plan.steps_to(k)),
+        "hardware": hardware(cfg.train.device),
+        "generator": pending.get("generator"),
+        "colliderfm": {"version": __version__, "commit": _git_commit()},
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    _append_record(plan, state, record)
+    (state.root / PENDING).unlink(missing_ok=True)
+    state.pending = None
+    if data.exists():
+        shutil.rmtree(data)
+    if data.parent.is_dir() and not any(data.parent.iterdir()):
+        data.parent.rmdir()
+    return record
+
+
+def run_chunks(
+    plan: Plan,
+    n: int = 1,
+    work_dir: Path = WORK_DIR,
+    data_dir: Path = DATA_DIR,
+    workers: int = 2,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Do the next ``n`` chunks of a zoo run (fewer when fewer remain), then stop.
+
+    Args:
+        plan: the run's plan.
+        n: chunks to do in this invocation.
+        work_dir: the state folder (``zoo-work``; ``NAME/run`` and ``NAME/chunks.json``).
+        data_dir: where chunks are generated (and deleted once used).
+        workers: generator processes.
+        progress: show progress bars.
+
+    Returns:
+        The records of the chunks done.
+
+    Raises:
+        Refusal: every chunk is done, or the state is inconsistent.
+    """
+    if n < 1:
+        raise Refusal(f"--chunks must be at least 1 (got {n})")
+    state = read_state(plan, work_dir)
+    first = next_chunk(plan, state)
+    ensure_gitignore(work_dir)
+    (work_dir / plan.name).mkdir(parents=True, exist_ok=True)
+    done = []
+    for k in range(first, min(first + n, plan.chunks)):
+        rec = do_chunk(plan, state, k, data_dir, workers, progress)
+        done.append(rec)
+        print(
+            f"[zoo] chunk {k} done: steps {rec['steps_from']}-{rec['steps_to']} of "
+            f"{plan.max_steps}, generated in {rec['generate_wall_s']} s, pretrained in "
+            f"{rec['pretrain_wall_s']} s ({len(state.records)}/{plan.chunks} chunks)",
+            file=sys.stderr,
+        )
+    if len(state.records) == plan.chunks:
+        print(f"[zoo] {plan.name}: all chunks done; next: --finalize", file=sys.stderr)
+    return done
+
+
+# --- finalize ----------------------------------------------------------------------------------
+
+
+def describe_recipe(objective: str, params: dict[str, Any]) -> str:
+    """One sentence on how the backbone was pretrained, from the checkpoint's objective params.
+
+    Args:
+        objective: ``contrastive`` or ``mpm`` (others are named as they are).
+        params: the objective's resolved parameters (``config.yaml``: ``model.params``).
+
+    Returns:
+        Markdown text.
+    """
+    g = params.get
+    if objective == "contrastive":
+        return (
+            "contrastive pretraining (JetCLR-style): two physics-augmented views of each jet "
+            f"({', '.join(g('augment') or {}) or 'augmentations'}) are pulled together against "
+            f"the other jets of the batch with the {str(g('loss')).upper()} loss (temperature "
+            f"{g('temperature')}; projection head {g('proj_hidden')} -> {g('proj_dim')}, part of "
+            "the checkpoint, dropped by fine-tuning)"
+        )
+    if objective == "mpm":
+        return (
+            f"masked particle modelling: {g('mask_fraction')} of each jet's particles are hidden, "
+            f"a {g('decoder_depth')}-block pretraining-only decoder predicts each hidden "
+            f"particle's VQ-VAE code ({g('codebook_size')} codes, cross-entropy) from the "
+            "backbone's view of the visible ones (encoder-decoder layout). The VQ-VAE tokenizer "
+            f"was trained first, for {g('tokenizer_steps')} steps on the first chunk, and is "
+            "frozen inside the checkpoint"
+        )
+    return f"the `{objective}` objective"
+
+
+def _portable(meta: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The checkpoint metadata with absolute paths cut to their last two parts.
+
+    Returns:
+        (metadata, whether anything changed).
+    """
+    changed = False
+
+    def walk(x: Any) -> Any:
+        nonlocal changed
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        if isinstance(x, str) and os.path.isabs(x) and len(x) > 1:
+            changed = True
+            p = Path(x)
+            return f"{p.parent.name}/{p.name}"
+        return x
+
+    return walk(meta), changed
+
+
+def _total_wall(records: list[dict[str, Any]]) -> tuple[float, float]:
+    gen = sum(float(r.get("generate_wall_s") or 0.0) for r in records)
+    pre = sum(float(r.get("pretrain_wall_s") or 0.0) for r in records)
+    return gen, pre
+
+
+def _hours(s: float) -> str:
+    return f"{s:,.0f} s ({s / 3600:.2f} h)"
+
+
+def _machine(h: dict[str, Any]) -> str:
+    cpu, cores, device, torch = (h.get(k) for k in ("cpu", "cores", "device", "torch"))
+    return f"{cpu} ({cores} cores), device {device}, torch {torch}"
+
+
+def model_card(
+    plan: Plan, records: list[dict[str, Any]], meta: dict[str, Any], info: dict[str, Any]
+) -> str:
+    """The entry's ``MODEL_CARD.md``, from the chunk records and the checkpoint.
+
+    Args:
+        plan: the run's plan.
+        records: the chunk records (``chunks.json``).
+        meta: the checkpoint's ``config.yaml``.
+        info: the entry's ``meta.json``.
+
+    Returns:
+        Markdown.
+    """
+    name, model, cfg = plan.name, meta["model"], meta.get("config") or {}
+    train, data = cfg.get("train") or {}, cfg.get("data") or {}
+    recipe = describe_recipe(str(model.get("objective")), model.get("params") or {})
+    gen, pre = _total_wall(records)
+    seeds = [r["seed"] for r in records]
+    versions = sorted({json.dumps(r.get("generator"), sort_keys=True) for r in records})
+    tools = "; ".join(
+        f"pythia8mc {g.get('pythia8mc')}, fastjet {g.get('fastjet')}"
+        for g in (json.loads(v) for v in versions)
+        if isinstance(g, dict)
+    )
+    machines: dict[str, list[int]] = {}
+    for r in records:
+        machines.setdefault(_machine(r.get("hardware") or {}), []).append(r["index"])
+    hw = "\n".join(f"- {m}: chunk(s) {', '.join(map(str, i))}" for m, i in sorted(machines.items()))
+    rows = "\n".join(
+        f"| {r['index']} | {r['seed']} | {r['jets']:,} | {r['steps_from']}-{r['steps_to']} | "
+        f"{r.get('generate_wall_s')} | {r.get('pretrain_wall_s')} | "
+        f"{'' if r.get('train_loss') is None else r.get('train_loss')} | "
+        f"{(r.get('hardware') or {}).get('device')} | {r.get('date')} |"
+        for r in records
+    )
+    commits = sorted({str((r.get("colliderfm") or {}).get("commit")) for r in records})
+    auc = info.get("probe_auc")
+    results = (
+        "Linear-probe AUC: not measured yet."
+        if auc is None
+        else f"Linear-probe AUC: **{float(auc):.4f}** (as given to `--finalize --probe-auc`)."
+    )
+    procs = ",".join(plan.processes)
+    extra = plan.steps_per_chunk * plan.batch_size - plan.jets_per_chunk
+    n_jets = sum(r["jets"] for r in records)
+    backbone = model.get("name")
+    second = f", plus {extra} jets of a reshuffled second" if extra > 0 else ""
+    regen = f"colliderfm generate jets --process {procs} --n {plan.jets_per_class} --seed SEED"
+    regen += " --out DIR"
+    return f"""# zoo:{name}
+
+A `{backbone}` backbone, `{model.get("preset")}` preset ({info["parameters"]:,} parameters),
+pretrained without labels on {n_jets:,} generated jets by {recipe}.
+
+## Intended use
+
+A starting point for jet classifiers (fine-tuning with few labels, or a frozen feature extractor)
+on jets like its pretraining data: anti-kT R = 0.8, pT 550-650 GeV, |eta| < 2, at most
+{data.get("max_particles")} particles with the `{model.get("feature_set")}` features. It has no
+classification head: it is not a tagger by itself, and it was never validated on collision data.
+
+## Training data and its limits
+
+- {len(records)} chunks of {plan.jets_per_chunk:,} distinct jets each, {plan.jets_per_class:,} per
+  class of the {len(plan.processes)} classes {", ".join(plan.class_names)}: {n_jets:,} jets in
+  all, labels ignored. Each chunk was generated fresh with its own seed ({seeds[0]}-{seeds[-1]},
+  so the chunks hold distinct jets), used for one resumed pretraining run and deleted.
+- Generator: the package's own, `colliderfm generate jets --process {procs}` with the default
+  physics: Pythia 8 at 14 TeV (default tune, multi-parton interactions and hadronisation on),
+  FastJet anti-kT R = 0.8, one jet per event, and a simple parametrised detector response
+  ({tools or "versions not recorded"}).
+- Limits: this is not Delphes, nor CMS or ATLAS simulation, nor the JetClass data set itself:
+  one generator and tune, no pile-up, one pT window. Expect shifts on other simulations, other
+  kinematics and real data; fine-tune and validate on the target domain.
+- Chunk k is regenerated byte for byte by `{regen}` with SEED = {plan.seed_base} + k.
+
+## Training
+
+Recipe `{_shown(plan.config, REPO_ROOT)}`, run by `scripts/zoo_pretrain.py`: one resumed run per
+chunk, {plan.steps_per_chunk} steps each (one pass over the chunk{second}), paused at the
+chunk's last step (`train.stop_at_step`) and resumed on the next chunk, whose stream starts
+afresh. {plan.max_steps:,} steps at batch {plan.batch_size}; AdamW, learning
+rate {train.get("lr")}, weight decay {train.get("weight_decay")}, linear warm-up over
+{train.get("warmup")} of the steps, then cosine decay over all {plan.max_steps:,} steps (one
+schedule across the chunks); gradient clipping {train.get("grad_clip")}, precision
+{train.get("precision")}, seed {train.get("seed")}; colliderfm commit(s) {", ".join(commits)}.
+
+| chunk | seed | jets | steps | generate (s) | pretrain (s) | last train loss | device | date |
+|---|---|---|---|---|---|---|---|---|
+{rows}
+
+Total: {records[-1]["steps_to"] if records else 0:,} steps at batch {plan.batch_size}; wall time
+{_hours(gen + pre)}: generation {_hours(gen)}, pretraining {_hours(pre)}.
+
+Hardware:
+
+{hw}
+
+## Measured results
+
+{results}
+
+## How to fine-tune
+
+```bash
+colliderfm finetune --config configs/finetune/top_tagging.yaml --init zoo:{name} \\
+    --mode full --out runs/{name}-top          # or --mode linear, frozen, lp-ft
+```
+
+```python
+import colliderfm
+model = colliderfm.load("zoo:{name}")   # the backbone with its pretraining head, eval mode
+```
+
+## Reproduce it from nothing
+
+```bash
+.venv/bin/python scripts/zoo_pretrain.py {name} --plan                 # the plan above
+.venv/bin/python scripts/zoo_pretrain.py {name} --chunks {plan.chunks}  # or one chunk per call
+.venv/bin/python scripts/zoo_pretrain.py {name} --finalize             # this folder
+```
+
+Generation is byte-identical for the same seeds; training is reproducible on the same hardware
+and software, not bit for bit across devices.
+"""
+
+
+def finalize(
+    plan: Plan,
+    work_dir: Path = WORK_DIR,
+    zoo_root: Path = ZOO_DIR,
+    probe_auc: float | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> Path:
+    """Write the zoo entry ``zoo_root/NAME/`` from the finished run.
+
+    Args:
+        plan: the run's plan.
+        work_dir: the state folder.
+        zoo_root: the zoo folder (``src/colliderfm/zoo``).
+        probe_auc: the linear-probe AUC to record (None: not measured).
+        max_bytes: the largest entry allowed.
+
+    Returns:
+        The entry's folder (checked with :func:`colliderfm.zoo.resolve` and loaded).
+
+    Raises:
+        Refusal: the run is not finished, or the entry would be too large.
+    """
+    from colliderfm import zoo
+    from colliderfm.checkpoints import load_model
+    from colliderfm.fileio import write_json, write_text
+    from colliderfm.train.checkpoint import META, WEIGHTS, read_meta, resolve
+
+    state = read_state(plan, work_dir)
+    if len(state.records) != plan.chunks or state.step != plan.max_steps or not state.finished:
+        raise Refusal(
+            f"{plan.name}: not finished ({len(state.records)} of {plan.chunks} chunks recorded, "
+            f"run at step {state.step} of {plan.max_steps}); do the remaining chunks first"
+        )
+    check_records(plan, state.records, state.root / CHUNKS)
+    src = resolve(state.run / "last")  # the final weights (the run's folder holds the same)
+    meta = read_meta(src)
+    zoo_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{plan.name}.tmp-", dir=zoo_root))
+    try:
+        shutil.copyfile(src / WEIGHTS, tmp / WEIGHTS)
+        clean, changed = _portable(meta)
+        if changed:  # no machine paths in the shipped metadata
+            write_text(tmp / META, yaml.safe_dump(clean, sort_keys=False))
+        else:
+            shutil.copyfile(src / META, tmp / META)
+        model = load_model(tmp)
+        m = meta["model"]
+        info = {
+            "name": plan.name,
+            "recipe": m.get("objective"),
+            "backbone": m.get("name"),
+            "preset": m.get("preset"),
+            "parameters": sum(p.numel() for p in model.backbone.parameters()),
+            "pretraining_data": (
+                f"{sum(r['jets'] for r in state.records):,} generated jets, {plan.chunks} "
+                f"seeded chunks ({plan.seed(0)}-{plan.seed(plan.chunks - 1)}) of the "
+                f"{len(plan.processes)} JetClass-like classes (Pythia 8 + simple detector "
+                "response, pT 550-650 GeV)"
+            ),
+            "steps": state.step,
+            "probe_auc": probe_auc,
+        }
+        sums = "".join(f"{_sha256(tmp / f)}  {f}\n" for f in zoo.CHECKED)
+        write_text(tmp / zoo.CHECKSUMS, sums)
+        write_json(info, tmp / zoo.INFO)
+        write_text(tmp / zoo.CARD, model_card(plan, state.records, meta, info))
+        tmp.chmod(0o755)  # package data: readable by all (mkdtemp and mkstemp give 0700/0600)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        size = sum(f.stat().st_size for f in tmp.iterdir())
+        if size > max_bytes:
+            raise Refusal(
+                f"{plan.name}: the entry is {size / 1e6:.2f} MB, over the {max_bytes / 1e6:g} MB "
+                "limit of a shipped checkpoint; nothing was written"
+            )
+        folder = zoo_root / plan.name
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    path = zoo.resolve(f"{zoo.PREFIX}{plan.name}", root=zoo_root)  # checksums verified
+    load_model(path)
+    print(
+        f"[zoo] wrote {folder} ({size / 1e6:.2f} MB; {info['steps']} steps); commit it, then "
+        f"`git rm -r {_shown(work_dir / plan.name, REPO_ROOT)}` (the state is no longer needed)",
+        file=sys.stderr,
+    )
+    return path
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def describe_plan(plan: Plan) -> str:
+    """The plan as printed by ``--plan``."""
+    lines = [
+        f"{plan.name}: {_shown(plan.config, REPO_ROOT)}",
+        f"  {plan.chunks} chunks x {plan.jets_per_class:,} jets per class x "
+        f"{len(plan.processes)} classes = {plan.jets_per_chunk:,} distinct jets a chunk, "
+        f"{plan.chunks * plan.jets_per_chunk:,} in all",
+        f"  processes: {','.join(plan.processes)}",
+        f"  batch {plan.batch_size}, {plan.steps_per_chunk} steps per chunk "
+        f"(ceil({plan.jets_per_chunk} / {plan.batch_size})), train.max_steps {plan.max_steps}",
+        f"  state: {_shown(WORK_DIR / plan.name, REPO_ROOT)}/ (run/, {CHUNKS})",
+    ]
+    lines += [
+        f"  chunk {k}: seed {plan.seed(k)}, steps {plan.steps_from(k)}-{plan.steps_to(k)}"
+        for k in range(plan.chunks)
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    p = argparse.ArgumentParser(
+        prog="zoo_pretrain.py",
+        description="Pretrain a zoo checkpoint one seeded chunk per resumed run, over sessions.",
+    )
+    p.add_argument("name", choices=sorted(PLANS), help="the zoo run")
+    p.add_argument("--chunks", type=int, default=1, help="chunks to do now (default 1)")
+    p.add_argument("--workers", type=int, default=2, help="generator processes (default 2)")
+    p.add_argument("--data-dir", type=Path, default=DATA_DIR, help="where chunks are generated")
+    p.add_argument("--work-dir", type=Path, default=WORK_DIR, help="the state folder")
+    p.add_argument("--zoo-root", type=Path, default=ZOO_DIR, help="where --finalize writes")
+    p.add_argument("--plan", action="store_true", help="print the plan and exit")
+    p.add_argument("--finalize", action="store_true", help="write the zoo entry from the run")
+    p.add_argument("--probe-auc", type=float, default=None, help="linear-probe AUC to record")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0, 2 for a refusal or a user error, 130/143 when interrupted.
+    """
+    args = parse_args(argv)
+    plan = PLANS[args.name]
+    if args.plan:
+        print(describe_plan(plan))
+        return 0
+    if args.probe_auc is not None and not 0.0 <= args.probe_auc <= 1.0:
+        print(
+            f"zoo_pretrain: error: --probe-auc {args.probe_auc} is not in [0, 1]", file=sys.stderr
+        )
+        return 2
+    from colliderfm.errors import ColliderFMError
+    from colliderfm.runtime import raise_on_sigterm
+    from colliderfm.train.logging import setup_console_logging
+
+    setup_console_logging()
+    raise_on_sigterm()
+    try:
+        if args.finalize:
+            finalize(plan, args.work_dir, args.zoo_root, probe_auc=args.probe_auc)
+        else:
+            run_chunks(
+                plan, args.chunks, args.work_dir, args.data_dir, args.workers, not args.no_progress
+            )
+    except (Refusal, ColliderFMError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"zoo_pretrain: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        signum = int(getattr(exc, "signum", 2))
+        print(
+            f"zoo_pretrain: interrupted: rerun `scripts/zoo_pretrain.py {plan.name}` to continue "
+            "the chunk (a complete generated chunk is reused, the run resumes)",
+            file=sys.stderr,
+        )
+        return 128 + signum
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
