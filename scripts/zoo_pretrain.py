@@ -20,6 +20,23 @@ interrupted chunk is continued by rerunning the same command: a complete generat
 reused and the run resumes (``zoo-work/NAME/pending.json`` keeps the chunk's wall times so far).
 ``zoo-work/.gitignore`` keeps only what resuming reads (``run/last/``) and the records in git.
 
+Both shipped runs are planned on the same chunks (same seeds), and generating a chunk takes far
+longer than pretraining on it, so several names can share each generated chunk::
+
+    .venv/bin/python scripts/zoo_pretrain.py jets-contrastive-small jets-mpm-small [--chunks N]
+
+Each chunk is then generated once (into ``--data-dir/NAME1+NAME2/``, names sorted), every named
+run pretrains on it in the order given, each with its own state (``zoo-work/NAME/``), and it is
+deleted once all have recorded it. The names must be at the same next chunk, or some may be one
+chunk behind with that chunk pending (an interrupted shared chunk: the runs that recorded it
+skip it, the others finish it on the kept chunk); otherwise the command refuses. Each record's
+``shared_with`` lists the other names that pretrained on the same generated chunk (empty for a
+name run alone), and its ``generate_wall_s`` is that one generation's wall time: the same value
+in each record that shared it (each model card counts it, and says so). A complete chunk left
+by one name run alone is moved into the shared folder and reused. ``--plan`` prints each named
+plan; ``--finalize`` with several names finalizes each (all must be finished; ``--probe-auc``
+only with one name).
+
 ``--finalize`` (after the last chunk) writes ``src/colliderfm/zoo/NAME/``: the final weights and
 ``config.yaml``, ``SHA256SUMS``, ``meta.json`` and a ``MODEL_CARD.md`` made from the records,
 refusing an entry over 10 MB. Refusals and failures are one line on stderr and exit code 2.
@@ -38,6 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -345,12 +363,13 @@ def check_records(plan: Plan, records: list[dict[str, Any]], where: Path) -> Non
             )
 
 
-def next_chunk(plan: Plan, state: State) -> int:
+def next_chunk(plan: Plan, state: State, allow_done: bool = False) -> int:
     """The index of the chunk to do next, after checking the records against the run.
 
     Args:
         plan: the run's plan.
         state: from :func:`read_state`.
+        allow_done: return ``plan.chunks`` when every chunk is done instead of refusing.
 
     Returns:
         The next chunk's index (its pretraining may already be under way, or done but not yet
@@ -358,7 +377,7 @@ def next_chunk(plan: Plan, state: State) -> int:
 
     Raises:
         Refusal: a record differs from the plan; the records and the run's step disagree; or
-            every chunk is done.
+            every chunk is done (unless ``allow_done``).
     """
     where = state.root / CHUNKS
     check_records(plan, state.records, where)
@@ -372,6 +391,8 @@ def next_chunk(plan: Plan, state: State) -> int:
             raise Refusal(
                 f"{where} records {k} finished chunks (to step {done}) but {at}: they disagree"
             )
+        if allow_done:
+            return plan.chunks
         raise Refusal(
             f"{plan.name}: all {plan.chunks} chunks are done (step {state.step} of "
             f"{plan.max_steps}); nothing to do but --finalize"
@@ -409,8 +430,17 @@ def _append_record(plan: Plan, state: State, record: dict[str, Any]) -> None:
 
 
 def chunk_dir(plan: Plan, data_dir: Path, k: int) -> Path:
-    """Where chunk ``k``'s shards go."""
+    """Where chunk ``k``'s shards go when the run is named alone."""
     return data_dir / plan.name / f"chunk-{k:02d}"
+
+
+def shared_chunk_dir(plans: Sequence[Plan], data_dir: Path, k: int) -> Path:
+    """Where chunk ``k``'s shards go for runs named together: ``DATA/NAME1+NAME2/chunk-KK``.
+
+    The names are sorted (the folder does not depend on their order); one run's is its own
+    :func:`chunk_dir`.
+    """
+    return data_dir / "+".join(sorted(p.name for p in plans)) / f"chunk-{k:02d}"
 
 
 def chunk_ready(plan: Plan, k: int, path: Path) -> bool:
@@ -510,10 +540,180 @@ def pretrain_chunk(plan: Plan, k: int, data: Path, run: Path, progress: bool) ->
     return run_pretrain(cfg, run, resume=(run / "last").exists(), progress=progress)
 
 
+def _pending_for(plan: Plan, state: State, k: int) -> dict[str, Any]:
+    """Chunk ``k``'s ``pending.json`` so far (its wall times), or a fresh one."""
+    pending = state.pending if state.pending and state.pending.get("index") == k else None
+    pending = dict(pending or {"index": k, "seed": plan.seed(k), "generate_wall_s": 0.0})
+    pending.setdefault("pretrain_wall_s", 0.0)
+    return pending
+
+
+def ready_chunk(
+    plan: Plan, k: int, data: Path, elsewhere: list[Path], workers: int, progress: bool
+) -> float:
+    """Make ``data`` hold chunk ``k`` complete: reuse it, move it in, or generate it.
+
+    Args:
+        plan: a plan of the chunk (any of a group's: they generate the same chunks).
+        k: chunk index.
+        data: where the chunk is used from.
+        elsewhere: other folders that may hold the complete chunk (a named run's own folder,
+            left by an interrupted run of that name alone); one found there is moved to ``data``.
+        workers: generator processes.
+        progress: show a progress bar.
+
+    Returns:
+        The generation's wall time in seconds (0 when the chunk was reused or moved).
+
+    Raises:
+        Refusal: the generated chunk is not the planned one.
+    """
+    if chunk_ready(plan, k, data):
+        print(f"[zoo] chunk {k}: reusing the complete chunk in {data}", file=sys.stderr)
+        return 0.0
+    for other in elsewhere:
+        if other != data and chunk_ready(plan, k, other):
+            if data.exists():
+                shutil.rmtree(data)
+            data.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(other, data)
+            if other.parent.is_dir() and not any(other.parent.iterdir()):
+                other.parent.rmdir()
+            print(
+                f"[zoo] chunk {k}: reusing the complete chunk of {other} in {data}", file=sys.stderr
+            )
+            return 0.0
+    if data.exists():
+        shutil.rmtree(data)  # incomplete or another chunk's: made afresh
+    for stale in data.parent.glob(f".{data.name}.tmp-*"):  # a killed generation's
+        shutil.rmtree(stale, ignore_errors=True)
+    print(
+        f"[zoo] chunk {k}: generating {plan.jets_per_chunk:,} jets (seed {plan.seed(k)}) into "
+        f"{data}",
+        file=sys.stderr,
+    )
+    t = time.perf_counter()
+    generate_chunk(plan, k, data, workers, progress)
+    took = time.perf_counter() - t
+    if not chunk_ready(plan, k, data):
+        raise Refusal(f"{data}: the generated chunk {k} is not the planned one")
+    return took
+
+
+def _record(plan: Plan, state: State, k: int, pending: dict[str, Any]) -> dict[str, Any]:
+    """Chunk ``k``'s record, appended to ``chunks.json`` (``pending.json`` is then removed)."""
+    from colliderfm.config import load_config
+    from colliderfm.version import __version__
+
+    cfg = load_config(plan.config, list(plan.overrides))
+    record = {
+        "index": k,
+        "seed": plan.seed(k),
+        "jets": plan.jets_per_chunk,
+        "jets_per_class": plan.jets_per_class,
+        "classes": plan.class_names,
+        "steps_from": plan.steps_from(k),
+        "steps_to": plan.steps_to(k),
+        "batch_size": plan.batch_size,
+        "generate_wall_s": round(float(pending.get("generate_wall_s", 0.0)), 1),
+        "shared_with": sorted(pending.get("shared_with") or []),
+        "pretrain_wall_s": round(float(pending.get("pretrain_wall_s", 0.0)), 1),
+        "train_loss": _last_loss(state.run, plan.steps_to(k)),
+        "hardware": hardware(cfg.train.device),
+        "generator": pending.get("generator"),
+        "colliderfm": {"version": __version__, "commit": _git_commit()},
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    _append_record(plan, state, record)
+    (state.root / PENDING).unlink(missing_ok=True)
+    state.pending = None
+    return record
+
+
+def do_shared_chunk(
+    plans: list[Plan],
+    states: list[State],
+    k: int,
+    data_dir: Path,
+    workers: int,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """Generate (or reuse) chunk ``k`` once, pretrain each named run on it, record, delete it.
+
+    The runs that already recorded chunk ``k`` are skipped; one that pretrained on it but was
+    stopped before its record is only recorded. The chunk is generated when some run still has
+    to pretrain on it, into :func:`shared_chunk_dir` (a single run's own :func:`chunk_dir`),
+    and deleted once every run recorded it. Each run's ``pending.json`` is written before any
+    pretraining starts, so a run interrupted while another pretrains is continued by the same
+    command. Each record names in ``shared_with`` the other runs that pretrained on the same
+    generated chunk, and holds that generation's wall time (the same value in each record).
+
+    Args:
+        plans: the named runs' plans (checked by :func:`check_shareable`).
+        states: their states (updated in place).
+        k: the chunk, from :func:`group_next_chunk`.
+        data_dir: where chunks are generated.
+        workers: generator processes.
+        progress: show progress bars.
+
+    Returns:
+        The records appended (one per run that had not recorded chunk ``k``), in ``plans``' order.
+    """
+    members = [(p, s) for p, s in zip(plans, states, strict=True) if len(s.records) == k]
+    data = shared_chunk_dir(plans, data_dir, k)
+    pendings = {p.name: _pending_for(p, s, k) for p, s in members}
+    users = [(p, s) for p, s in members if s.step != p.steps_to(k)]  # still to pretrain on it
+    if users:
+        own = [chunk_dir(p, data_dir, k) for p in plans]
+        took = ready_chunk(users[0][0], k, data, own, workers, progress)
+        src = json.loads((data / "manifest.json").read_text()).get("source") or {}
+        generator = {"pythia8mc": src.get("pythia_version"), "fastjet": src.get("fastjet_version")}
+        names = {p.name for p, _ in users}
+        earlier = max(float(pendings[p.name].get("generate_wall_s") or 0.0) for p, _ in users)
+        for p, s in users:
+            pending = pendings[p.name]
+            if took:
+                pending["generate_wall_s"] += took
+            elif not pending.get("generate_wall_s"):  # reused: the chunk's generation time
+                pending["generate_wall_s"] = earlier
+            others = set(pending.get("shared_with") or []) | (names - {p.name})
+            pending["shared_with"] = sorted(others)
+            pending["generator"] = generator
+            _write_pending(s, pending)
+    records = []
+    for p, s in members:
+        pending = pendings[p.name]
+        if s.step != p.steps_to(k):  # else done, but not recorded yet (killed in between)
+            print(
+                f"[zoo] {p.name} chunk {k}: pretraining steps {max(s.step, p.steps_from(k))}-"
+                f"{p.steps_to(k)} of {p.max_steps}",
+                file=sys.stderr,
+            )
+            t = time.perf_counter()
+            try:
+                summary = pretrain_chunk(p, k, data, s.run, progress)
+            finally:  # an interrupted attempt's time counts too
+                pending["pretrain_wall_s"] += time.perf_counter() - t
+                _write_pending(s, pending)
+            if summary.get("steps") != p.steps_to(k):
+                raise Refusal(
+                    f"{s.run}: pretraining on chunk {k} stopped at step {summary.get('steps')}, "
+                    f"not {p.steps_to(k)}"
+                )
+            s.step = int(summary["steps"])
+            s.finished = not summary.get("paused", False)
+        records.append(_record(p, s, k, pending))
+    if data.exists():
+        shutil.rmtree(data)
+    if data.parent.is_dir() and not any(data.parent.iterdir()):
+        data.parent.rmdir()
+    return records
+
+
 def do_chunk(
     plan: Plan, state: State, k: int, data_dir: Path, workers: int, progress: bool
 ) -> dict[str, Any]:
-    """Generate (or reuse), pretrain on, record and delete chunk ``k``.
+    """Generate (or reuse), pretrain on, record and delete chunk ``k`` of one run.
 
     Args:
         plan: the run's plan.
@@ -526,97 +726,86 @@ def do_chunk(
     Returns:
         The chunk's record (as appended to ``chunks.json``).
     """
-    from colliderfm.config import load_config
-    from colliderfm.version import __version__
-
-    data = chunk_dir(plan, data_dir, k)
-    pending = state.pending if state.pending and state.pending.get("index") == k else None
-    pending = dict(pending or {"index": k, "seed": plan.seed(k), "generate_wall_s": 0.0})
-    pending.setdefault("pretrain_wall_s", 0.0)
-    trained = state.step == plan.steps_to(k)  # done, but not recorded yet (killed in between)
-    if not trained:
-        if chunk_ready(plan, k, data):
-            print(f"[zoo] chunk {k}: reusing the complete chunk in {data}", file=sys.stderr)
-        else:
-            if data.exists():
-                shutil.rmtree(data)  # incomplete or another chunk's: made afresh
-            for stale in data.parent.glob(f".{data.name}.tmp-*"):  # a killed generation's
-                shutil.rmtree(stale, ignore_errors=True)
-            print(
-                f"[zoo] chunk {k}: generating {plan.jets_per_chunk:,} jets (seed {plan.seed(k)})"
-                f" into {data}",
-                file=sys.stderr,
-            )
-            t = time.perf_counter()
-            generate_chunk(plan, k, data, workers, progress)
-            pending["generate_wall_s"] += time.perf_counter() - t
-            if not chunk_ready(plan, k, data):
-                raise Refusal(f"{data}: the generated chunk {k} is not the planned one")
-        manifest = json.loads((data / "manifest.json").read_text())
-        src = manifest.get("source") or {}
-        pending["generator"] = {
-            "pythia8mc": src.get("pythia_version"),
-            "fastjet": src.get("fastjet_version"),
-        }
-        _write_pending(state, pending)
-        print(
-            f"[zoo] chunk {k}: pretraining steps {max(state.step, plan.steps_from(k))}-"
-            f"{plan.steps_to(k)} of {plan.max_steps}",
-            file=sys.stderr,
-        )
-        t = time.perf_counter()
-        try:
-            summary = pretrain_chunk(plan, k, data, state.run, progress)
-        finally:  # an interrupted attempt's time counts too
-            pending["pretrain_wall_s"] += time.perf_counter() - t
-            _write_pending(state, pending)
-        if summary.get("steps") != plan.steps_to(k):
-            raise Refusal(
-                f"{state.run}: pretraining on chunk {k} stopped at step {summary.get('steps')}, "
-                f"not {plan.steps_to(k)}"
-            )
-        state.step = int(summary["steps"])
-        state.finished = not summary.get("paused", False)
-    cfg = load_config(plan.config, list(plan.overrides))
-    record = {
-        "index": k,
-        "seed": plan.seed(k),
-        "jets": plan.jets_per_chunk,
-        "jets_per_class": plan.jets_per_class,
-        "classes": plan.class_names,
-        "steps_from": plan.steps_from(k),
-        "steps_to": plan.steps_to(k),
-        "batch_size": plan.batch_size,
-        "generate_wall_s": round(float(pending.get("generate_wall_s", 0.0)), 1),
-        "pretrain_wall_s": round(float(pending.get("pretrain_wall_s", 0.0)), 1),
-        "train_loss": _last_loss(state.run, plan.steps_to(k)),
-        "hardware": hardware(cfg.train.device),
-        "generator": pending.get("generator"),
-        "colliderfm": {"version": __version__, "commit": _git_commit()},
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    _append_record(plan, state, record)
-    (state.root / PENDING).unlink(missing_ok=True)
-    state.pending = None
-    if data.exists():
-        shutil.rmtree(data)
-    if data.parent.is_dir() and not any(data.parent.iterdir()):
-        data.parent.rmdir()
+    [record] = do_shared_chunk([plan], [state], k, data_dir, workers, progress)
     return record
 
 
+def check_shareable(plans: list[Plan]) -> None:
+    """Check that the named runs are distinct and planned on the very same generated chunks.
+
+    Raises:
+        Refusal: a name is given twice, or two plans differ in their chunks (count, jets per
+            class, processes or seeds).
+    """
+    names = [p.name for p in plans]
+    if len(set(names)) != len(names):
+        raise Refusal(f"a name is given twice: {' '.join(names)}")
+
+    def chunks(p: Plan) -> tuple[Any, ...]:
+        return p.chunks, p.jets_per_class, tuple(p.processes), [p.seed(k) for k in range(p.chunks)]
+
+    for p in plans[1:]:
+        if chunks(p) != chunks(plans[0]):
+            raise Refusal(
+                f"{plans[0].name} and {p.name} are planned on different chunks (count, jets per "
+                "class, processes or seeds): they cannot share one; run them separately"
+            )
+
+
+def group_next_chunk(plans: list[Plan], states: list[State]) -> int:
+    """The chunk the named runs do next together, after checking they are at the same one.
+
+    The consistent cases: every run's next chunk (:func:`next_chunk`) is the same; or some are
+    one chunk behind the others, each with that chunk pending (``pending.json``: an invocation
+    interrupted after the others had recorded it): the group starts there, and the runs that
+    recorded it skip it.
+
+    Args:
+        plans: the named runs' plans.
+        states: their states.
+
+    Returns:
+        The first chunk to do (some runs may have recorded it already).
+
+    Raises:
+        Refusal: a run's state is inconsistent (see :func:`next_chunk`); their next chunks
+            differ otherwise; or every run has done every chunk.
+    """
+    if len(plans) == 1:
+        return next_chunk(plans[0], states[0])
+    ks = [next_chunk(p, s, allow_done=True) for p, s in zip(plans, states, strict=True)]
+    first, n = min(ks), plans[0].chunks
+    names = " ".join(p.name for p in plans)
+    if first >= n:
+        raise Refusal(f"{names}: all {n} chunks are done; nothing to do but --finalize")
+    behind = [s for s, k in zip(states, ks, strict=True) if k == first]
+    pending = all(s.pending is not None and s.pending.get("index") == first for s in behind)
+    if not all(k == first for k in ks) and not (
+        all(k in (first, first + 1) for k in ks) and pending
+    ):
+        at = ", ".join(f"{p.name} at chunk {k}" for p, k in zip(plans, ks, strict=True))
+        raise Refusal(
+            f"the names are not at the same next chunk ({at}); run them one at a time until "
+            "they are"
+        )
+    return first
+
+
 def run_chunks(
-    plan: Plan,
+    plans: Plan | Sequence[Plan],
     n: int = 1,
     work_dir: Path = WORK_DIR,
     data_dir: Path = DATA_DIR,
     workers: int = 2,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Do the next ``n`` chunks of a zoo run (fewer when fewer remain), then stop.
+    """Do the next ``n`` chunks of one or several zoo runs (fewer when fewer remain), then stop.
+
+    Several runs share each chunk: it is generated once and every run pretrains on it (in the
+    order given) before it is deleted; see :func:`do_shared_chunk` and :func:`group_next_chunk`.
 
     Args:
-        plan: the run's plan.
+        plans: the run's plan, or the plans of runs on the same chunks.
         n: chunks to do in this invocation.
         work_dir: the state folder (``zoo-work``; ``NAME/run`` and ``NAME/chunks.json``).
         data_dir: where chunks are generated (and deleted once used).
@@ -624,29 +813,39 @@ def run_chunks(
         progress: show progress bars.
 
     Returns:
-        The records of the chunks done.
+        The records of the chunks done (chunk by chunk, in ``plans``' order within a chunk).
 
     Raises:
-        Refusal: every chunk is done, or the state is inconsistent.
+        Refusal: every chunk is done, the runs are at different chunks or on different
+            chunks, or a state is inconsistent.
     """
+    plans = [plans] if isinstance(plans, Plan) else list(plans)
+    if not plans:
+        raise Refusal("no zoo run named")
     if n < 1:
         raise Refusal(f"--chunks must be at least 1 (got {n})")
-    state = read_state(plan, work_dir)
-    first = next_chunk(plan, state)
+    check_shareable(plans)
+    states = [read_state(p, work_dir) for p in plans]
+    first = group_next_chunk(plans, states)
     ensure_gitignore(work_dir)
-    (work_dir / plan.name).mkdir(parents=True, exist_ok=True)
+    for p in plans:
+        (work_dir / p.name).mkdir(parents=True, exist_ok=True)
     done = []
-    for k in range(first, min(first + n, plan.chunks)):
-        rec = do_chunk(plan, state, k, data_dir, workers, progress)
-        done.append(rec)
-        print(
-            f"[zoo] chunk {k} done: steps {rec['steps_from']}-{rec['steps_to']} of "
-            f"{plan.max_steps}, generated in {rec['generate_wall_s']} s, pretrained in "
-            f"{rec['pretrain_wall_s']} s ({len(state.records)}/{plan.chunks} chunks)",
-            file=sys.stderr,
-        )
-    if len(state.records) == plan.chunks:
-        print(f"[zoo] {plan.name}: all chunks done; next: --finalize", file=sys.stderr)
+    for k in range(first, min(first + n, plans[0].chunks)):
+        members = [(p, s) for p, s in zip(plans, states, strict=True) if len(s.records) == k]
+        records = do_shared_chunk(plans, states, k, data_dir, workers, progress)
+        for rec, (p, s) in zip(records, members, strict=True):
+            done.append(rec)
+            shared = f", shared with {', '.join(rec['shared_with'])}" if rec["shared_with"] else ""
+            print(
+                f"[zoo] {p.name} chunk {k} done: steps {rec['steps_from']}-{rec['steps_to']} of "
+                f"{p.max_steps}, generated in {rec['generate_wall_s']} s{shared}, pretrained in "
+                f"{rec['pretrain_wall_s']} s ({len(s.records)}/{p.chunks} chunks)",
+                file=sys.stderr,
+            )
+    for p, s in zip(plans, states, strict=True):
+        if len(s.records) == p.chunks:
+            print(f"[zoo] {p.name}: all chunks done; next: --finalize", file=sys.stderr)
     return done
 
 
@@ -759,6 +958,16 @@ def model_card(
         for r in records
     )
     commits = sorted({str((r.get("colliderfm") or {}).get("commit")) for r in records})
+    shared: dict[str, list[int]] = {}
+    for r in records:
+        for other in r.get("shared_with") or []:
+            shared.setdefault(other, []).append(r["index"])
+    sharing = "".join(
+        f" Chunk(s) {', '.join(map(str, i))} were generated once and also pretrained "
+        f"`zoo:{other}`: their generation wall time is that one generation's, counted in both "
+        "entries."
+        for other, i in sorted(shared.items())
+    )
     auc = info.get("probe_auc")
     results = (
         "Linear-probe AUC: not measured yet."
@@ -815,7 +1024,7 @@ schedule across the chunks); gradient clipping {train.get("grad_clip")}, precisi
 {rows}
 
 Total: {records[-1]["steps_to"] if records else 0:,} steps at batch {plan.batch_size}; wall time
-{_hours(gen + pre)}: generation {_hours(gen)}, pretraining {_hours(pre)}.
+{_hours(gen + pre)}: generation {_hours(gen)}, pretraining {_hours(pre)}.{sharing}
 
 Hardware:
 
@@ -850,6 +1059,22 @@ and software, not bit for bit across devices.
 """
 
 
+def finished_state(plan: Plan, work_dir: Path = WORK_DIR) -> State:
+    """The state of a finished run (every chunk recorded, the run at its last step).
+
+    Raises:
+        Refusal: the run is not finished, or its records differ from the plan.
+    """
+    state = read_state(plan, work_dir)
+    if len(state.records) != plan.chunks or state.step != plan.max_steps or not state.finished:
+        raise Refusal(
+            f"{plan.name}: not finished ({len(state.records)} of {plan.chunks} chunks recorded, "
+            f"run at step {state.step} of {plan.max_steps}); do the remaining chunks first"
+        )
+    check_records(plan, state.records, state.root / CHUNKS)
+    return state
+
+
 def finalize(
     plan: Plan,
     work_dir: Path = WORK_DIR,
@@ -877,13 +1102,7 @@ def finalize(
     from colliderfm.fileio import write_json, write_text
     from colliderfm.train.checkpoint import META, WEIGHTS, read_meta, resolve
 
-    state = read_state(plan, work_dir)
-    if len(state.records) != plan.chunks or state.step != plan.max_steps or not state.finished:
-        raise Refusal(
-            f"{plan.name}: not finished ({len(state.records)} of {plan.chunks} chunks recorded, "
-            f"run at step {state.step} of {plan.max_steps}); do the remaining chunks first"
-        )
-    check_records(plan, state.records, state.root / CHUNKS)
+    state = finished_state(plan, work_dir)
     src = resolve(state.run / "last")  # the final weights (the run's folder holds the same)
     meta = read_meta(src)
     zoo_root.mkdir(parents=True, exist_ok=True)
@@ -968,9 +1187,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     p = argparse.ArgumentParser(
         prog="zoo_pretrain.py",
-        description="Pretrain a zoo checkpoint one seeded chunk per resumed run, over sessions.",
+        description="Pretrain zoo checkpoints one seeded chunk per resumed run, over sessions "
+        "(several names share each generated chunk).",
     )
-    p.add_argument("name", choices=sorted(PLANS), help="the zoo run")
+    p.add_argument(
+        "names",
+        nargs="+",
+        metavar="name",
+        choices=sorted(PLANS),
+        help="the zoo run; several share each generated chunk",
+    )
     p.add_argument("--chunks", type=int, default=1, help="chunks to do now (default 1)")
     p.add_argument("--workers", type=int, default=2, help="generator processes (default 2)")
     p.add_argument("--data-dir", type=Path, default=DATA_DIR, help="where chunks are generated")
@@ -993,13 +1219,20 @@ def main(argv: list[str] | None = None) -> int:
         The exit code: 0, 2 for a refusal or a user error, 130/143 when interrupted.
     """
     args = parse_args(argv)
-    plan = PLANS[args.name]
+    names = list(dict.fromkeys(args.names))  # each once, in the order given
+    plans = [PLANS[n] for n in names]
     if args.plan:
-        print(describe_plan(plan))
+        print("\n\n".join(describe_plan(plan) for plan in plans))
         return 0
     if args.probe_auc is not None and not 0.0 <= args.probe_auc <= 1.0:
         print(
             f"zoo_pretrain: error: --probe-auc {args.probe_auc} is not in [0, 1]", file=sys.stderr
+        )
+        return 2
+    if args.probe_auc is not None and len(plans) > 1:
+        print(
+            "zoo_pretrain: error: --probe-auc is one model's: finalize one name at a time",
+            file=sys.stderr,
         )
         return 2
     from colliderfm.errors import ColliderFMError
@@ -1010,10 +1243,13 @@ def main(argv: list[str] | None = None) -> int:
     raise_on_sigterm()
     try:
         if args.finalize:
-            finalize(plan, args.work_dir, args.zoo_root, probe_auc=args.probe_auc)
+            for plan in plans:  # all finished, or nothing is written
+                finished_state(plan, args.work_dir)
+            for plan in plans:
+                finalize(plan, args.work_dir, args.zoo_root, probe_auc=args.probe_auc)
         else:
             run_chunks(
-                plan, args.chunks, args.work_dir, args.data_dir, args.workers, not args.no_progress
+                plans, args.chunks, args.work_dir, args.data_dir, args.workers, not args.no_progress
             )
     except (Refusal, ColliderFMError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -1022,8 +1258,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         signum = int(getattr(exc, "signum", 2))
         print(
-            f"zoo_pretrain: interrupted: rerun `scripts/zoo_pretrain.py {plan.name}` to continue "
-            "the chunk (a complete generated chunk is reused, the run resumes)",
+            f"zoo_pretrain: interrupted: rerun `scripts/zoo_pretrain.py {' '.join(names)}` to "
+            "continue the chunk (a complete generated chunk is reused, the runs resume)",
             file=sys.stderr,
         )
         return 128 + signum

@@ -2,17 +2,20 @@
 
 The script's functions run end to end at a tiny scale (2 chunks of 20 jets per class of 2
 classes, batch 16, the tiny preset: 3 steps a chunk) in a temporary folder. The fast tests
-replace the generator with one writing synthetic shards of the planned size and seed; the last
-test generates real jets with Pythia 8 + FastJet.
+replace the generator with one writing synthetic shards of the planned size and seed (also for
+two names sharing each generated chunk); the last test generates real jets with Pythia 8 +
+FastJet.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,6 +34,7 @@ from colliderfm.train.checkpoint import load_state, read_checkpoint_meta
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "jets-tiny-test"
+NAME2 = "jets-tiny-test-mpm"  # a second run on the same chunks
 TINY = (
     "model.preset=tiny",
     "model.pair_features=false",
@@ -56,9 +60,9 @@ def _script() -> ModuleType:
 zp = _script()
 
 
-def _plan(recipe: str = "contrastive", *extra: str) -> Any:
+def _plan(recipe: str = "contrastive", *extra: str, name: str = NAME) -> Any:
     return zp.Plan(
-        NAME,
+        name,
         ROOT / "configs" / "zoo" / f"jets-{recipe}-small.yaml",
         chunks=2,
         jets_per_class=20,
@@ -68,11 +72,18 @@ def _plan(recipe: str = "contrastive", *extra: str) -> Any:
     )
 
 
-def _fake_generator(calls: list[int]) -> Any:
-    """A stand-in for generate_chunk: synthetic jets with the planned count, seed and classes."""
+def _fake_generator(calls: list[int], outs: list[Path] | None = None, delay: float = 0.0) -> Any:
+    """A stand-in for generate_chunk: synthetic jets with the planned count, seed and classes.
+
+    Each call appends the chunk index to ``calls`` (and its folder to ``outs``), after ``delay``
+    seconds (a measurable generation wall time).
+    """
 
     def generate(plan: Any, k: int, out: Path, workers: int, progress: bool) -> dict:
         calls.append(k)
+        if outs is not None:
+            outs.append(out)
+        time.sleep(delay)
         source = {
             "generator": "synthetic",
             "seed": plan.seed(k),
@@ -100,8 +111,8 @@ def _have_git() -> bool:
     return shutil.which("git") is not None and (ROOT / ".git").exists()
 
 
-def _records(work: Path) -> list[dict[str, Any]]:
-    return json.loads((work / NAME / "chunks.json").read_text())["chunks"]
+def _records(work: Path, name: str = NAME) -> list[dict[str, Any]]:
+    return json.loads((work / name / "chunks.json").read_text())["chunks"]
 
 
 def _span(r: dict[str, Any]) -> tuple[int, int, int, int, int]:
@@ -187,6 +198,7 @@ def test_chunks_resume_the_run_then_refuse_and_finalize(
     assert (work / ".gitignore").read_text() == zp.GITIGNORE
     assert r0["hardware"]["cores"] and r0["hardware"]["torch"] == torch.__version__
     assert r0["pretrain_wall_s"] > 0 and r0["classes"] == ["QCD", "Tbqq"]
+    assert r0["shared_with"] == []  # named alone
     with pytest.raises(zp.Refusal, match="not finished"):
         zp.finalize(plan, work, zroot)
 
@@ -312,6 +324,143 @@ def test_an_interrupted_chunk_is_reused_and_resumed(
         zp.run_chunks(plan, 1, work, data, workers=1, progress=False)
     with pytest.raises(zp.Refusal, match="another plan"):
         zp.run_chunks(_plan("contrastive", "train.seed=1"), 1, work, data, workers=1)
+
+
+# --- several names sharing each generated chunk (synthetic jets) -------------------------------
+
+
+def _mpm_plan() -> Any:
+    return _plan("mpm", "objective.params.tokenizer_steps=2", name=NAME2)
+
+
+def test_two_names_share_each_generated_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    a, b = _plan(), _mpm_plan()
+    work, data, zroot = tmp_path / "work", tmp_path / "data", tmp_path / "zoo"
+    calls: list[int] = []
+    outs: list[Path] = []
+    monkeypatch.setattr(zp, "generate_chunk", _fake_generator(calls, outs, delay=0.2))
+    monkeypatch.setitem(zp.PLANS, NAME, a)
+    monkeypatch.setitem(zp.PLANS, NAME2, b)
+    dirs = ["--work-dir", str(work), "--data-dir", str(data)]
+
+    assert zp.main([NAME, NAME2, "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("chunk 1: seed 7001, steps 3-6") == 2 and NAME2 in out
+
+    assert zp.main([NAME, NAME2, "--chunks", "1", "--no-progress", *dirs]) == 0
+    assert calls == [0]  # generated once for both
+    assert outs == [data / f"{NAME}+{NAME2}" / "chunk-00"]
+    assert not (data / f"{NAME}+{NAME2}").exists()  # deleted once both recorded it
+    records = zp.run_chunks([a, b], 5, work, data, workers=1, progress=False)  # one is left
+    assert calls == [0, 1]
+    assert [(r["index"], r["shared_with"]) for r in records] == [(1, [NAME2]), (1, [NAME])]
+    for name, run, other in ((NAME, a, NAME2), (NAME2, b, NAME)):
+        recs = _records(work, name)
+        assert [_span(r) for r in recs] == [(0, 7000, 40, 0, 3), (1, 7001, 40, 3, 6)]
+        assert all(r["shared_with"] == [other] and r["pretrain_wall_s"] > 0 for r in recs)
+        state = load_state(work / name / "run" / "last")
+        assert state["step"] == run.max_steps == 6 and state["finished"]
+        assert not (work / name / "pending.json").exists()
+    # the generation's wall time, recorded once per record: the same value in both
+    gen = [[r["generate_wall_s"] for r in _records(work, n)] for n in (NAME, NAME2)]
+    assert gen[0] == gen[1] and all(g >= 0.1 for g in gen[0])
+    assert load_config(a.config).objective.name == "contrastive"
+    assert (work / NAME2 / "run" / "tokenizer" / "model.safetensors").is_file()  # mpm's own
+    assert not data.exists() or not any(data.iterdir())
+
+    with pytest.raises(zp.Refusal, match="all 2 chunks are done"):
+        zp.run_chunks([a, b], 1, work, data, workers=1, progress=False)
+    capsys.readouterr()
+    assert zp.main([NAME, NAME2, "--finalize", "--probe-auc", "0.9", *dirs]) == 2
+    assert "one name at a time" in capsys.readouterr().err
+    assert zp.main([NAME, NAME2, "--finalize", "--zoo-root", str(zroot), *dirs]) == 0
+    metas = {n: json.loads((zroot / n / "meta.json").read_text()) for n in (NAME, NAME2)}
+    assert metas[NAME]["recipe"] == "contrastive" and metas[NAME2]["recipe"] == "mpm"
+    card = (zroot / NAME / "MODEL_CARD.md").read_text()
+    assert f"Chunk(s) 0, 1 were generated once and also pretrained `zoo:{NAME2}`" in card
+
+
+def test_names_at_different_chunks_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    a, b = _plan(), _mpm_plan()
+    work, data = tmp_path / "work", tmp_path / "data"
+    calls: list[int] = []
+    monkeypatch.setattr(zp, "generate_chunk", _fake_generator(calls))
+    monkeypatch.setitem(zp.PLANS, NAME, a)
+    monkeypatch.setitem(zp.PLANS, NAME2, b)
+    zp.run_chunks(a, 1, work, data, workers=1, progress=False)  # a alone: a at 1, b at 0
+    capsys.readouterr()
+    assert zp.main([NAME, NAME2, "--work-dir", str(work), "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("zoo_pretrain: error:")
+    assert f"not at the same next chunk ({NAME} at chunk 1, {NAME2} at chunk 0)" in err[0]
+    assert calls == [0] and not (work / NAME2).exists()  # nothing was done
+    assert len(_records(work)) == 1
+
+    with pytest.raises(zp.Refusal, match="planned on different chunks"):
+        zp.run_chunks([a, dataclasses.replace(b, jets_per_class=10)], 1, work, data)
+    with pytest.raises(zp.Refusal, match="given twice"):
+        zp.run_chunks([a, a], 1, work, data)
+
+
+def test_an_interrupted_second_model_is_finished_on_the_kept_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from colliderfm.train import loop
+
+    a, b = _plan(), _mpm_plan()
+    work, data = tmp_path / "work", tmp_path / "data"
+    calls: list[int] = []
+    monkeypatch.setattr(zp, "generate_chunk", _fake_generator(calls, delay=0.2))
+    run_b, pending_b = work / NAME2 / "run", work / NAME2 / "pending.json"
+    shared = zp.shared_chunk_dir([a, b], data, 0)
+    real_log = loop.RunLogger.log
+
+    def b_dies_at(step_at: int) -> Any:
+        def log(self: Any, step: int, epoch: int, values: dict) -> None:
+            if self.path.parent == run_b and step == step_at and "train_loss" in values:
+                raise KeyboardInterrupt  # Ctrl-C while the second model pretrains
+            real_log(self, step, epoch, values)
+
+        return log
+
+    monkeypatch.setattr(loop.RunLogger, "log", b_dies_at(2))
+    with pytest.raises(KeyboardInterrupt):
+        zp.run_chunks([a, b], 1, work, data, workers=1, progress=False)
+    [ra] = _records(work)  # the first model recorded the chunk
+    assert ra["index"] == 0 and ra["shared_with"] == [NAME2]
+    assert not (work / NAME2 / "chunks.json").exists() and load_state(run_b / "last")["step"] == 2
+    assert zp.chunk_ready(b, 0, shared)  # the chunk is kept
+    p = json.loads(pending_b.read_text())
+    assert p["index"] == 0 and p["shared_with"] == [NAME] and p["pretrain_wall_s"] > 0
+    monkeypatch.setattr(loop.RunLogger, "log", real_log)
+
+    # the same command: the chunk is reused, the first model skips it, the second finishes it
+    [rb] = zp.run_chunks([a, b], 1, work, data, workers=1, progress=False)
+    assert calls == [0]
+    assert _span(rb) == (0, 7000, 40, 0, 3) and rb["shared_with"] == [NAME]
+    assert rb["generate_wall_s"] == ra["generate_wall_s"] >= 0.1
+    assert rb["pretrain_wall_s"] >= p["pretrain_wall_s"]
+    assert len(_records(work)) == 1 and load_state(work / NAME / "run" / "last")["step"] == 3
+    assert load_state(run_b / "last")["step"] == 3 and not pending_b.exists()
+    assert not shared.exists()
+
+    # the second model alone, interrupted on chunk 1: naming both reuses its chunk for both
+    monkeypatch.setattr(loop.RunLogger, "log", b_dies_at(5))
+    with pytest.raises(KeyboardInterrupt):
+        zp.run_chunks(b, 1, work, data, workers=1, progress=False)
+    assert calls == [0, 1] and zp.chunk_ready(b, 1, zp.chunk_dir(b, data, 1))
+    monkeypatch.setattr(loop.RunLogger, "log", real_log)
+    records = zp.run_chunks([a, b], 1, work, data, workers=1, progress=False)
+    assert calls == [0, 1]  # moved into the shared folder, not generated again
+    assert [(r["index"], r["shared_with"]) for r in records] == [(1, [NAME2]), (1, [NAME])]
+    assert records[0]["generate_wall_s"] == records[1]["generate_wall_s"] >= 0.1
+    for name in (NAME, NAME2):
+        assert load_state(work / name / "run" / "last")["finished"]
+    assert not data.exists() or not any(data.iterdir())
 
 
 # --- real jets ---------------------------------------------------------------------------------
