@@ -85,7 +85,17 @@ class ObjectiveConfig:
 
 @dataclass
 class FinetuneConfig:
-    """How a (possibly pretrained) backbone is adapted to a labelled task."""
+    """How a (possibly pretrained) backbone is adapted to a labelled task.
+
+    ``mode: linear`` is a converged linear probe, not a training loop
+    (:mod:`colliderfm.finetune.probe`): logistic regression on the frozen backbone's embeddings
+    (standardised), fitted with L-BFGS for each L2 strength of ``probe_l2`` (penalty
+    ``l2 * ||W||^2`` on the mean cross-entropy; default ``1e-4 .. 1e1``, log-spaced; ``0`` is
+    unregularised and may not converge on separable data) until converged or ``probe_max_iter``
+    iterations; the strength with the best validation AUC is kept (without ``data.val``:
+    ``1e-3``, or the grid's value when it holds one). The ``train`` section's steps, epochs,
+    optimizer and early stopping do not apply to it.
+    """
 
     init: str = "none"
     mode: str = field(default="full", metadata=_choices("full", "frozen", "linear", "lp-ft"))
@@ -94,6 +104,11 @@ class FinetuneConfig:
     head_lr_mult: float = field(default=1.0, metadata=_range(0.0, None))
     signal_class: int = field(default=1, metadata=_range(0, None))
     lp_fraction: float = field(default=0.3, metadata=_range(0.0, 1.0))
+    probe_l2: list[float] = field(
+        default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
+        metadata={**_range(0.0, None), "min_items": 1},
+    )
+    probe_max_iter: int = field(default=1000, metadata=_range(1, None))
     cwola: bool = False
     cwola_fractions: list[float] = field(default_factory=lambda: [0.7, 0.3])
     cwola_samples: list[str] | None = None
@@ -289,14 +304,22 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             regex, shown = meta["pattern"]
             if not re.fullmatch(regex, str(value)):
                 raise ConfigError(f"config key '{name}' = {value!r} is not one of {shown}")
+        if isinstance(value, list) and len(value) < meta.get("min_items", 0):
+            raise ConfigError(
+                f"config key '{name}' needs at least {meta['min_items']} value(s), got {value!r}"
+            )
         if value is not None and "range" in meta:
             lo, hi = meta["range"]
-            if (lo is not None and value < lo) or (hi is not None and value > hi):
-                raise ConfigError(
-                    f"config key '{name}' = {value!r} is out of range "
-                    f"[{lo if lo is not None else '-inf'}, "
-                    f"{hi if hi is not None else 'inf'}]"
-                )
+            # a list's range applies to each of its items
+            items = enumerate(value) if isinstance(value, list) else [(None, value)]
+            for i, v in items:
+                if (lo is not None and v < lo) or (hi is not None and v > hi):
+                    where = name if i is None else f"{name}[{i}]"
+                    raise ConfigError(
+                        f"config key '{where}' = {v!r} is out of range "
+                        f"[{lo if lo is not None else '-inf'}, "
+                        f"{hi if hi is not None else 'inf'}]"
+                    )
         kwargs[key] = value
     return cls(**kwargs)
 

@@ -2,7 +2,9 @@
 
 The event loaders are stood in for by synthetic event batches: ``count_examples``/``data_classes``
 and ``training_loader`` of the runners are replaced by in-memory versions, everything else
-(objective, training loop, checkpoints, backbone transfer, modes) is the real code path.
+(objective, training loop, checkpoints, backbone transfer, modes) is the real code path. The
+linear mode has no training loader (its probe embeds the examples once): it reads the same
+synthetic events written as shards.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 import torch
-from synth_events import event_batches, synthetic_events
+from synth_events import event_batches, synthetic_events, write_event_shards
 
 from colliderfm.checkpoints import load_model
 from colliderfm.config import load_config
@@ -61,7 +63,11 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _finetune(init: Path | str, out: Path, mode: str, *extra: str) -> ft_run.FitResult:
     mp = pytest.MonkeyPatch()
     mp.setattr(ft_run, "data_classes", lambda path: ["ttbar", "h2hdm"])
-    mp.setattr(ft_run, "_train_source", lambda cfg: ("synthetic", 512))
+    source: str | Path = "synthetic"
+    if mode == "linear":  # no training loader: the probe embeds the events (same ones) once
+        source = out.parent / f"{out.name}-events"
+        write_event_shards(source, n=512, seed=1)
+    mp.setattr(ft_run, "_train_source", lambda cfg: (source, 512))
     mp.setattr(runner, "training_loader", lambda src, n, cfg: _loader(True, 1))
     cfg = load_config(
         Path(__file__).resolve().parents[2] / "configs" / "finetune" / "events.yaml",

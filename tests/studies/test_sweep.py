@@ -14,6 +14,7 @@ from colliderfm.config import load_config
 from colliderfm.errors import ConfigError
 from colliderfm.recipes.finetune import run_finetune
 from colliderfm.studies import run_study, write_report
+from colliderfm.studies.results import steps_to_target
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,12 @@ def test_data_efficiency_study_writes_everything_and_resumes(
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 8 and {r["arm"] for r in rows} == {"scratch", "pre-linear"}
-    assert all(0.0 <= float(r["auc"]) <= 1.0 and r["steps"] == "4" for r in rows)
+    assert all(0.0 <= float(r["auc"]) <= 1.0 for r in rows)
+    # linear arms fit the L-BFGS probe: no steps, no step budget, the probe recorded instead
+    for r in rows:
+        linear = r["arm"] == "pre-linear"
+        assert r["steps"] == ("0" if linear else "4") and r["max_steps"] == ("" if linear else "4")
+        assert (r["lbfgs_iters"] != "" and float(r["probe_l2"]) > 0) == linear
     with open(out / "summary.csv") as f:
         summary = list(csv.DictReader(f))
     assert {(r["arm"], r["n_train"], r["seeds"]) for r in summary} == {
@@ -70,13 +76,19 @@ def test_data_efficiency_study_writes_everything_and_resumes(
     saved = json.loads((out / "results.json").read_text())
     assert saved["kind"] == "data-efficiency" and saved["data"]["max_steps"] == 4
     for p in saved["points"]:  # the whole validation curve is kept for each point
-        assert p["curve"]["step"] == [2.0, 4.0] and p["n_train_used"] == p["n_train"]
+        linear = p["mode"] == "linear"  # the probe: one point, the chosen strength's, at step 0
+        assert p["curve"]["step"] == ([0.0] if linear else [2.0, 4.0])
+        assert p["n_train_used"] == p["n_train"]
+        if linear:
+            assert p["probe"]["chosen_by"] == "val_auc" and p["epochs"] is None
+            assert p["curve"]["val_auc"] == [pytest.approx(p["best_val_auc"], abs=1e-6)]
     for png in ("auc_vs_n.png", "rejection_vs_n.png"):
         assert (out / png).stat().st_size > 1000
     report = (out / "report.md").read_text()
     assert "## Scale of this run" in report and "colliderfm study x" in report
     assert "![AUC vs N](auc_vs_n.png)" in report and "only 2 seed(s)" in report
     assert "| scratch | none | full |" in report and "N=120" in report
+    assert "Linear-probe arms (`pre-linear`, `mode: linear`)" in report and "L-BFGS: " in report
     assert (out / "points" / "scratch-n60-s0" / "metrics.json").is_file()
 
     # rerun: nothing is trained again
@@ -109,6 +121,16 @@ def test_data_efficiency_study_writes_everything_and_resumes(
     # a finished point from another budget is not silently mixed in
     with pytest.raises(ConfigError, match="different config"):
         run_study("data-efficiency", _study(setup, "de"), out, ["budget.max_steps=6"])
+    # nor a linear point of the old few-step linear head (before the L-BFGS probe)
+    f = out / "points" / "pre-linear-n60-s0" / "metrics.json"
+    old = json.loads(f.read_text())
+    old.pop("probe")
+    old["fingerprint"] = "0" * 16
+    f.write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="old few-step linear head"):
+        run_study("data-efficiency", _study(setup, "de"), out)
+    shutil.rmtree(f.parent)
+    run_study("data-efficiency", _study(setup, "de"), out)  # reruns that point
 
     # the report is regenerated from results.json alone (library and CLI)
     for f in ("report.md", "auc_vs_n.png"):
@@ -129,6 +151,7 @@ def test_compute_study_reports_steps_to_scratch_best(setup: Path, tmp_path: Path
         arms=[
             {"name": "scratch", "init": "none", "mode": "full"},
             {"name": "pre-full", "init": str(setup / "pre"), "mode": "full"},
+            {"name": "pre-linear", "init": str(setup / "pre"), "mode": "linear"},
         ],
     )
     out = tmp_path / "cmp"
@@ -137,7 +160,29 @@ def test_compute_study_reports_steps_to_scratch_best(setup: Path, tmp_path: Path
     report = (out / "report.md").read_text()
     assert "Steps to reach `scratch`'s best validation AUC" in report
     assert "| scratch | 120 | 2/2 |" in report  # the reference always reaches its own best
+    assert "| pre-linear | 120 |" in report
     assert (out / "val_auc_vs_step.png").is_file() and (out / "val_auc_vs_time.png").is_file()
+    # a linear point reaches the target at step 0 (or never), in its whole fit's seconds
+    rows = json.loads((out / "results.json").read_text())["points"]
+    for r in steps_to_target(rows):
+        if r["arm"] == "pre-linear" and r["steps"] is not None:
+            lin = next(p for p in rows if p["arm"] == "pre-linear" and p["seed"] == r["seed"])
+            assert r["steps"] == 0 and r["seconds"] == lin["train_wall_s"]
+
+
+def test_linear_points_reach_a_target_at_step_zero_in_their_fit_time() -> None:
+    def row(arm: str, mode: str, steps: int, wall: float, curve: dict) -> dict:
+        init = "none" if arm == "scratch" else "pre"
+        point = {"arm": arm, "init": init, "mode": mode, "n_train": 100, "seed": 0}
+        return {**point, "steps": steps, "train_wall_s": wall, "curve": curve}
+
+    rows = [
+        row("scratch", "full", 4, 8.0, {"step": [2, 4], "val_auc": [0.8, 0.9]}),
+        row("lin", "linear", 0, 3.0, {"step": [0], "val_auc": [0.95]}),
+        row("weak", "linear", 0, 3.0, {"step": [0], "val_auc": [0.7]}),
+    ]
+    reach = {r["arm"]: (r["steps"], r["seconds"]) for r in steps_to_target(rows)}
+    assert reach == {"scratch": (4, 8.0), "lin": (0, 3.0), "weak": (None, None)}
 
 
 def test_scaling_study_pretrains_nested_subsets(setup: Path, tmp_path: Path) -> None:

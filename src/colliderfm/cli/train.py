@@ -89,7 +89,9 @@ def finetune(
     mode: Annotated[
         str | None,
         typer.Option(  # noqa: UP045
-            help="full | frozen | linear | lp-ft."
+            help="full | frozen | linear | lp-ft (linear: a converged L-BFGS linear probe on "
+            "the frozen backbone, no training steps; its L2 strength from finetune.probe_l2 "
+            "chosen on validation AUC)."
         ),
     ] = None,
     n_train: Annotated[

@@ -170,3 +170,32 @@ def classifier_metrics(
         "classes": list(classes),
         "n": int(labels.size),
     }
+
+
+def validation_metrics(
+    labels: np.ndarray, probs: np.ndarray, classes: list[str], signal_class: int = 1
+) -> dict[str, float]:
+    """The validation metrics fine-tuning logs and selects on (``val_auc`` etc.).
+
+    Args:
+        labels: ``[N]`` class indices.
+        probs: ``[N, C]`` class probabilities.
+        classes: class names.
+        signal_class: the signal class (AUC and rejection, see :func:`classifier_metrics`).
+
+    Returns:
+        ``val_loss`` (mean cross-entropy), ``val_auc``, ``val_acc`` and ``val_rej<eps_S>`` for
+        the working points where the rejection is finite.
+    """
+    labels = np.asarray(labels).astype(int)
+    m = classifier_metrics(labels, probs, classes, signal_class)
+    p_true = probs[np.arange(len(labels)), labels]
+    out = {
+        "val_loss": float(-np.log(np.clip(p_true, 1e-12, None)).mean()),
+        "val_auc": float(m["auc"]),
+        "val_acc": float(m["accuracy"]),
+    }
+    for wp, r in m["rejection"].items():
+        if r is not None:
+            out[f"val_rej{wp}"] = float(r)
+    return out

@@ -4,6 +4,9 @@
   head's ``lr * head_lr_mult`` (e.g. lr=1e-3, backbone_lr_mult=0.03 -> backbone 3e-5).
 * ``frozen``: backbone fixed (no gradients, kept in eval mode so dropout is off), MLP head.
 * ``linear``: backbone fixed, a single linear layer on the pooled embedding (a linear probe).
+  The recipe fits it without the training loop, as a converged L-BFGS logistic regression
+  with its L2 strength chosen on validation (:mod:`colliderfm.finetune.probe`); here it only
+  freezes the backbone (as for ``lp-ft``'s probe stage, which does train the head by steps).
 * ``lp-ft``: a linear probe for the first ``finetune.lp_fraction`` of the steps (in
   ``RUN/lp``), then everything from there with the probe's head (Kumar et al. 2022; handled by
   the runner, which calls :func:`apply_mode` with ``linear`` and then ``full``).

@@ -2,8 +2,10 @@
 
 The probe takes a small, class-balanced labelled set (e.g. top vs QCD), embeds it with the
 frozen backbone, fits an L2-regularised logistic regression on one half (standardised
-features, L-BFGS) and reports the AUC on the other half. A probe set with fewer labelled jets of
-the two classes than asked for (``objective.probe_n``) is used whole, with a warning.
+features, L-BFGS, ``l2 = 1e-3``, at most 200 iterations: :mod:`colliderfm.evaluate.probe`, the
+fit ``finetune.mode: linear`` uses too) and reports the AUC on the other half. A probe set with
+fewer labelled jets of the two classes than asked for (``objective.probe_n``) is used whole,
+with a warning.
 """
 
 from __future__ import annotations
@@ -12,91 +14,16 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from colliderfm.data.readers.dispatch import data_classes
-from colliderfm.data.schema import ConstituentChunk
-from colliderfm.data.stream import evaluation_stream
 from colliderfm.data.subset import read_labels, select_balanced, take_jets
 from colliderfm.errors import DataError
-from colliderfm.evaluate.metrics import auc
-from colliderfm.runtime import module_device
+from colliderfm.evaluate.probe import embed_source, logistic_auc
+
+__all__ = ["LinearProbe", "embed_source", "logistic_auc"]
 
 log = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def embed_source(
-    backbone: nn.Module,
-    source: str | Path | ConstituentChunk,
-    feature_set: str = "part",
-    max_particles: int = 128,
-    batch_size: int = 512,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled embeddings of every jet of a source (computed on the backbone's device).
-
-    Args:
-        backbone: backbone with ``embed(x, mask, vectors)``.
-        source: jets (path or in-memory chunk).
-        feature_set: input features.
-        max_particles: particle slots.
-        batch_size: jets per pass.
-
-    Returns:
-        (embeddings ``[N, D]``, labels ``[N]``).
-    """
-    was = backbone.training
-    backbone.eval()
-    device = module_device(backbone)
-    xs, ys = [], []
-    for cpu_b in evaluation_stream(source, batch_size, max_particles, feature_set, quiet=True):
-        b = cpu_b.to(device, non_blocking=True)
-        xs.append(backbone.embed(b.features, b.mask, b.vectors).float().cpu().numpy())  # [B, D]
-        ys.append(cpu_b.labels.numpy())
-    backbone.train(was)
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-def logistic_auc(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    l2: float = 1e-3,
-    iters: int = 200,
-) -> float:
-    """Fit a logistic regression and return its test AUC.
-
-    Args:
-        x_train: ``[N, D]`` features.
-        y_train: ``[N]`` 0/1 labels.
-        x_test: ``[M, D]`` features.
-        y_test: ``[M]`` 0/1 labels.
-        l2: L2 penalty on the weights.
-        iters: L-BFGS iterations.
-
-    Returns:
-        Test AUC.
-    """
-    mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
-    xt = torch.from_numpy((x_train - mu) / sd).double()
-    yt = torch.from_numpy(y_train.astype(np.float64))
-    w = torch.zeros(xt.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=iters, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        logits = xt @ w + b
-        loss = nn.functional.binary_cross_entropy_with_logits(logits, yt) + l2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
-    scores = (torch.from_numpy((x_test - mu) / sd).double() @ w + b).detach().numpy()
-    return auc(y_test, scores)
 
 
 class LinearProbe:

@@ -3,15 +3,24 @@
 Modes: ``full``, ``frozen``, ``linear`` and ``lp-ft`` (a linear-probe stage into ``out/lp``, then
 everything from there). With ``finetune.cwola`` the labels are the mixture ids of two mixed
 samples; validation and test use the true labels.
+
+``linear`` runs no training loop (:func:`run_linear_probe`): a converged L-BFGS logistic
+regression on the frozen backbone's embeddings, its L2 strength chosen on validation AUC
+(:mod:`colliderfm.finetune.probe`), saved as a normal fine-tuned checkpoint. Its summary's
+``steps`` and ``epochs`` are 0 (no optimizer step of the training loop); the L-BFGS iterations
+are ``lbfgs_iters`` (the chosen strength's fit) and, per strength, in ``probe.grid``.
+``lp-ft``'s probe stage still trains the linear head with the training loop for
+``finetune.lp_fraction`` of the steps.
 """
 
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,7 +33,7 @@ from colliderfm.data.schema import Batch, ConstituentChunk
 from colliderfm.data.stream import count_examples
 from colliderfm.data.subset import load_subset
 from colliderfm.errors import ConfigError
-from colliderfm.evaluate.metrics import classifier_metrics
+from colliderfm.evaluate.metrics import validation_metrics
 from colliderfm.evaluate.predict import predict
 from colliderfm.finetune.classifier import (
     build_classifier,
@@ -32,13 +41,14 @@ from colliderfm.finetune.classifier import (
     pretrained_backbone_spec,
 )
 from colliderfm.finetune.cwola import prepare_cwola
-from colliderfm.finetune.modes import apply_mode, head_hidden_for
+from colliderfm.finetune.modes import apply_mode, freeze, head_hidden_for
+from colliderfm.finetune.probe import probe_head
 from colliderfm.models.factory import backbone_spec
 from colliderfm.recipes.runner import Runner
 from colliderfm.train.checkpoint import load_weights
-from colliderfm.train.logging import log
+from colliderfm.train.logging import RunLogger, log
 from colliderfm.train.loop import FitResult
-from colliderfm.train.meta import ModelSpec
+from colliderfm.train.meta import CheckpointMeta, ModelSpec
 
 HEAD_HIDDEN = 128
 
@@ -122,17 +132,7 @@ def make_validate(cfg: Config, classes: list[str], val: Any) -> Any:
             max_particles=cfg.data.max_particles,
             feature_set=cfg.data.features,
         )
-        m = classifier_metrics(labels, probs, classes, cfg.finetune.signal_class)
-        p_true = probs[np.arange(len(labels)), labels]
-        out = {
-            "val_loss": float(-np.log(np.clip(p_true, 1e-12, None)).mean()),
-            "val_auc": float(m["auc"]),
-            "val_acc": float(m["accuracy"]),
-        }
-        for wp, r in m["rejection"].items():
-            if r is not None:
-                out[f"val_rej{wp}"] = float(r)
-        return out
+        return validation_metrics(labels, probs, classes, cfg.finetune.signal_class)
 
     return validate
 
@@ -149,7 +149,10 @@ def run_finetune(
         progress: show a progress bar.
 
     Returns:
-        Summary: fit result, and test metrics when ``data.test`` is set.
+        Summary: fit result (``steps``, ``epochs``, ``wall_s``, ``examples_per_s``, ``best``
+        validation metrics, ``n_train``), and test metrics when ``data.test`` is set.
+        ``mode: linear`` adds ``lbfgs_iters``, ``probe_l2`` and the ``probe`` section
+        (:func:`run_linear_probe`); its ``steps`` and ``epochs`` are 0.
     """
     with Runner(
         cfg,
@@ -193,6 +196,27 @@ def run_finetune(
             load_pretrained_backbone(model.backbone, ft.init)
             log.info("initialised backbone from %s", ft.init)
         source, n_jets = (cw.chunk, len(cw.chunk)) if cw is not None else _train_source(cfg)
+        meta = run.meta(
+            model_spec,
+            n_jets,
+            sources=list(ft.cwola_samples) if cw is not None and ft.cwola_samples else None,
+            subset=_subset_info(cfg, cw is not None),
+            cwola=cw.info if cw is not None else None,
+        )
+        if cw is not None:
+            log.info("CWoLa mixtures: %s", cw.info)
+        if mode == "linear":  # no training loop: the converged L-BFGS probe
+            log.info(
+                "%s: %d training jets, classes %s, linear probe (L-BFGS) on %d-dim embeddings",
+                out,
+                n_jets,
+                classes,
+                model.dim,
+            )
+            probed = run_linear_probe(run, model, source, classes, meta)
+            if cw is not None:
+                probed["cwola"] = cw.info
+            return _with_test(probed, run, cfg)
         loader, spe = run.loader(source, n_jets)
         log.info(
             "%s: %d training jets, classes %s, %d steps/epoch, %d params",
@@ -201,15 +225,6 @@ def run_finetune(
             classes,
             spe,
             sum(p.numel() for p in model.parameters()),
-        )
-        if cw is not None:
-            log.info("CWoLa mixtures: %s", cw.info)
-        meta = run.meta(
-            model_spec,
-            n_jets,
-            sources=list(ft.cwola_samples) if cw is not None and ft.cwola_samples else None,
-            subset=_subset_info(cfg, cw is not None),
-            cwola=cw.info if cw is not None else None,
         )
         validate = make_validate(cfg, classes, run.val_source(cfg.train.val_max))
         if mode == "lp-ft":
@@ -249,13 +264,112 @@ def run_finetune(
         summary: dict[str, Any] = {**run.summary(result), "best": result.best, "n_train": n_jets}
         if cw is not None:
             summary["cwola"] = cw.info
-        if cfg.data.test is not None and run.main:
-            from colliderfm.evaluate.run import evaluate_checkpoint
+        return _with_test(summary, run, cfg)
 
-            summary["test"] = evaluate_checkpoint(
-                out, cfg.data.test, out / "test_metrics.json", device=str(run.device)
-            )
-        return summary
+
+def _with_test(summary: dict[str, Any], run: Runner, cfg: Config) -> dict[str, Any]:
+    """Add the test metrics of the saved model (``data.test``, rank 0) to a summary."""
+    if cfg.data.test is not None and run.main:
+        from colliderfm.evaluate.run import evaluate_checkpoint
+
+        summary["test"] = evaluate_checkpoint(
+            run.out, cfg.data.test, run.out / "test_metrics.json", device=str(run.device)
+        )
+    return summary
+
+
+def run_linear_probe(
+    run: Runner,
+    model: nn.Module,
+    source: str | Path | ConstituentChunk,
+    classes: list[str],
+    meta: CheckpointMeta,
+) -> dict[str, Any]:
+    """``mode: linear``: fit the classifier's linear head as a converged L-BFGS probe, save it.
+
+    The backbone is frozen; the training examples and the validation set (``data.val``, its
+    first ``train.val_max`` examples) are embedded once on the run's device; one logistic
+    regression per strength of ``finetune.probe_l2`` is fitted (on the run's device when it is
+    CUDA, else on the CPU) and the best on validation AUC kept
+    (:func:`colliderfm.finetune.probe.probe_head`). The test set is not read here. The model
+    is saved like a finished training run (``out`` and ``out/last``); the validation metrics of
+    the chosen fit are logged to ``metrics.csv`` at step 0. Every rank fits the same probe
+    (deterministic), rank 0 writes. ``--resume`` on a finished probe run returns its summary.
+
+    Args:
+        run: the runner (device, config, run directory).
+        model: the classifier (linear head).
+        source: training examples (path or in-memory chunk).
+        classes: class names.
+        meta: checkpoint metadata.
+
+    Returns:
+        Summary: ``steps`` 0, ``epochs`` 0 (no training-loop steps), ``wall_s`` (embedding and
+        fits), ``examples_per_s`` (training examples embedded per second of ``wall_s``),
+        ``lbfgs_iters`` (iterations of the chosen fit), ``probe_l2`` (the chosen strength),
+        ``best`` (its validation metrics, ``step`` 0), ``n_train``, and ``probe``: ``l2``,
+        ``chosen_by`` (``val_auc``, or the fallback and why), ``grid`` (per strength: its
+        validation metrics, L-BFGS iterations, convergence, final loss), ``lbfgs_iters_total``,
+        ``max_iter``, ``n_val``, ``embed_s``, ``fit_s``.
+    """
+    cfg, ft = run.cfg, run.cfg.finetune
+    done = run.finished_state()
+    if done is not None and "probe_summary" in done:
+        log.info("linear probe in %s already finished (l2=%g)", run.out, done["probe"]["l2"])
+        return dict(done["probe_summary"])
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    t0 = time.perf_counter()
+    backbone: Any = model.backbone
+    freeze(backbone)
+    model.to(run.device)
+    res = probe_head(
+        model,
+        source,
+        run.val_source(cfg.train.val_max),
+        classes,
+        list(ft.probe_l2),
+        signal_class=ft.signal_class,
+        max_iter=ft.probe_max_iter,
+        feature_set=cfg.data.features,
+        max_particles=cfg.data.max_particles,
+        fit_device=run.device if run.device.type == "cuda" else None,
+    )
+    wall = time.perf_counter() - t0
+    probe = res.summary(ft.probe_max_iter)
+    best = {"epoch": 0, "step": 0, **(res.val or {})}
+    summary: dict[str, Any] = {
+        "steps": 0,
+        "epochs": 0,
+        "wall_s": round(wall, 1),
+        "examples_per_s": round(res.n_train / max(wall, 1e-9), 1),
+        "lbfgs_iters": res.fit.iters,
+        "probe_l2": res.l2,
+        "best": best if res.val is not None else {},
+        "n_train": res.n_train,
+        "probe": probe,
+    }
+    if not res.fit.converged:
+        log.warning(
+            "linear probe: the chosen fit (l2=%g) stopped at the iteration limit "
+            "(finetune.probe_max_iter=%d) before converging",
+            res.l2,
+            ft.probe_max_iter,
+        )
+    if run.main:
+        # a fresh log: what an interrupted probe, or a resumed run of the old step-trained
+        # linear head, left there is not this fit's
+        (run.out / "metrics.csv").unlink(missing_ok=True)
+        shutil.rmtree(run.out / "tb", ignore_errors=True)
+        logger = RunLogger(run.out)
+        try:
+            logger.log(0, 0, {**(res.val or {}), "probe_l2": res.l2, "lbfgs_iters": res.fit.iters})
+        finally:
+            logger.close()
+    run.save_finished(
+        model, meta, {"best": summary["best"], "probe": probe, "probe_summary": summary}
+    )
+    return summary
 
 
 def _subset_info(cfg: Config, cwola: bool) -> dict[str, Any] | None:

@@ -11,12 +11,15 @@ fine-tuning or pretraining recipe) is a short function in the shape of torchtune
    with the data fingerprint;
 2. **train**: :meth:`Runner.train` calls :func:`colliderfm.train.loop.fit` (nothing else does);
 3. **save**: the loop writes the best model to ``out`` and the resumable state to ``out/last``;
-   :meth:`Runner.summary` turns the result into the summary the CLI prints.
+   :meth:`Runner.summary` turns the result into the summary the CLI prints. A recipe that fits
+   its module without the loop (``finetune.mode: linear``, the L-BFGS probe) saves it with
+   :meth:`Runner.save_finished`: the same two checkpoints, ``out/last`` marked finished.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -33,6 +36,7 @@ from colliderfm.data.schema import ConstituentChunk
 from colliderfm.data.stream import count_examples, training_loader
 from colliderfm.errors import ConfigError, DataError
 from colliderfm.runtime import check_precision, rank_world, resolve_device, seed_everything
+from colliderfm.train.checkpoint import STATE, load_state, save_checkpoint
 from colliderfm.train.loop import FitResult, LossFn, StepCallback, ValidateFn, fit
 from colliderfm.train.meta import CheckpointMeta, DataInfo, ModelSpec, data_fingerprint
 
@@ -332,6 +336,37 @@ class Runner:
             step_callback=step_callback,
             device=self.device,
         )
+
+    def save_finished(self, module: nn.Module, meta: CheckpointMeta, state: dict[str, Any]) -> None:
+        """Save a module fitted without the training loop as a finished run (rank 0 only).
+
+        Writes what the loop leaves behind a finished run: the model (weights and metadata with
+        the run's config) in ``out``, and the same checkpoint in ``out/last`` with ``state``
+        marked ``finished`` (so a new run into ``out`` is refused, and ``--resume`` finds it
+        done: :meth:`finished_state`).
+
+        Args:
+            module: the fitted module.
+            meta: checkpoint metadata (the run's config is added here).
+            state: what ``--resume`` reports back (e.g. the fit's summary); ``step`` defaults to 0.
+        """
+        if not self.main:
+            return
+        full = dataclasses.replace(meta, config=self.cfg.to_dict())
+        save_checkpoint(self.out, module, full, inplace=True)
+        save_checkpoint(self.out / "last", module, full, {"step": 0, **state, "finished": True})
+
+    def finished_state(self) -> dict[str, Any] | None:
+        """The state :meth:`save_finished` left in ``out/last``, when resuming a finished run.
+
+        Returns:
+            The state, or None (not resuming, or no finished state there).
+        """
+        last = self.out / "last"
+        if not self.resume or not (last / STATE).is_file():
+            return None
+        state = load_state(last)
+        return state if state.get("finished") else None
 
     @staticmethod
     def summary(result: FitResult) -> dict[str, Any]:

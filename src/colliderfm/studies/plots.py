@@ -169,7 +169,9 @@ def _mean_curve(
         return None
     a = np.array([[c[s] for s in common] for c in curves], dtype=float)
     x = np.array(common, dtype=float)
-    if time:
+    if time and all(r.get("mode") == "linear" for r in rows):  # no steps: at its fit's end
+        x = np.full(len(common), float(np.mean([r["train_wall_s"] for r in rows])))
+    elif time:
         x = x * float(np.mean([c["_per"] for c in curves]))
     std = a.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(len(common))
     return x, a.mean(axis=0), std

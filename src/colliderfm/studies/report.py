@@ -132,6 +132,8 @@ def _points_table(rows: list[dict[str, Any]]) -> str:
         steps = "n/a" if r.get("steps") is None else str(r["steps"])
         if r.get("max_steps") is not None:
             steps += f" ({r['max_steps']})"
+        if r.get("lbfgs_iters") is not None:  # mode linear: the L-BFGS probe, no steps
+            steps += f" (L-BFGS: {r['lbfgs_iters']} it., l2={r.get('probe_l2'):g})"
         cells = [r["arm"], str(r["n_train"]), str(r["seed"])]
         if grid:
             cells.append(_setting_text(r.get("setting")))
@@ -216,6 +218,40 @@ def _budget_lines(budget: dict[str, Any], data: dict[str, Any], optim: str) -> l
         f"scratch included):** {budget.get('max_steps')} optimizer steps, {optim}, validation "
         f"every {budget.get('eval_every')} steps, test metrics of the checkpoint selected by "
         f"`{budget.get('select')}`; {tail}"
+    ]
+
+
+def _linear_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The bullet on linear-probe arms (``mode: linear``), which no step budget applies to.
+
+    Args:
+        rows: per-point rows.
+
+    Returns:
+        Markdown lines (none without a linear arm that ran the L-BFGS probe).
+    """
+    probes = [r for r in rows if r.get("mode") == "linear" and r.get("probe")]
+    if not probes:
+        return []
+    arms = ", ".join(f"`{a}`" for a in dict.fromkeys(r["arm"] for r in probes))
+    grids = sorted({tuple(g["l2"] for g in r["probe"].get("grid", [])) for r in probes})
+    shown = "; ".join(", ".join(f"{v:g}" for v in g) for g in grids)
+    iters = [r["lbfgs_iters"] for r in probes if r.get("lbfgs_iters") is not None]
+    fell_back = sum(r["probe"].get("chosen_by") != "val_auc" for r in probes)
+    return [
+        f"- **Linear-probe arms ({arms}, `mode: linear`): no training steps, so the step "
+        "budget does not apply to them:** logistic regression on the frozen backbone's "
+        "embeddings of the point's N examples (standardised), fitted with L-BFGS to "
+        f"convergence for each L2 strength in [{shown}] and the strength with the best "
+        "validation AUC kept (validation only); steps 0, "
+        f"{min(iters, default=0)}-{max(iters, default=0)} L-BFGS iterations per chosen fit"
+        + (
+            f"; {fell_back} point(s) without a usable validation AUC used the fixed fallback "
+            "strength"
+            if fell_back
+            else ""
+        )
+        + "."
     ]
 
 
@@ -348,6 +384,7 @@ def write_report(out: str | Path) -> Path:
         )
         + f"); test `{data.get('test')}` ({', '.join(map(str, n_test))} {unit}).",
         *_budget_lines(budget, data, optim),
+        *_linear_lines(rows),
         *per_arm,
         f"- **Compute:** {train_s:.0f} s of fine-tuning and {eval_s:.0f} s of test evaluation "
         f"in total ({(train_s + eval_s) / 3600:.2f} h, summed over points and invocations); "

@@ -60,6 +60,8 @@ POINT_COLUMNS = [
     "best_val_auc",
     "train_wall_s",
     "eval_wall_s",
+    "lbfgs_iters",
+    "probe_l2",
 ]
 
 
@@ -275,7 +277,9 @@ def first_reach(curve: dict[str, list[Any]], target: float) -> int | None:
 def steps_to_target(rows: list[dict[str, Any]], ref: str | None = None) -> list[dict[str, Any]]:
     """Steps and seconds each arm needs to reach the reference arm's best validation AUC.
 
-    The target is per (N, seed): the reference run's best validation AUC with that seed.
+    The target is per (N, seed): the reference run's best validation AUC with that seed. A
+    linear-probe point (``mode: linear``, no steps) reaches it at step 0 or never, in the
+    seconds its whole fit took.
 
     Args:
         rows: per-point rows (with ``curve``).
@@ -298,6 +302,9 @@ def steps_to_target(rows: list[dict[str, Any]], ref: str | None = None) -> list[
             continue
         s = first_reach(r.get("curve", {}), t)
         per_step = r["train_wall_s"] / r["steps"] if r.get("steps") else None
+        seconds = None if s is None or per_step is None else s * per_step
+        if r.get("mode") == "linear" and s is not None:
+            seconds = r["train_wall_s"]  # no steps: the probe's whole fit reaches it
         out.append(
             {
                 "arm": r["arm"],
@@ -306,7 +313,7 @@ def steps_to_target(rows: list[dict[str, Any]], ref: str | None = None) -> list[
                 "reference": ref,
                 "target": t,
                 "steps": s,
-                "seconds": None if s is None or per_step is None else s * per_step,
+                "seconds": seconds,
             }
         )
     return out

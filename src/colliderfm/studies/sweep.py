@@ -23,6 +23,13 @@ The budget is translated into each point's fine-tuning config (:func:`point_conf
 * ``budget.mode: fixed`` ("compute-matched"): exactly ``max_steps`` steps, the checkpoint picked
   by ``select``, never stopped early.
 
+Linear-probe arms (``mode: linear``) take no training steps, so no budget applies to them: each
+point fits the L-BFGS probe to convergence with its L2 strength chosen on validation
+(:mod:`colliderfm.finetune.probe`). Their rows record ``steps`` 0, ``max_steps`` and ``epochs``
+empty, ``lbfgs_iters``, ``probe_l2`` and the whole ``probe`` section, and a one-point curve
+(step 0, the chosen strength's validation AUC). A linear point finished before the probe
+existed (a few-step linear head) does not match its fingerprint and is refused, not mixed in.
+
 With a ``grid``, a point (arm, N, seed) is trained once per grid setting (its directory gets a
 ``-g<hash>`` suffix); :func:`~colliderfm.studies.results.select_grid` then picks per (arm, N) the
 setting with the best mean validation AUC over seeds, on validation only.
@@ -195,11 +202,19 @@ def _non_default(d: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: what a linear-mode point runs, part of its fingerprint (points of the old few-step linear
+#: head, trained before it, do not match)
+LINEAR_PROBE = "linear: lbfgs probe"
+
+
 def _fingerprint(cfg: Config, test: str, test_max: int | None) -> str:
     """Hash of what a point was run with: only settings that differ from the defaults count, so
     a setting added to the package later (with a default) does not invalidate finished points."""
     settings = _non_default(cfg.to_dict(), Config().to_dict())
-    blob = json.dumps([settings, test, test_max], sort_keys=True, default=str)
+    parts: list[Any] = [settings, test, test_max]
+    if cfg.finetune.mode == "linear":  # the converged L-BFGS probe, not the old few-step head
+        parts.append(LINEAR_PROBE)
+    blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -258,6 +273,7 @@ def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[s
     best = summary.get("best") or {}
     steps = summary.get("steps")
     used = summary.get("n_train") or point.n_train
+    linear = point.arm.mode == "linear"  # no steps: the L-BFGS probe (no budget applies)
     row: dict[str, Any] = {
         "key": point.key,
         "arm": point.arm.name,
@@ -268,7 +284,7 @@ def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[s
         "seed": point.seed,
         "setting": dict(point.setting),
         "budget_mode": study.budget.mode,
-        "max_steps": cfg.train.max_steps,
+        "max_steps": None if linear else cfg.train.max_steps,
         "epochs": round(steps * cfg.train.batch_size / used, 3) if steps and used else None,
         "auc": metrics.get("auc"),
         "accuracy": metrics.get("accuracy"),
@@ -287,6 +303,12 @@ def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[s
         "fingerprint": fp,
         "curve": _curve(run_dir),
     }
+    if linear:
+        row.update(
+            lbfgs_iters=summary.get("lbfgs_iters"),
+            probe_l2=summary.get("probe_l2"),
+            probe=summary.get("probe"),
+        )
     if not study.keep_checkpoints:
         for f in ("model.safetensors", "last", "lp"):
             target = run_dir / f
@@ -523,6 +545,12 @@ def run_sweep(
             if f.is_file():
                 row = json.loads(f.read_text())
                 fp = _fingerprint(point_config(study, p), test, study.test_max)
+                if row.get("fingerprint") != fp and p.arm.mode == "linear" and "probe" not in row:
+                    raise ConfigError(
+                        f"{pdir}: this linear point was run by the old few-step linear head, "
+                        "before mode=linear became the converged L-BFGS probe; delete it to "
+                        "rerun it, or use another --out"
+                    )
                 if row.get("fingerprint") != fp:
                     raise ConfigError(
                         f"{pdir}: this point was run with a different config; delete it or use "
@@ -536,10 +564,12 @@ def run_sweep(
             bar.set_postfix_str(p.key)
             row = run_point(study, p, pdir, test)
             log.info(
-                "%s: test AUC %.4f after %s steps (%.0f s)",
+                "%s: test AUC %.4f after %s (%.0f s)",
                 p.key,
                 row["auc"] if row["auc"] is not None else math.nan,
-                row["steps"],
+                f"{row['steps']} steps"
+                if row.get("lbfgs_iters") is None
+                else f"an L-BFGS probe ({row['lbfgs_iters']} iterations, l2={row['probe_l2']:g})",
                 row["train_wall_s"] + row["eval_wall_s"],
             )
             rows.append(row)
