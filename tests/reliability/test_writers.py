@@ -60,6 +60,26 @@ def test_live_holder_is_refused(
         holder.wait()
 
 
+def test_live_holder_with_a_checkpoint_is_named(
+    cfg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: object
+) -> None:
+    """A live run that has written ``last`` already: the refusal names it, not "run exists"."""
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run = tmp_path / "run"
+        (run / "last").mkdir(parents=True)
+        (run / LOCK).write_text(f"{holder.pid}\n")
+        code, _, err = _finetune(cfg, run, monkeypatch, capsys)
+        assert_one_error_line(code, err, f"pid {holder.pid}", "another colliderfm run")
+        assert (run / LOCK).read_text() == f"{holder.pid}\n"  # the holder's lock stays
+    finally:
+        holder.kill()
+        holder.wait()
+    code, _, err = _finetune(cfg, run, monkeypatch, capsys)  # holder gone: the run exists
+    assert_one_error_line(code, err, "a run already exists there")
+    assert not (run / LOCK).exists()  # the stale lock was taken over, then released
+
+
 @pytest.mark.parametrize("content", ["dead", "garbage"])
 def test_stale_lock_is_taken_over(
     content: str, cfg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: object

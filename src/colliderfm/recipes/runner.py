@@ -178,14 +178,17 @@ class Runner:
         self.device = resolve_device(cfg.train.device)  # before any work: one error line
         check_precision(cfg.train.precision, self.device)
         self.cfg, self.out, self.resume, self.progress = cfg, Path(out), resume, progress
+        self.rank, self.world = rank_world()
+        self.main = self.rank == 0
+        # the lock first: a directory a live run holds is refused naming that run's pid, even
+        # when the run has written its first checkpoint already
+        self._lock = RunLock(self.out) if self.main else None
         if not resume and (self.out / "last").exists():
+            self.close()
             raise ConfigError(
                 f"{self.out}: a run already exists there (use --resume to continue it, or "
                 "choose another --out)"
             )
-        self.rank, self.world = rank_world()
-        self.main = self.rank == 0
-        self._lock = RunLock(self.out) if self.main else None
 
     def __enter__(self) -> Runner:
         return self
