@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from colliderfm.studies.report import relative_text, shown_path, write_report
@@ -106,3 +107,47 @@ def test_report_shows_sic_when_recorded(tmp_path: Path) -> None:
         assert ("eps_S / sqrt(eps_B) at eps_S = 0.3" in report) == shown
         if shown:
             assert "2.50 ± 0.71" in report  # mean and std of 2.0 and 3.0
+
+
+def test_data_efficiency_report_plots_val_auc_vs_step(tmp_path: Path) -> None:
+    from colliderfm.studies.plots import curves_n, seed_curve
+
+    study = tmp_path / "study"
+    study.mkdir()
+    curves = {  # (arm, seed): (steps, val AUCs); scratch seed 1 stopped early
+        ("clr", 0): ([2.0, 4.0, 6.0, 8.0], [0.70, 0.80, 0.85, 0.86]),
+        ("clr", 1): ([2.0, 4.0, 6.0, 8.0], [0.72, 0.84, 0.87, 0.88]),
+        ("scratch", 0): ([2.0, 4.0, 6.0, 8.0], [0.60, 0.70, 0.80, 0.85]),
+        ("scratch", 1): ([2.0, 4.0, 6.0], [0.62, 0.74, 0.76]),
+    }
+    rows = []
+    for (arm, seed), (steps, aucs) in curves.items():
+        for n in (100, 1500):
+            r = _row(arm, "none" if arm == "scratch" else "runs/clr", seed, aucs[-1])
+            r.update(key=f"{arm}-n{n}-s{seed}", n_train=n, steps=int(steps[-1]))
+            r["curve"] = {"step": steps, "val_auc": aucs, "val_loss": [0.5] * len(steps)}
+            rows.append(r)
+    rows[-1]["curve"] = {}  # no curve in results.json and no run directory: left out
+    for seed in (0, 1):  # a linear probe: one step-0 point, drawn as a dashed line
+        r = _row("probe", "runs/clr", seed, 0.8 + 0.01 * seed)
+        r.update(key=f"probe-n1500-s{seed}", n_train=1500, mode="linear", steps=0)
+        r["curve"] = {"step": [0.0], "val_auc": [0.8 + 0.01 * seed], "val_loss": [0.5]}
+        rows.append(r)
+    assert curves_n([100, 1500]) == 1500 and curves_n([500, 1500]) == 500
+    scratch = seed_curve([r for r in rows if r["arm"] == "scratch" and r["n_train"] == 100])
+    assert scratch is not None
+    assert scratch["step"].tolist() == [2.0, 4.0, 6.0, 8.0]
+    assert scratch["mean"][1] == pytest.approx((0.70 + 0.74) / 2)
+    assert scratch["se"][1] == pytest.approx(0.02)  # std 0.04/sqrt(2), over sqrt(2)
+    assert scratch["n"].tolist() == [2, 2, 2, 1]
+    assert scratch["mean"][3] == pytest.approx(0.85) and np.isnan(scratch["se"][3])
+    shifted = seed_curve([{"curve": {"step": [0, 4], "val_auc": [0.5, 0.9]}}, rows[0]])
+    assert shifted is not None and shifted["step"].tolist() == [0, 2, 4, 6, 8]
+    assert shifted["mean"][1] == pytest.approx((0.7 + 0.7) / 2)  # 0.7 interpolated at step 2
+    results = {"kind": "data-efficiency", "study": {}, "points": rows}
+    (study / "results.json").write_text(json.dumps(results))
+    report = write_report(study).read_text()
+    assert (study / "val_auc_vs_step.png").stat().st_size > 0
+    assert "## Validation AUC vs step at N = 1500" in report
+    assert "![validation AUC vs step](val_auc_vs_step.png)" in report
+    assert "`scratch-n1500-s1`" in report  # the point without a curve is named

@@ -5,7 +5,9 @@
 * ``auc_vs_pretrain_size.png`` (arms with ``pretrain_size``): test AUC vs pretraining-set size,
   one line per N_train, the from-scratch control as a horizontal band;
 * ``val_auc_vs_step.png`` and ``val_auc_vs_time.png`` (compute studies): validation AUC during
-  fine-tuning, per arm and N_train.
+  fine-tuning, per arm and N_train;
+* ``val_auc_vs_step.png`` (data-efficiency studies, :func:`plot_val_auc_vs_step`): validation
+  AUC vs step at the N closest to :data:`CURVES_N`, every arm on one figure.
 """
 
 from __future__ import annotations
@@ -211,4 +213,136 @@ def plot_curves(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         _save(fig, out / name)
         plt.close(fig)
         paths.append(out / name)
+    return paths
+
+
+#: Data-efficiency studies: ``val_auc_vs_step.png`` shows the validation curves at the study's
+#: N_train closest to this value (ties: the smaller N). Study configs have no plot section, so
+#: this constant is the default; :func:`plot_val_auc_vs_step` also takes explicit ``ns``.
+CURVES_N = 1000
+
+
+def curves_n(ns: list[int], target: int = CURVES_N) -> int:
+    """The label count closest to ``target`` (ties: the smaller).
+
+    Args:
+        ns: the study's N_train values (non-empty).
+        target: the wanted N.
+
+    Returns:
+        One of ``ns``.
+    """
+    return min(ns, key=lambda n: (abs(n - target), n))
+
+
+def seed_curve(rows: list[dict[str, Any]]) -> dict[str, np.ndarray] | None:
+    """Mean over seeds of validation AUC vs optimizer step, on the union of the seeds' steps.
+
+    Each seed's curve (``row["curve"]``, ``None`` AUCs dropped) is linearly interpolated onto the
+    union of all seeds' logged steps, but only inside that seed's own range: it is never
+    extrapolated past its last validation (early stopping), so beyond it the mean is over the
+    seeds still running. Seeds on a common evaluation grid are thus averaged exactly.
+
+    Args:
+        rows: the points of one arm and N (one per seed).
+
+    Returns:
+        ``step``, ``mean``, ``se`` (standard error std/sqrt(n), NaN where fewer than 2 seeds
+        cover the step) and ``n`` (seeds covering each step); None without any curve.
+    """
+    seeds = []
+    for r in rows:
+        c = r.get("curve") or {}
+        pairs = sorted(
+            (float(s), float(a))
+            for s, a in zip(c.get("step", []), c.get("val_auc", []), strict=False)
+            if a is not None and s is not None
+        )
+        if pairs:
+            seeds.append((np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])))
+    if not seeds:
+        return None
+    grid = np.array(sorted({float(s) for x, _ in seeds for s in x}))
+    vals = np.full((len(seeds), len(grid)), np.nan)
+    for i, (x, y) in enumerate(seeds):
+        inside = (grid >= x[0]) & (grid <= x[-1])
+        vals[i, inside] = np.interp(grid[inside], x, y)
+    n = np.isfinite(vals).sum(axis=0)
+    mean = np.nanmean(vals, axis=0)
+    se = np.full(len(grid), np.nan)
+    many = n >= 2
+    if many.any():
+        se[many] = np.nanstd(vals[:, many], axis=0, ddof=1) / np.sqrt(n[many])
+    return {"step": grid, "mean": mean, "se": se, "n": n}
+
+
+def plot_val_auc_vs_step(
+    rows: list[dict[str, Any]], out: Path, ns: list[int] | None = None
+) -> list[Path]:
+    """Validation AUC vs optimizer step at one (or each given) N_train, every arm on one figure.
+
+    One line per arm: the mean over seeds (:func:`seed_curve`), with a +-1 standard-error band
+    where >= 2 seeds cover the step. Linear-probe arms (``mode: linear``, a single step-0 point)
+    are drawn as a horizontal dashed line at their mean validation AUC over seeds (band: +-1 SE).
+
+    Args:
+        rows: per-point rows (with ``curve``); points without a curve are skipped.
+        out: study directory.
+        ns: the N_train values to plot; default the study's N closest to :data:`CURVES_N`.
+
+    Returns:
+        The PNGs written: ``val_auc_vs_step.png`` for one N, else ``val_auc_vs_step_n{N}.png``
+        each; none without any curve at the chosen N.
+    """
+    all_ns = sorted({r["n_train"] for r in rows})
+    if not all_ns:
+        return []
+    ns = ns or [curves_n(all_ns)]
+    arms: list[str] = []
+    for r in rows:
+        if r["arm"] not in arms:
+            arms.append(r["arm"])
+    plt = _plt()
+    cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    paths = []
+    for n in ns:
+        fig, ax = plt.subplots(figsize=(7, 5.5))
+        drawn = False
+        for i, arm in enumerate(arms):
+            color = cycle[i % len(cycle)]  # fixed per arm (axhline would not advance the cycle)
+            rs = [r for r in rows if r["arm"] == arm and r["n_train"] == n]
+            c = seed_curve(rs)
+            if c is None:
+                continue
+            drawn = True
+            band_ok = np.isfinite(c["se"])
+            if rs and all(r.get("mode") == "linear" for r in rs):
+                m = float(c["mean"][0])
+                s = float(c["se"][0]) if band_ok[0] else 0.0
+                ax.axhline(m, ls="--", lw=1.5, color=color, label=f"{arm} (linear probe)")
+                if s:
+                    ax.axhspan(m - s, m + s, color=color, alpha=0.15, lw=0)
+                continue
+            ax.plot(c["step"], c["mean"], color=color, label=arm)
+            se = np.where(band_ok, c["se"], np.nan)
+            ax.fill_between(
+                c["step"],
+                c["mean"] - se,
+                c["mean"] + se,
+                where=band_ok,
+                color=color,
+                alpha=0.25,
+                lw=0,
+            )
+        if not drawn:
+            plt.close(fig)
+            continue
+        ax.set_title(f"$N_{{train}}$ = {n} (mean over seeds, ±1 SE)", fontsize="medium")
+        ax.set_xlabel("fine-tuning step")
+        ax.set_ylabel("validation AUC")
+        _legend(ax, loc="lower right", fontsize="small")
+        path = out / ("val_auc_vs_step.png" if len(ns) == 1 else f"val_auc_vs_step_n{n}.png")
+        _save(fig, path)
+        plt.close(fig)
+        paths.append(path)
     return paths

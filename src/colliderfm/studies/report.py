@@ -2,8 +2,10 @@
 
 The plots are drawn by :mod:`colliderfm.studies.plots` (``auc_vs_n.png``,
 ``rejection_vs_n.png``, ``auc_vs_pretrain_size.png``, and for compute studies
-``val_auc_vs_step.png`` and ``val_auc_vs_time.png``); the tables read the aggregates of
-:mod:`colliderfm.studies.results`.
+``val_auc_vs_step.png`` and ``val_auc_vs_time.png``, for data-efficiency studies
+``val_auc_vs_step.png`` at the N closest to :data:`~colliderfm.studies.plots.CURVES_N`); the
+tables read the aggregates of :mod:`colliderfm.studies.results`. Only a point whose row has no
+validation curve (older results) has it read from its run directory's ``metrics.csv``.
 
 The report names no machine: a path inside the study directory is shown relative to it (a
 checkpoint the study pretrained reads ``pretrain/p7500``), any other absolute path relative to
@@ -21,7 +23,13 @@ import numpy as np
 import yaml
 
 from colliderfm.fileio import write_text
-from colliderfm.studies.plots import plot_curves, plot_scaling, plot_vs_n
+from colliderfm.studies.plots import (
+    curves_n,
+    plot_curves,
+    plot_scaling,
+    plot_val_auc_vs_step,
+    plot_vs_n,
+)
 from colliderfm.studies.results import (
     aggregate,
     arm_names,
@@ -324,6 +332,40 @@ def _compute_table(rows: list[dict[str, Any]]) -> tuple[str, str | None]:
     return "\n".join(lines), ref
 
 
+def _with_curves(
+    rows: list[dict[str, Any]], out: Path, n: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The points at N = ``n`` with a validation curve; a row without one in ``results.json``
+    reads it from its run directory (``points/KEY/run/metrics.csv``); points with neither are
+    left out and named.
+
+    Args:
+        rows: per-point rows.
+        out: study directory.
+        n: the N_train whose curves are plotted.
+
+    Returns:
+        (rows with curves, keys of the points left out).
+    """
+    kept, missing = [], []
+    for r in rows:
+        if r["n_train"] != n:
+            continue
+        curve = r.get("curve") or {}
+        if not any(a is not None for a in curve.get("val_auc", [])):
+            try:
+                from colliderfm.studies.sweep import _curve
+
+                curve = _curve(out / "points" / str(r.get("key")) / "run")
+            except Exception:  # unreadable metrics.csv: left out, named in the report
+                curve = {}
+        if any(a is not None for a in curve.get("val_auc", [])):
+            kept.append({**r, "curve": curve})
+        else:
+            missing.append(str(r.get("key")))
+    return kept, missing
+
+
 def write_report(out: str | Path) -> Path:
     """Regenerate every plot and ``report.md`` from ``out/results.json``.
 
@@ -353,6 +395,11 @@ def write_report(out: str | Path) -> Path:
     plots = plot_vs_n(summary, out, unit)
     scaling_png = plot_scaling(summary, out, unit)
     curve_pngs = plot_curves(rows, out) if kind == "compute" else []
+    step_pngs: list[Path] = []
+    curves_missing: list[str] = []
+    if kind == "data-efficiency" and ns:
+        curve_rows, curves_missing = _with_curves(rows, out, curves_n(ns))
+        step_pngs = plot_val_auc_vs_step(curve_rows, out, [curves_n(ns)])
     schedules: dict[str, str] = data.get("schedules") or {}
     per_arm: list[str] = []
     if len(set(schedules.values())) > 1:  # e.g. AdamW and SGD arms
@@ -466,6 +513,23 @@ def write_report(out: str | Path) -> Path:
         f"![rejection vs N]({plots[1].name})",
         "",
     ]
+    if step_pngs or curves_missing:
+        md += [
+            f"## Validation AUC vs step at N = {curves_n(ns)}",
+            "",
+            "Mean over seeds (each seed interpolated onto the union of the seeds' steps, never "
+            "past its own last validation), band = ±1 standard error where >= 2 seeds cover the "
+            "step; linear-probe arms (no steps) as a dashed horizontal line at their mean "
+            "validation AUC.",
+            "",
+            *[f"![validation AUC vs step]({p.name})" for p in step_pngs],
+        ]
+        if curves_missing:
+            md.append(
+                f"Left out (no validation curve in results.json or the run's metrics.csv): "
+                f"{', '.join(f'`{k}`' for k in curves_missing)}."
+            )
+        md.append("")
     if any(r.get("sic0.3_n") for r in summary):  # results written before SIC was recorded: none
         for wp in ("0.3", "0.5"):
             md += [
