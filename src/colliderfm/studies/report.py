@@ -34,6 +34,7 @@ from colliderfm.studies.results import (
     aggregate,
     arm_names,
     differences,
+    read_curve,
     read_results,
     reference_arm,
     steps_to_target,
@@ -354,9 +355,7 @@ def _with_curves(
         curve = r.get("curve") or {}
         if not any(a is not None for a in curve.get("val_auc", [])):
             try:
-                from colliderfm.studies.sweep import _curve
-
-                curve = _curve(out / "points" / str(r.get("key")) / "run")
+                curve = read_curve(out / "points" / str(r.get("key")) / "run")
             except Exception:  # unreadable metrics.csv: left out, named in the report
                 curve = {}
         if any(a is not None for a in curve.get("val_auc", [])):

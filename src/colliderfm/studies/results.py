@@ -30,6 +30,7 @@ import numpy as np
 
 from colliderfm.errors import ColliderFMError
 from colliderfm.fileio import write_json, write_text
+from colliderfm.train.logging import read_metrics
 
 #: the per-point metrics aggregated over seeds
 METRICS = ("auc", "accuracy", "rej0.3", "rej0.5", "sic0.3", "sic0.5")
@@ -401,3 +402,31 @@ def write_results(results: dict[str, Any], out: str | Path) -> Path:
     write_csv(results["points"], out / "results.csv", POINT_COLUMNS)
     write_csv(results["summary"], out / "summary.csv", summary_columns())
     return write_json(results, out / "results.json")
+
+
+def read_curve(run_dir: Path) -> dict[str, list[Any]]:
+    """Validation curve of a run (lp-ft: the probe phase, then the full phase, steps offset).
+
+    Args:
+        run_dir: the point's run directory (``metrics.csv``, and ``lp/metrics.csv`` for lp-ft).
+
+    Returns:
+        ``{"step": [...], "val_auc": [...], "val_loss": [...]}`` (None where not logged).
+    """
+    steps: list[float] = []
+    aucs: list[float | None] = []
+    losses: list[float | None] = []
+    offset = 0
+    for d in (run_dir / "lp", run_dir):
+        if not (d / "metrics.csv").is_file():
+            continue
+        m = read_metrics(d)
+        auc = dict(m.get("val_auc", []))
+        loss = dict(m.get("val_loss", []))
+        for s in sorted(set(auc) | set(loss)):
+            steps.append(float(s + offset))
+            aucs.append(auc.get(s))
+            losses.append(loss.get(s))
+        train_steps = [s for s, _ in m.get("train_loss", [])] + [s for s in auc]
+        offset += max(train_steps, default=0)
+    return {"step": steps, "val_auc": aucs, "val_loss": losses}

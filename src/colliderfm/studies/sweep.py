@@ -63,8 +63,14 @@ from colliderfm.studies.config import (
     arm_grid,
     grid_settings,
 )
-from colliderfm.studies.results import aggregate, previous_results, select_grid, write_results
-from colliderfm.train.logging import log, read_metrics
+from colliderfm.studies.results import (
+    aggregate,
+    previous_results,
+    read_curve,
+    select_grid,
+    write_results,
+)
+from colliderfm.train.logging import log
 
 
 @dataclass(frozen=True)
@@ -218,27 +224,6 @@ def _fingerprint(cfg: Config, test: str, test_max: int | None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _curve(run_dir: Path) -> dict[str, list[Any]]:
-    """Validation curve of a run (lp-ft: the probe phase, then the full phase, steps offset)."""
-    steps: list[float] = []
-    aucs: list[float | None] = []
-    losses: list[float | None] = []
-    offset = 0
-    for d in (run_dir / "lp", run_dir):
-        if not (d / "metrics.csv").is_file():
-            continue
-        m = read_metrics(d)
-        auc = dict(m.get("val_auc", []))
-        loss = dict(m.get("val_loss", []))
-        for s in sorted(set(auc) | set(loss)):
-            steps.append(float(s + offset))
-            aucs.append(auc.get(s))
-            losses.append(loss.get(s))
-        train_steps = [s for s, _ in m.get("train_loss", [])] + [s for s in auc]
-        offset += max(train_steps, default=0)
-    return {"step": steps, "val_auc": aucs, "val_loss": losses}
-
-
 def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[str, Any]:
     """Fine-tune and evaluate one point; write ``pdir/metrics.json`` atomically.
 
@@ -301,7 +286,7 @@ def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[s
         "eval_wall_s": round(t2 - t1, 2),
         "resumed": resume,
         "fingerprint": fp,
-        "curve": _curve(run_dir),
+        "curve": read_curve(run_dir),
     }
     if linear:
         row.update(
