@@ -45,7 +45,6 @@ refusing an entry over 10 MB. Refusals and failures are one line on stderr and e
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -195,14 +194,6 @@ def _arg_path(path: Path) -> str:
     Relative paths keep machine-specific prefixes out of the checkpoints' ``config.yaml``.
     """
     return _shown(path, Path.cwd())
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_json(path: Path) -> Any:
@@ -1131,7 +1122,9 @@ def finalize(
             "steps": state.step,
             "probe_auc": probe_auc,
         }
-        sums = "".join(f"{_sha256(tmp / f)}  {f}\n" for f in zoo.CHECKED)
+        from colliderfm.fileio import sha256_file
+
+        sums = "".join(f"{sha256_file(tmp / f)}  {f}\n" for f in zoo.CHECKED)
         write_text(tmp / zoo.CHECKSUMS, sums)
         write_json(info, tmp / zoo.INFO)
         write_text(tmp / zoo.CARD, model_card(plan, state.records, meta, info))

@@ -7,6 +7,7 @@ permission denied) become one-line :class:`~colliderfm.errors.DataError` message
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -96,3 +97,19 @@ def write_json(obj: Any, path: str | Path, indent: int | None = 2) -> Path:
         The path written.
     """
     return write_text(path, json.dumps(json_safe(obj), indent=indent, default=str) + "\n")
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks.
+
+    Args:
+        path: the file.
+
+    Returns:
+        Its hex digest.
+    """
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -18,7 +18,6 @@ The folder itself is a checkpoint directory, so :func:`resolve` returns it and e
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from colliderfm.errors import CheckpointError
+from colliderfm.fileio import sha256_file
 from colliderfm.train.checkpoint import META, WEIGHTS
 
 #: the folder holding the shipped entries (tests point it elsewhere with monkeypatch)
@@ -146,14 +146,6 @@ def is_zoo_ref(s: str) -> bool:
     return isinstance(s, str) and s.startswith(PREFIX)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _expected_sums(name: str, folder: Path) -> dict[str, str]:
     path = folder / CHECKSUMS
     if not path.is_file():
@@ -191,7 +183,7 @@ def verify_entry(name: str, folder: Path) -> None:
         path = folder / f
         if not path.is_file():
             raise _corrupted(name, path, "is missing")
-        got = _sha256(path)
+        got = sha256_file(path)
         if got != sums[f]:
             raise _corrupted(
                 name, path, f"does not match its SHA256SUMS checksum (sha256 {got[:16]}...)"
