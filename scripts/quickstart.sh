@@ -13,14 +13,18 @@ N_TRAIN="${QS_N_TRAIN:-1500}"   # jets per class
 N_EVAL="${QS_N_EVAL:-500}"
 WORKERS="${QS_WORKERS:-2}"
 RECIPE="${QS_RECIPE:-contrastive}"      # or mpm
-PRETRAIN_STEPS="${QS_PRETRAIN_STEPS:-100}"
+PRETRAIN_STEPS="${QS_PRETRAIN_STEPS:-60}"
 FEW="${QS_FEW_LABELS:-200}"             # labelled jets for the few-labels comparison
+
+stage() {  # stage TEXT: print a stage header with the time since the start
+  printf '== [%3ds] %s\n' "$SECONDS" "$1"
+}
 
 gen() {  # gen OUT N SEED PROCESSES
   if [ -f "$1/manifest.json" ]; then
-    echo "== $1 exists, reusing it"
+    stage "$1 exists, reusing it"
   else
-    echo "== generating $1 ($2 jets per process, seed $3)"
+    stage "generating $1 ($2 jets per process, seed $3)"
     $CFM generate jets --process "$4" --n "$2" --seed "$3" --workers "$WORKERS" --out "$1"
   fi
 }
@@ -29,14 +33,14 @@ gen "$DATA/toptag/train" "$N_TRAIN" 1 top,qcd
 gen "$DATA/toptag/val" "$N_EVAL" 2 top,qcd
 gen "$DATA/toptag/test" "$N_EVAL" 3 top,qcd
 
-echo "== inspect"
+stage "inspect"
 $CFM inspect "$DATA/toptag/train"
 
 rm -rf "$RUNS"
 mkdir -p "$RUNS"
 FT=(--config configs/finetune/top_tagging.yaml --set model.preset=small)
 
-echo "== pretrain ($RECIPE, $PRETRAIN_STEPS steps) on the training jets, labels ignored"
+stage "pretrain ($RECIPE, $PRETRAIN_STEPS steps) on the training jets, labels ignored"
 $CFM pretrain --config "configs/pretrain/$RECIPE.yaml" --out "$RUNS/pretrain" \
   --set data.train="$DATA/toptag/train" --set objective.probe_data="$DATA/toptag/val" \
   --set objective.probe_n=1000 --set train.max_steps="$PRETRAIN_STEPS" \
@@ -44,7 +48,7 @@ $CFM pretrain --config "configs/pretrain/$RECIPE.yaml" --out "$RUNS/pretrain" \
   $( [ "$RECIPE" = mpm ] && echo --set objective.params.tokenizer_steps=200 ) \
   > "$RUNS/pretrain.summary.json"
 
-echo "== fine-tune with $FEW labelled jets: pretrained vs from scratch (same steps)"
+stage "fine-tune with $FEW labelled jets: pretrained vs from scratch (same steps)"
 for init in pretrain none; do
   name=$([ "$init" = none ] && echo scratch-few || echo pretrained-few)
   $CFM finetune "${FT[@]}" --init "$([ "$init" = none ] && echo none || echo "$RUNS/pretrain")" \
@@ -53,11 +57,11 @@ for init in pretrain none; do
     > "$RUNS/$name.summary.json"
 done
 
-echo "== supervised top tagging from scratch on all labels (small ParT-style backbone)"
+stage "supervised top tagging from scratch on all labels (small ParT-style backbone)"
 $CFM finetune "${FT[@]}" --init none --mode full --out "$RUNS/scratch" \
   --set train.epochs="${QS_EPOCHS:-3}" > "$RUNS/scratch.summary.json"
 
-echo "== evaluate on the test set"
+stage "evaluate on the test set"
 for run in pretrained-few scratch-few scratch; do
   $CFM evaluate --checkpoint "$RUNS/$run" --data "$DATA/toptag/test" \
     --out "$RUNS/$run/metrics.json" > /dev/null
@@ -84,3 +88,4 @@ for label, run in rows:
           f"{fmt(r['0.5']):>9}")
 print(f"plots: {runs}/<run>/roc.png and scores.png")
 PY
+stage "done"
