@@ -9,11 +9,11 @@ cd "$(dirname "$0")/.."
 CFM=".venv/bin/colliderfm"
 DATA="data/default"
 RUNS=".quickstart"
-N_TRAIN="${QS_N_TRAIN:-1500}"   # jets per class
+N_TRAIN="${QS_N_TRAIN:-1000}"   # jets per class
 N_EVAL="${QS_N_EVAL:-500}"
 WORKERS="${QS_WORKERS:-2}"
 RECIPE="${QS_RECIPE:-contrastive}"      # or mpm
-PRETRAIN_STEPS="${QS_PRETRAIN_STEPS:-60}"
+PRETRAIN_STEPS="${QS_PRETRAIN_STEPS:-40}"
 FEW="${QS_FEW_LABELS:-200}"             # labelled jets for the few-labels comparison
 
 stage() {  # stage TEXT: print a stage header with the time since the start
@@ -57,9 +57,10 @@ for init in pretrain none; do
     > "$RUNS/$name.summary.json"
 done
 
-stage "supervised top tagging from scratch on all labels (small ParT-style backbone)"
-$CFM finetune "${FT[@]}" --init none --mode full --out "$RUNS/scratch" \
-  --set train.epochs="${QS_EPOCHS:-3}" > "$RUNS/scratch.summary.json"
+stage "supervised top tagging from scratch on all labels (same steps)"
+$CFM finetune "${FT[@]}" --init none --mode full --out "$RUNS/scratch" --set train.batch_size=64 \
+  --set train.max_steps=60 --set train.steps_per_epoch=20 --set train.early_stopping=null \
+  > "$RUNS/scratch.summary.json"
 
 stage "evaluate on the test set"
 for run in pretrained-few scratch-few scratch; do
