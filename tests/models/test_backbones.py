@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from colliderfm.models.backbones import packs_on
 from colliderfm.models.blocks import BiasedAttention, TokenLayout, gather_rows, scatter_rows
 from colliderfm.models.pairs import PairEmbed, pair_features
 from colliderfm.models.registry import create_model, registered
@@ -157,6 +158,36 @@ def test_pack_and_buckets_do_not_change_the_function() -> None:
     for tokens, pooled in outs[1:]:  # different kernels and summation orders: float32 noise
         torch.testing.assert_close(tokens[mask], outs[0][0][mask], atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(pooled, outs[0][1], atol=1e-4, rtol=1e-4)
+
+
+def test_pack_auto_packs_on_cpu_and_pads_on_accelerators() -> None:
+    cpu, cuda, mps = torch.device("cpu"), torch.device("cuda", 1), torch.device("mps")
+    assert packs_on("auto", cpu) is True
+    assert packs_on("auto", cuda) is False and packs_on("auto", mps) is False
+    assert packs_on(True, cuda) is True and packs_on(False, cpu) is False
+    x, mask, vec = make_batch([6, 2, 9], p=12)
+    model = tiny()  # the default is "auto"
+    assert model.pack == "auto"
+    _, layout = model._encode(x, mask, vec)
+    assert layout.n_tokens == int(mask.sum())  # packed: real particles only, on CPU
+    _, padded = tiny(pack=False)._encode(x, mask, vec)
+    assert padded.n_tokens == mask.numel()
+    with pytest.raises(ValueError, match="pack must be"):
+        tiny(pack="yes")
+
+
+@pytest.mark.gpu
+def test_pack_auto_on_cuda_pads_and_matches_cpu() -> None:
+    x, mask, vec = make_batch([6, 2, 9, 4, 1, 7], p=12)
+    model = tiny()
+    with torch.no_grad():
+        ref_tokens, ref_pooled = model.forward_both(x, mask, vec)
+        cuda = model.to("cuda")
+        _, layout = cuda._encode(x.cuda(), mask.cuda(), vec.cuda())
+        tokens, pooled = cuda.forward_both(x.cuda(), mask.cuda(), vec.cuda())
+    assert layout.n_tokens == mask.numel()  # padded on CUDA
+    torch.testing.assert_close(tokens.cpu()[mask], ref_tokens[mask], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(pooled.cpu(), ref_pooled, atol=1e-4, rtol=1e-4)
 
 
 def test_train_and_eval_kernels_agree() -> None:

@@ -256,6 +256,13 @@ def test_bad_study_configs_name_the_key(
     assert not (tmp_path / "bad" / "points").exists()  # nothing ran
 
 
+def test_a_study_on_a_missing_device_stops_before_its_folder(setup: Path, tmp_path: Path) -> None:
+    path = _study(setup, "nodevice")
+    with pytest.raises(ConfigError, match="train.device=cuda:63"):
+        run_study("data-efficiency", path, tmp_path / "nodev", ["train.device=cuda:63"])
+    assert not (tmp_path / "nodev").exists()
+
+
 def test_study_cli_errors_are_one_line(setup: Path, tmp_path: Path) -> None:
     import subprocess
     import sys

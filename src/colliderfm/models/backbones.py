@@ -33,6 +33,23 @@ _PART_PRESETS = {
 }
 
 
+def packs_on(pack: bool | str, device: torch.device) -> bool:
+    """Whether a backbone built with ``pack`` packs its tokens for a batch on ``device``.
+
+    Args:
+        pack: the backbone's ``pack`` setting: ``True``, ``False`` or ``"auto"``.
+        device: where the batch lives.
+
+    Returns:
+        ``pack`` itself when it is a bool; for ``"auto"``, True on CPU (the packed, bucketed
+        path is the fast one there) and False elsewhere (the padded path has no host
+        synchronisation, and ``scaled_dot_product_attention`` takes the pair bias as its mask).
+    """
+    if isinstance(pack, bool):
+        return pack
+    return device.type == "cpu"
+
+
 @register_model("part", _PART_PRESETS)
 class ParticleTransformer(nn.Module):
     """ParticleTransformer-style encoder (Qu, Li, Qian 2022) tuned for CPU training.
@@ -56,7 +73,7 @@ class ParticleTransformer(nn.Module):
         pooling: str = "cls",
         dropout: float = 0.0,
         num_cls_layers: int = 2,
-        pack: bool = True,
+        pack: bool | str = "auto",
         buckets: int = 4,
         normformer: bool = False,
         init_std: float | None = 0.02,
@@ -77,7 +94,12 @@ class ParticleTransformer(nn.Module):
             dropout: dropout on residual branches (attention weights are never dropped: that
                 would rule out the fused kernels).
             num_cls_layers: class-attention blocks when ``pooling="cls"``.
-            pack: run per-token layers on real particles only (turn off for ONNX export).
+            pack: run per-token layers on real particles only, attention in ``buckets``
+                multiplicity groups (``True``; fastest on CPUs), or every position of the padded
+                batch with padding masked out of attention (``False``; no host synchronisation,
+                which suits GPUs, and what ONNX export needs). ``"auto"``: packed on CPU,
+                padded on any other device, decided per batch from the mask's device. The two
+                paths compute the same function (up to float rounding).
             buckets: multiplicity groups for attention (1 = pad to the batch's longest jet).
             normformer: ParT's extra norms and scales in every block (LayerNorm after attention
                 and inside the MLP, learned head and residual scales), as weaver-core's default.
@@ -95,6 +117,8 @@ class ParticleTransformer(nn.Module):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
         if init not in ("auto", "normal", "xavier"):
             raise ValueError(f"init must be 'auto', 'normal' or 'xavier', got {init!r}")
+        if pack not in (True, False, "auto"):
+            raise ValueError(f"pack must be true, false or 'auto', got {pack!r}")
         self.dim = embed_dim
         self.in_dim = in_dim
         self.num_heads = num_heads
@@ -175,9 +199,10 @@ class ParticleTransformer(nn.Module):
                 f"expected x [B, P, {self.in_dim}] matching mask {tuple(mask.shape)}, "
                 f"got {tuple(x.shape)}"
             )
-        layout = TokenLayout(mask, pack=self.pack, buckets=self.buckets)
+        pack = packs_on(self.pack, mask.device)
+        layout = TokenLayout(mask, pack=pack, buckets=self.buckets)
         feats = layout.flatten(x)  # [N, F]
-        if not self.pack:
+        if not pack:
             feats = torch.where(mask.reshape(-1, 1), feats, 0.0)  # [N, F] padding -> 0
         h = self.embedding(feats)  # [N, D]
         if self.pair_embed is not None:
@@ -187,7 +212,7 @@ class ParticleTransformer(nn.Module):
                     "(px, py, pz, E in GeV), or build it with pair_features=False"
                 )
             vec = layout.flatten(vectors.float())  # [N, 4]
-            if not self.pack:
+            if not pack:
                 vec = torch.where(mask.reshape(-1, 1), vec, 0.0)  # [N, 4]
             biases = [
                 self.pair_embed(vg, km)  # [Bg, H, Pg, Pg]

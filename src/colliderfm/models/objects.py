@@ -174,7 +174,7 @@ class ObjectTransformer(ParticleTransformer):
         pooling: str = "cls",
         dropout: float = 0.0,
         num_cls_layers: int = 2,
-        pack: bool = True,
+        pack: bool | str = "auto",
         buckets: int = 1,
     ) -> None:
         """Build the encoder.
@@ -191,7 +191,9 @@ class ObjectTransformer(ParticleTransformer):
             pooling: ``"cls"`` (class attention) or ``"mean"`` (masked mean).
             dropout: dropout on residual branches.
             num_cls_layers: class-attention blocks when ``pooling="cls"``.
-            pack: run per-token layers on real objects only (turn off for ONNX export).
+            pack: run per-token layers on real objects only (``True``), every padded position
+                (``False``; ONNX export), or ``"auto"``: packed on CPU, padded elsewhere (see
+                :func:`~colliderfm.models.backbones.packs_on`).
             buckets: multiplicity groups for attention (1 = pad to the batch's largest event).
         """
         super().__init__(

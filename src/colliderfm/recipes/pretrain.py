@@ -76,6 +76,7 @@ def run_pretrain(
             _tokenizer_stage(run, objective)
         summary: dict[str, Any] = {}
         if probe is not None and run.main:
+            backbone.to(run.device)  # the probe embeds on the backbone's device (fit moves it too)
             summary["probe_auc_random"] = probe(backbone)
             log.info(
                 "linear probe on the randomly initialised backbone: AUC %.4f",

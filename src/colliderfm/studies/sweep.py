@@ -56,6 +56,7 @@ from colliderfm.errors import ConfigError
 from colliderfm.evaluate.run import evaluate_checkpoint
 from colliderfm.fileio import write_json
 from colliderfm.recipes import run_finetune
+from colliderfm.runtime import check_precision, resolve_device
 from colliderfm.studies.config import (
     MIN_VAL,
     ArmConfig,
@@ -401,6 +402,8 @@ def check_points(study: StudyConfig, points: list[Point]) -> tuple[str, dict[str
     for p in points:  # every point's config is resolved (grid settings included) ...
         cfg = point_config(study, p)
         cfgs.setdefault(p.arm.name, cfg)  # ... the checks use each arm's first
+    for cfg in cfgs.values():  # a missing device is one error line before the study folder
+        check_precision(cfg.train.precision, resolve_device(cfg.train.device))
     first = next(iter(cfgs.values()))
     if first.data.train is None:
         raise ConfigError("data.train is not set in the base config (or give --set data.train=)")
