@@ -78,7 +78,10 @@ def test_lp_ft_probes_then_trains_everything(data: Path, tmp_path: Path) -> None
         "train.steps_per_epoch=4",
     )
     summary = run_finetune(cfg, tmp_path / "lpft", progress=False)
-    assert summary["steps"] == 4  # the full phase gets the other half
+    assert summary["steps"] == 8  # both phases count: 4 probe steps, then 4 of everything
+    assert summary["phases"]["lp"]["steps"] == 4 and summary["phases"]["ft"]["steps"] == 4
+    phases_wall = summary["phases"]["lp"]["wall_s"] + summary["phases"]["ft"]["wall_s"]
+    assert summary["wall_s"] == pytest.approx(phases_wall, abs=0.11)
     probe = load_model(tmp_path / "lpft" / "lp" / "last").backbone.state_dict()
     final = load_model(tmp_path / "lpft" / "last").backbone.state_dict()
     assert all(torch.equal(init[k], probe[k]) for k in init)  # phase 1: backbone frozen

@@ -9,8 +9,11 @@ regression on the frozen backbone's embeddings, its L2 strength chosen on valida
 (:mod:`colliderfm.finetune.probe`), saved as a normal fine-tuned checkpoint. Its summary's
 ``steps`` and ``epochs`` are 0 (no optimizer step of the training loop); the L-BFGS iterations
 are ``lbfgs_iters`` (the chosen strength's fit) and, per strength, in ``probe.grid``.
-``lp-ft``'s probe stage still trains the linear head with the training loop for
-``finetune.lp_fraction`` of the steps.
+``lp-ft``'s probe stage trains the linear head with the training loop for
+``finetune.lp_fraction`` of the step budget (no early stopping), then the full stage trains
+everything for the rest of it (with early stopping when configured). Its summary counts both
+stages: ``steps``, ``epochs`` and ``wall_s`` are their sums, and ``phases`` holds each stage's
+own counts.
 """
 
 from __future__ import annotations
@@ -227,6 +230,7 @@ def run_finetune(
             sum(p.numel() for p in model.parameters()),
         )
         validate = make_validate(cfg, classes, run.val_source(cfg.train.val_max))
+        lp_result: FitResult | None = None
         if mode == "lp-ft":
             # phase 1: linear probe on the frozen backbone (out/lp); phase 2: everything, from there
             total = cfg.train.max_steps or cfg.train.epochs * spe
@@ -234,7 +238,7 @@ def run_finetune(
                 raise ConfigError("finetune.mode=lp-ft needs at least 2 training steps")
             n_lp = max(1, min(total - 1, round(ft.lp_fraction * total)))
             cfg_lp = replace(cfg, train=replace(cfg.train, max_steps=n_lp, early_stopping=None))
-            run.train(
+            lp_result = run.train(
                 model,
                 classification_loss,
                 loader,
@@ -262,9 +266,33 @@ def run_finetune(
             resume=resume,
         )
         summary: dict[str, Any] = {**run.summary(result), "best": result.best, "n_train": n_jets}
+        if lp_result is not None:  # the budget is both phases: steps and time add up
+            summary.update(_lp_ft_totals(run.summary(lp_result), run.summary(result)))
         if cw is not None:
             summary["cwola"] = cw.info
         return _with_test(summary, run, cfg)
+
+
+def _lp_ft_totals(lp: dict[str, Any], ft: dict[str, Any]) -> dict[str, Any]:
+    """An lp-ft run's summary counts: both phases together, and each phase on its own.
+
+    Args:
+        lp: :meth:`Runner.summary` of the linear-probe phase.
+        ft: :meth:`Runner.summary` of the full phase.
+
+    Returns:
+        ``steps``, ``epochs`` and ``wall_s`` summed over the phases, ``examples_per_s`` over
+        their total time, and ``phases``: ``{"lp": lp, "ft": ft}``.
+    """
+    wall = lp["wall_s"] + ft["wall_s"]
+    seen = lp["examples_per_s"] * lp["wall_s"] + ft["examples_per_s"] * ft["wall_s"]
+    return {
+        "steps": lp["steps"] + ft["steps"],
+        "epochs": lp["epochs"] + ft["epochs"],
+        "wall_s": round(wall, 1),
+        "examples_per_s": round(seen / wall, 1) if wall > 0 else 0.0,
+        "phases": {"lp": lp, "ft": ft},
+    }
 
 
 def _with_test(summary: dict[str, Any], run: Runner, cfg: Config) -> dict[str, Any]:
