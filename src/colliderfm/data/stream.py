@@ -416,6 +416,32 @@ def count_examples(source: str | Path) -> int | None:
     return None
 
 
+def examples_per_pass(source: str | Path) -> int:
+    """Number of jets (or events) one training pass over ``source`` reads, for any format.
+
+    Shard directories and ``.parquet`` files: exact, from their metadata
+    (:func:`count_examples`). JetClass ROOT and Top Tagging HDF5: the stored entries (exact
+    unless the reader skips bad jets; then an upper bound by their number). A format without a
+    stored count (NanoAOD, whose event selection runs while reading): one streaming pass with
+    bounded memory, exact.
+
+    Args:
+        source: training data path.
+
+    Returns:
+        The count.
+    """
+    n = count_examples(source)
+    if n is not None:
+        return n
+    path = Path(source)
+    reader = reader_for(path)
+    n = reader.count(path)
+    if n is None:
+        n = sum(len(c) for c in reader.iter_chunks(path))
+    return int(n)
+
+
 def steps_per_pass(n_jets: int, batch_size: int, world_size: int = 1) -> int:
     """Optimizer steps in one pass over ``n_jets`` with a global batch of ``batch_size*world``.
 

@@ -33,7 +33,7 @@ from colliderfm.data.features import n_features
 from colliderfm.data.readers import reader_for
 from colliderfm.data.readers.dispatch import data_classes
 from colliderfm.data.schema import Batch, ConstituentChunk
-from colliderfm.data.stream import count_examples
+from colliderfm.data.stream import examples_per_pass
 from colliderfm.data.subset import load_subset
 from colliderfm.errors import ConfigError
 from colliderfm.evaluate.metrics import validation_metrics
@@ -105,12 +105,7 @@ def _train_source(cfg: Config) -> tuple[str | Path | ConstituentChunk, int]:
     if cfg.finetune.n_train:
         sub = load_subset(path, cfg.finetune.n_train, cfg.train.seed)
         return sub, len(sub)
-    n = count_examples(path)  # shards: exact, from the manifest / Parquet metadata
-    if n is None:
-        n = reader.count(Path(path))  # JetClass ROOT, Top Tagging HDF5: stored entries
-    if n is None:  # a format without a stored count: one streaming pass, exact
-        n = sum(len(c) for c in reader.iter_chunks(Path(path)))
-    return path, int(n)
+    return path, examples_per_pass(path)
 
 
 def make_validate(cfg: Config, classes: list[str], val: Any) -> Any:

@@ -33,10 +33,11 @@ from torch.utils.data import DataLoader
 from colliderfm.config import Config
 from colliderfm.data.readers.dispatch import iter_chunks
 from colliderfm.data.schema import ConstituentChunk
-from colliderfm.data.stream import count_examples, training_loader
+from colliderfm.data.stream import count_examples, examples_per_pass, training_loader
 from colliderfm.errors import ConfigError, DataError
 from colliderfm.runtime import check_precision, rank_world, resolve_device, seed_everything
 from colliderfm.train.checkpoint import STATE, load_state, save_checkpoint
+from colliderfm.train.logging import log
 from colliderfm.train.loop import FitResult, LossFn, StepCallback, ValidateFn, fit
 from colliderfm.train.meta import CheckpointMeta, DataInfo, ModelSpec, data_fingerprint
 
@@ -219,20 +220,24 @@ class Runner:
         seed_everything(self.cfg.train.seed)
 
     def shard_count(self, what: str) -> int:
-        """Examples per pass of ``data.train``, which must be canonical shards.
+        """Examples per pass of ``data.train``, in any readable format.
+
+        Shards give their count from metadata; JetClass ROOT and Top Tagging HDF5 their stored
+        entries; NanoAOD (read unlabelled, selection applied while reading) is counted by one
+        streaming pass (:func:`~colliderfm.data.stream.examples_per_pass`).
 
         Args:
-            what: the recipe, for the error message (e.g. ``"pretraining"``).
+            what: the recipe, for the log line (e.g. ``"pretraining"``).
 
         Returns:
-            The count from the manifest or Parquet metadata.
+            The count.
         """
-        n = count_examples(self.cfg.data.train)  # type: ignore[arg-type]
+        source = self.cfg.data.train
+        assert source is not None
+        n = count_examples(source)
         if n is None:
-            raise ConfigError(
-                f"{self.cfg.data.train}: {what} reads shard directories; convert it "
-                "first with `colliderfm convert`"
-            )
+            log.info("%s: counting the examples of %s (one pass)", what, source)
+            n = examples_per_pass(source)
         return n
 
     def loader(self, source: str | Path | ConstituentChunk, n: int) -> tuple[DataLoader, int]:
