@@ -90,6 +90,15 @@ def test_data_efficiency_study_writes_everything_and_resumes(
     assert "| scratch | none | full |" in report and "N=120" in report
     assert "Linear-probe arms (`pre-linear`, `mode: linear`)" in report and "L-BFGS: " in report
     assert (out / "points" / "scratch-n60-s0" / "metrics.json").is_file()
+    # one-variable baselines on the same test set, beside the AUC, rejection and SIC tables
+    assert list(saved["baselines"]) == ["m_jet", "n_particles"]
+    assert saved["baselines"]["m_jet"]["n"] == saved["points"][0]["n_test"]
+    sic = report.count("## Significance improvement")  # SIC tables, where any seed has one
+    assert report.count("One-variable baselines on the same test set") == 3 + sic
+    assert (
+        f"`m_jet` (jet mass of the summed constituents) {saved['baselines']['m_jet']['auc']:.4f}"
+        in report
+    )
 
     # rerun: nothing is trained again
     calls = []

@@ -196,6 +196,37 @@ def _diff_table(summary: list[dict[str, Any]], metric: str, digits: int) -> tupl
     return "\n".join(lines), ref
 
 
+def _baseline_lines(res: dict[str, Any], metric: str) -> list[str]:
+    """One line naming the one-variable baselines' value of ``metric`` on the test set.
+
+    Args:
+        res: the study's results (``baselines``: :func:`~colliderfm.evaluate.baselines.
+            simple_baselines`; results written before baselines were recorded have none).
+        metric: ``auc``, ``rej0.3``, ``rej0.5``, ``sic0.3`` or ``sic0.5``.
+
+    Returns:
+        ``["", line]``, or ``[]`` without baselines.
+    """
+    base = res.get("baselines") or {}
+    if not base:
+        return []
+    parts = []
+    for name, m in base.items():
+        if metric == "auc":
+            v, digits = m.get("auc"), 4
+        elif metric.startswith("rej"):
+            v, digits = m.get("rejection", {}).get(metric[3:]), 1
+        else:
+            v, digits = m.get("sic", {}).get(metric[3:]), 2
+        parts.append(f"`{name}` ({m.get('description', '')}) {_num(v, digits)}")
+    return [
+        "",
+        "One-variable baselines on the same test set (no training; larger = class 1): "
+        + "; ".join(parts)
+        + ".",
+    ]
+
+
 def _budget_lines(budget: dict[str, Any], data: dict[str, Any], optim: str) -> list[str]:
     """The budget bullet of the report (``converge`` or ``fixed`` = compute-matched).
 
@@ -477,6 +508,7 @@ def write_report(out: str | Path) -> Path:
         "## Test AUC (mean ± standard error over seeds)",
         "",
         _se_table(summary, "auc", 4),
+        *_baseline_lines(res, "auc"),
         "",
         f"## Difference to `{ref}` (mean ± combined standard error, and in units of it)",
         "",
@@ -504,10 +536,12 @@ def write_report(out: str | Path) -> Path:
         "## Background rejection 1/eps_B at eps_S = 0.3",
         "",
         _table(summary, "rej0.3", 1),
+        *_baseline_lines(res, "rej0.3"),
         "",
         "## Background rejection 1/eps_B at eps_S = 0.5",
         "",
         _table(summary, "rej0.5", 1),
+        *_baseline_lines(res, "rej0.5"),
         "",
         f"![rejection vs N]({plots[1].name})",
         "",
@@ -535,6 +569,7 @@ def write_report(out: str | Path) -> Path:
                 f"## Significance improvement eps_S / sqrt(eps_B) at eps_S = {wp}",
                 "",
                 _table(summary, f"sic{wp}", 2),
+                *_baseline_lines(res, f"sic{wp}"),
                 "",
             ]
     md += [

@@ -53,6 +53,7 @@ from tqdm import tqdm
 from colliderfm.config import Config, load_config
 from colliderfm.data.features import feature_kind
 from colliderfm.errors import ConfigError
+from colliderfm.evaluate.baselines import simple_baselines
 from colliderfm.evaluate.run import evaluate_checkpoint
 from colliderfm.fileio import write_json
 from colliderfm.recipes import run_finetune
@@ -505,6 +506,7 @@ def check_points(study: StudyConfig, points: list[Point]) -> tuple[str, dict[str
         },
         "val_max": first.train.val_max,
         "precision": first.train.precision,
+        "max_particles": first.data.max_particles,
     }
     return test, facts
 
@@ -606,6 +608,9 @@ def execute(
     trained = run_sweep(study, points, out, test)
     sweep_wall = time.perf_counter() - t0
     rows, selection = select_grid(trained)
+    baselines = simple_baselines(  # one variable each, same test set, no training
+        test, facts["unit"], facts["max_particles"], facts["features"], study.test_max
+    )
     previous = previous_results(out)
     results: dict[str, Any] = {
         "kind": kind,
@@ -618,6 +623,7 @@ def execute(
         "data": facts,
         "points": rows,
         "summary": aggregate(rows),
+        "baselines": baselines,
         "grid_points": trained if selection else [],
         "selection": selection,
         "point_wall_s": round(sum(r["train_wall_s"] + r["eval_wall_s"] for r in trained), 1),
