@@ -9,6 +9,7 @@ A study YAML names a base fine-tuning recipe plus overrides, and the sweep aroun
       - {name: clr-full, init: runs/clr, mode: full}
     n_train: [100, 300, 1000, 3000]
     seeds: [0, 1, 2]
+    seeds_by_n: {3000: [0]}    # optional: other seeds at some N (e.g. one at the costliest)
     budget: {mode: converge, eval_every: 50, patience: 5, max_epochs: 50, min_steps: 200}
     val: data/default/toptag/val
     test: data/default/toptag/test
@@ -159,6 +160,7 @@ class StudyConfig:
     arms: list[ArmConfig] = field(default_factory=list)
     n_train: list[int] = field(default_factory=lambda: list(DEFAULT_N_TRAIN))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds_by_n: dict[int, list[int]] = field(default_factory=dict)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     val: str | None = None
     test: str | None = None
@@ -174,6 +176,17 @@ class StudyConfig:
             The study config as a dict.
         """
         return dataclasses.asdict(self)
+
+    def seeds_for(self, n_train: int) -> list[int]:
+        """The seeds run at one label count: ``seeds_by_n[N]`` where given, else ``seeds``.
+
+        Args:
+            n_train: the label count.
+
+        Returns:
+            The seeds.
+        """
+        return self.seeds_by_n.get(n_train, self.seeds)
 
 
 def _int_list(value: Any, key: str, lo: int | None = None, hi: int | None = None) -> list[int]:
@@ -199,6 +212,31 @@ def _int_list(value: Any, key: str, lo: int | None = None, hi: int | None = None
         out.append(v)
     if len(set(out)) != len(out):
         raise ConfigError(f"config key '{key}' holds duplicates: {out}")
+    return out
+
+
+def _seeds_by_n(value: Any, n_train: list[int]) -> dict[int, list[int]]:
+    """Validate ``seeds_by_n``: ``{N: [seed, ...]}`` for label counts of ``n_train``.
+
+    Args:
+        value: the parsed mapping (None: every N runs ``seeds``).
+        n_train: the study's label counts.
+
+    Returns:
+        ``{N: seeds}``.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"config key 'seeds_by_n' must map label counts to seed lists, got {value!r}"
+        )
+    out: dict[int, list[int]] = {}
+    for k, v in value.items():
+        n = _int_list([k], "seeds_by_n", lo=1)[0]
+        if n not in n_train:
+            raise ConfigError(f"config key 'seeds_by_n': {n} is not one of n_train {n_train}")
+        out[n] = _int_list(v, f"seeds_by_n.{n}", lo=0, hi=SEED_MAX)
     return out
 
 
@@ -252,9 +290,23 @@ def _grid(value: Any, key: str) -> dict[str, list[Any]]:
     return out
 
 
+#: settings a ``mode: linear`` arm never reads: its L-BFGS probe runs no training loop (no
+#: optimizer, steps or learning rates), so a study-wide grid over them would only repeat it
+PROBE_IGNORES = (
+    "train.",
+    "finetune.backbone_lr_mult",
+    "finetune.head_lr_mult",
+    "finetune.lp_fraction",
+)
+
+
 def arm_grid(study: StudyConfig, arm: ArmConfig) -> dict[str, list[Any]]:
     """The grid an arm is trained over: the study's (every arm, scratch included), then the
     arm's own (which wins for the keys it names).
+
+    A linear-probe arm (``mode: linear``) leaves out the study-wide keys its probe never reads
+    (:data:`PROBE_IGNORES`: training-loop settings), so it is not fitted once per value of
+    them; its own grid applies as given.
 
     Args:
         study: the study.
@@ -263,7 +315,10 @@ def arm_grid(study: StudyConfig, arm: ArmConfig) -> dict[str, list[Any]]:
     Returns:
         ``{section.key: [values]}``; empty without a grid.
     """
-    return {**study.grid, **arm.grid}
+    shared = study.grid
+    if arm.mode == "linear":
+        shared = {k: v for k, v in shared.items() if not k.startswith(PROBE_IGNORES)}
+    return {**shared, **arm.grid}
 
 
 def grid_settings(grid: dict[str, list[Any]]) -> list[tuple[tuple[str, Any], ...]]:
@@ -294,6 +349,7 @@ def study_from_dict(data: dict[str, Any]) -> StudyConfig:
     arms_raw = data.pop("arms", [])
     n_train = data.pop("n_train", None)
     seeds = data.pop("seeds", None)
+    seeds_by_n = data.pop("seeds_by_n", None)
     overrides = data.pop("overrides", None)
     pre_raw = data.pop("pretrain", None) or {}
     grid_raw = data.pop("grid", None)
@@ -304,6 +360,7 @@ def study_from_dict(data: dict[str, Any]) -> StudyConfig:
         cfg.n_train = _int_list(n_train, "n_train", lo=1)
     if seeds is not None:
         cfg.seeds = _int_list(seeds, "seeds", lo=0, hi=SEED_MAX)
+    cfg.seeds_by_n = _seeds_by_n(seeds_by_n, cfg.n_train)
     if not isinstance(pre_raw, dict):
         raise ConfigError("config key 'pretrain' must be a mapping")
     pre_raw = dict(pre_raw)

@@ -123,15 +123,16 @@ def make_points(
     Args:
         arms: study arms.
         n_train: labelled-set sizes.
-        seeds: seeds.
-        study: the study, whose ``grid`` (and each arm's) multiplies the points; None: no grid.
+        seeds: seeds (at an N the study's ``seeds_by_n`` names: those instead).
+        study: the study, whose ``grid`` (and each arm's) multiplies the points and whose
+            ``seeds_by_n`` sets the seeds per N; None: no grid, ``seeds`` at every N.
 
     Returns:
         The points.
     """
     out = []
     for n in n_train:
-        for s in seeds:
+        for s in study.seeds_by_n.get(n, seeds) if study is not None else seeds:
             for a in arms:
                 grid = arm_grid(study, a) if study is not None else dict(a.grid)
                 out += [Point(a, n, s, g) for g in grid_settings(grid)]
