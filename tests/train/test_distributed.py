@@ -311,17 +311,16 @@ def test_failing_rank_does_not_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not torch.distributed.is_initialized() and calls == []
 
 
-def test_torchrun_finetune_cli(tmp_path: Path) -> None:
-    """``torchrun --nproc-per-node 2 -m colliderfm finetune`` with validation and a test set."""
-    import json
-    import subprocess
+def _torchrun_finetune(tmp_path: Path, out: Path) -> list[str]:
+    """Synthetic train/val/test shards under ``tmp_path`` and the command line of a 2-rank
+    ``torchrun -m colliderfm finetune`` into ``out`` (8 steps: 2 epochs of 4)."""
     import sys
 
     from synth import write_synthetic_shards
 
     for name, n, seed in (("train", 256, 0), ("val", 64, 1), ("test", 64, 2)):
-        write_synthetic_shards(tmp_path / name, n=n, seed=seed, rows_per_shard=64)
-    out = tmp_path / "run"
+        if not (tmp_path / name).exists():
+            write_synthetic_shards(tmp_path / name, n=n, seed=seed, rows_per_shard=64)
     sets = [
         f"data.train={tmp_path / 'train'}",
         f"data.val={tmp_path / 'val'}",
@@ -351,6 +350,14 @@ def test_torchrun_finetune_cli(tmp_path: Path) -> None:
     ]
     for s in sets:
         cmd += ["--set", s]
+    return cmd
+
+
+def _run(cmd: list[str]) -> dict[str, Any]:
+    """Run a torchrun command; its rank-0 summary."""
+    import json
+    import subprocess
+
     res = subprocess.run(
         cmd,
         capture_output=True,
@@ -360,10 +367,34 @@ def test_torchrun_finetune_cli(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads(res.stdout[res.stdout.index("{") :])  # one summary: rank 0 only
+    summary["_stderr"] = res.stderr
+    return summary
+
+
+def test_torchrun_finetune_cli(tmp_path: Path) -> None:
+    """``torchrun --nproc-per-node 2 -m colliderfm finetune`` with validation and a test set."""
+    out = tmp_path / "run"
+    summary = _run(_torchrun_finetune(tmp_path, out))
     assert summary["steps"] == 2 * 4 and "auc" in summary["test"]  # 256 jets / (32 * 2 ranks)
-    assert res.stderr.count("training jets") == 1  # rank 1 logs warnings only
+    assert summary["_stderr"].count("training jets") == 1  # rank 1 logs warnings only
     for name in ("model.safetensors", "config.yaml", "metrics.csv", "test_metrics.json"):
         assert (out / name).is_file()
+
+
+@pytest.mark.slow
+def test_torchrun_pause_and_resume_match_a_straight_run(tmp_path: Path) -> None:
+    """Paused at step 4 and resumed, both under torchrun: the straight run's weights exactly
+    (rank 0 saves the state, every rank resumes from it)."""
+    from colliderfm.checkpoints import load_model
+
+    straight = _run(_torchrun_finetune(tmp_path, tmp_path / "a"))
+    paused = _run([*_torchrun_finetune(tmp_path, tmp_path / "b"), "--set", "train.stop_at_step=4"])
+    assert paused["paused"] is True and paused["steps"] == 4
+    done = _run([*_torchrun_finetune(tmp_path, tmp_path / "b"), "--resume"])
+    assert straight["steps"] == done["steps"] == 8
+    a = load_model(tmp_path / "a" / "last").state_dict()
+    b = load_model(tmp_path / "b" / "last").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_frozen_linear_and_lp_ft_under_two_ranks(tmp_path: Path) -> None:
