@@ -165,13 +165,13 @@ def test_inspect_verify_reports(
 
 def _count_hashes(monkeypatch: Any) -> list[Path]:
     calls: list[Path] = []
-    real = shards_mod._sha256
+    real = shards_mod.sha256_file
 
     def counting(path: Path) -> str:
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(shards_mod, "_sha256", counting)
+    monkeypatch.setattr(shards_mod, "sha256_file", counting)
     return calls
 
 

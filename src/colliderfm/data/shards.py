@@ -15,7 +15,6 @@ scalars; :func:`chunk_to_table`) and events (``obj_*`` list columns, manifest
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ from colliderfm.data.schema import (
     ConstituentChunk,
 )
 from colliderfm.errors import DataError
-from colliderfm.fileio import write_json
+from colliderfm.fileio import sha256_file, write_json
 from colliderfm.version import __version__
 
 log = logging.getLogger(__name__)
@@ -143,14 +142,6 @@ def chunk_to_events_table(chunk: ConstituentChunk) -> pa.Table:
     )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class ShardWriter:
     """Write tables into ``part-NNNNN.parquet`` shards and a manifest, atomically.
 
@@ -243,7 +234,7 @@ class ShardWriter:
         writer, self._writer = self._writer, None
         try:
             writer.close()
-            digest = _sha256(self._path)
+            digest = sha256_file(self._path)
         except OSError as exc:
             raise DataError(self.out, f"cannot write shard: {exc.strerror or exc}") from exc
         self.shards.append({"file": self._path.name, "n": self._rows_in_shard, "sha256": digest})
@@ -443,7 +434,7 @@ def check_distinct(paths: list[Path]) -> None:
         by_digest: dict[str, Path] = {}
         for f in group:
             try:
-                d = _sha256(f)
+                d = sha256_file(f)
             except OSError:
                 continue
             if d in by_digest:
@@ -526,7 +517,7 @@ def verify_shards(path: str | Path, force: bool = False) -> dict[str, Any]:
             report["cached"] += 1
         else:
             try:
-                got = _sha256(f)
+                got = sha256_file(f)
             except OSError as exc:
                 raise DataError(f, f"cannot read shard ({exc.strerror or exc})") from exc
             if got != want:
