@@ -134,7 +134,12 @@ def event_batches(
 
 
 def write_event_shards(
-    out: object, n: int = 512, seed: int = 0, labelled: bool = True, rows_per_shard: int = 256
+    out: object,
+    n: int = 512,
+    seed: int = 0,
+    labelled: bool = True,
+    rows_per_shard: int = 256,
+    classes: list[str] | None = None,
 ) -> None:
     """Write :func:`synthetic_events` as a canonical event shard directory.
 
@@ -144,6 +149,7 @@ def write_event_shards(
         seed: RNG seed.
         labelled: ttbar/h2hdm labels (else -1, an unlabelled pretraining set).
         rows_per_shard: events per shard file.
+        classes: other class names (labelled only): event ``i`` gets label ``i % len(classes)``.
     """
     from colliderfm.data.shards import ShardWriter, events_table
     from colliderfm.physics import kinematics as K
@@ -157,9 +163,9 @@ def write_event_shards(
         K.phi(v).numpy(),
         v[:, 3].numpy(),
         b.type_id[m].numpy(),
-        b.labels.numpy(),
+        b.labels.numpy() if not (labelled and classes) else np.arange(n) % len(classes),
     )
-    classes = ["ttbar", "h2hdm"] if labelled else []
+    classes = (classes or ["ttbar", "h2hdm"]) if labelled else []
     with ShardWriter(
         out, "events", classes, {"generator": "synthetic"}, rows_per_shard=rows_per_shard
     ) as w:

@@ -128,6 +128,14 @@ def generate_events_cmd(
             "off: for comparisons)."
         ),
     ] = True,
+    label_subprocesses: Annotated[
+        bool,
+        typer.Option(
+            help="With --process datalike: label each event by its sub-process (ttbar, "
+            "singletop, wjets, ttV = labels 0-3), for supervised pretraining on simulation; "
+            "the same events as without it."
+        ),
+    ] = False,
     overwrite: Overwrite = False,
     num_shards: NumShards = None,
     shard_index: ShardIndex = None,
@@ -157,6 +165,7 @@ def generate_events_cmd(
         overwrite=overwrite,
         num_shards=num_shards,
         shard_index=shard_index,
+        label_subprocesses=label_subprocesses,
     )
     typer.echo(f"wrote {manifest['n']} events to {out}: {manifest['counts']}")
     typer.echo(_rates(manifest["source"], "selection efficiency"))

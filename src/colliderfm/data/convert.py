@@ -273,7 +273,7 @@ def _convert_events(
         ShardWriter(
             out,
             "events",
-            list(EVENT_CLASSES),
+            inputs.classes or list(EVENT_CLASSES),
             source,
             rows_per_shard=per_shard,
             overwrite=overwrite,

@@ -77,10 +77,20 @@ from colliderfm.data.schema import EVENT_CLASSES
 from colliderfm.data.shards import ShardWriter
 from colliderfm.errors import ColliderFMError
 
-__all__ = ["EVENT_PROCESSES", "UNIT_EVENTS", "EventSettings", "generate_events"]
+__all__ = [
+    "DATALIKE_CLASSES",
+    "EVENT_PROCESSES",
+    "UNIT_EVENTS",
+    "EventSettings",
+    "generate_events",
+]
 
 #: Process key -> label (``-1`` = unlabelled), in output order.
 EVENT_PROCESSES: dict[str, int] = {"ttbar": 0, "h2hdm": 1, "datalike": -1}
+#: Classes of the data-like mix labelled by sub-process (``label_subprocesses``), label order.
+DATALIKE_CLASSES: tuple[str, ...] = tuple(
+    k.split("/")[1] for k in SUBPROCESSES if k.startswith("datalike/")
+)
 #: Most events one unit generates (one Pythia initialisation, ~2 s, per unit: a few % of it).
 UNIT_EVENTS = 500
 _SUB_INDEX = {k: i for i, k in enumerate(SUBPROCESSES)}
@@ -236,12 +246,14 @@ def generate_events(
     overwrite: bool = False,
     num_shards: int | None = None,
     shard_index: int | None = None,
+    label_subprocesses: bool = False,
 ) -> dict:
     """Generate collision events (reconstructed objects) with Pythia 8 + FastJet as event shards.
 
     Args:
         processes: process keys: ``ttbar`` (label 0), ``h2hdm`` (label 1), ``datalike``
-            (unlabelled mix, label -1). The classes are always ``["ttbar", "h2hdm"]``.
+            (unlabelled mix, label -1). The classes are ``["ttbar", "h2hdm"]``, except with
+            ``label_subprocesses``.
         n: selected events per process (the output holds ``n * len(processes)`` events).
         out: output shard directory (appears only when complete).
         seed: base seed; the same seed gives byte-identical shards for any ``workers``.
@@ -253,10 +265,19 @@ def generate_events(
         overwrite: replace an existing output directory.
         num_shards: cut the data set into this many shards (batch-system mode).
         shard_index: the one shard to generate, ``0 <= shard_index < num_shards``.
+        label_subprocesses: label the data-like mix by its sub-process (``processes`` must be
+            ``["datalike"]``): classes :data:`DATALIKE_CLASSES` (``ttbar``, ``singletop``,
+            ``wjets``, ``ttV``), labels 0-3, for supervised pretraining on simulation. The
+            events are those the same seed gives without it (byte for byte but the label).
 
     Returns:
         The manifest dict (as written to ``out/manifest.json``).
     """
+    if label_subprocesses and list(processes) != ["datalike"]:
+        raise ColliderFMError(
+            "--label-subprocesses labels the data-like mix: use it with --process datalike alone "
+            f"(got {','.join(processes)})"
+        )
     job = GenerationJob(
         "events",
         processes,
@@ -277,13 +298,16 @@ def generate_events(
     keys = [k for k in EVENT_PROCESSES if k in set(processes)]
     rows = _row_processes(keys, n, seed)
     subs = [k for k in SUBPROCESSES if k in set(rows.tolist())]
-    labels = {k: EVENT_PROCESSES[k.split("/")[0]] for k in subs}
+    if label_subprocesses:
+        labels = {k: DATALIKE_CLASSES.index(k.split("/")[1]) for k in subs}
+    else:
+        labels = {k: EVENT_PROCESSES[k.split("/")[0]] for k in subs}
     units = job.plan(rows, labels, UNIT_EVENTS, _unit_seeds, settings)
     # cut flow (4), truth-tag weight, vetoed (process level, early jets), CPU seconds
     stats = {k: [0.0] * 8 for k in subs}
     return job.run(
         units,
-        list(EVENT_CLASSES),
+        list(DATALIKE_CLASSES if label_subprocesses else EVENT_CLASSES),
         _run_unit,
         _write_shard,
         stats,

@@ -58,12 +58,15 @@ class EventInputs:
             are counted in ``skipped``.
         finish: called with the writer's ``source`` after all inputs were read (adds what was
             learnt while reading, e.g. NanoAOD's cut-flow).
+        classes: the class names of the labels the tables carry (None: the event classes,
+            ``ttbar`` and ``h2hdm``).
     """
 
     sizes: list[int | None]
     source: dict[str, Any]
     tables: Callable[[Path, Counter[str]], Iterator[tuple[Any, int]]]
     finish: Callable[[dict[str, Any]], None] | None = None
+    classes: list[str] | None = None
 
 
 class Reader:

@@ -315,9 +315,14 @@ def iter_parquet_jets(
 
 
 def _event_rows(
-    path: Path, chunk_size: int, skipped: Counter[str], unlabel: bool
+    path: Path,
+    chunk_size: int,
+    skipped: Counter[str],
+    unlabel: bool,
+    classes: tuple[str, ...] = EVENT_CLASSES,
 ) -> Iterator[tuple[pa.Table, int]]:
-    """Event shards (or an event ``.parquet``) as tables of their good rows, copied as stored."""
+    """Event shards (or an event ``.parquet``) as tables of their good rows, copied as stored
+    (labels checked against ``classes``, the inputs' class names)."""
     for f in shard_paths(path) if path.is_dir() else [path]:
         check_schema(read_schema(f), f)
         for rb in iter_shard(f, rows=chunk_size):
@@ -327,13 +332,13 @@ def _event_rows(
             if not keep.all():
                 table = table.filter(pa.array(keep))
             label = table.column("label").to_numpy()
-            bad = (label < -1) | (label >= len(EVENT_CLASSES))
+            bad = (label < -1) | (label >= len(classes))
             if not unlabel and bad.any():
                 values = ", ".join(map(str, np.unique(label[bad])[:5].tolist()))
                 raise DataError(
                     f,
                     f"{int(bad.sum())} events have labels outside the classes "
-                    f"{list(EVENT_CLASSES)} (e.g. {values}); pass --unlabel to drop the labels",
+                    f"{list(classes)} (e.g. {values}); pass --unlabel to drop the labels",
                 )
             if unlabel:
                 col = table.schema.get_field_index("label")
@@ -507,8 +512,22 @@ class ParquetReader(Reader):
         """
         if not all(self.kind(p) == "events" for p in paths):
             raise DataError(paths[0], "inputs mix event and jet shards; convert one kind at a time")
+        classes = tuple(EVENT_CLASSES)
+        if not unlabel:  # the labels are kept: every input must name the same classes
+            named = {
+                p: tuple((self.manifest(p) or {}).get("classes") or EVENT_CLASSES) for p in paths
+            }
+            classes = named[paths[0]]
+            for p, c in named.items():
+                if c != classes:
+                    raise DataError(
+                        p,
+                        f"its classes {list(c)} differ from {list(classes)} of {paths[0]}; "
+                        "convert inputs with the same classes, or pass --unlabel",
+                    )
         return EventInputs(
             sizes=[None] * len(paths),
             source={"labels": "hidden (-1)" if unlabel else "kept"},
-            tables=lambda p, skipped: _event_rows(p, chunk_size, skipped, unlabel),
+            tables=lambda p, skipped: _event_rows(p, chunk_size, skipped, unlabel, classes),
+            classes=list(classes),
         )
