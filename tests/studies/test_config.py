@@ -9,7 +9,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
-    "name", ["data_efficiency", "scaling", "compute", "jets-data-efficiency-converged"]
+    "name",
+    [
+        "data_efficiency",
+        "scaling",
+        "compute",
+        "jets-data-efficiency-converged",
+        "events-data-efficiency-converged",
+    ],
 )
 def test_shipped_study_configs_load(name: str) -> None:
     cfg = load_study_config(ROOT / "configs" / "study" / f"{name}.yaml")
