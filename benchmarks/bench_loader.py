@@ -13,6 +13,13 @@ bottleneck. Data: ``--data DIR`` (shards) or synthetic jets with realistic multi
 
 Run: ``python benchmarks/bench_loader.py [--data DIR] [--jets 20000]`` or
 ``pytest -m bench benchmarks/bench_loader.py -s``.
+
+Options for other machines (without them the run is the one above): ``--workers 0,4,8`` (the
+loader's worker counts, default 0,2), ``--device cuda`` (the loader pins its batches as the
+training loader does on CUDA, each batch is copied to the GPU with ``non_blocking``, and the
+training steps run there), ``--batch N``, ``--loader-only`` (no training or ROOT measurement),
+``--json PATH`` and ``--markdown PATH``. The ROOT conversion is skipped (reported as such) where
+uproot or awkward is not installed.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -35,7 +45,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from colliderfm.data.schema import ConstituentChunk, jet_scalars_from_particles  # noqa: E402
 from colliderfm.data.shards import ShardWriter  # noqa: E402
-from colliderfm.data.stream import ConstituentStream  # noqa: E402
+from colliderfm.data.stream import CUDA_PREFETCH, ConstituentStream  # noqa: E402
 from colliderfm.models import Classifier, create_model  # noqa: E402
 
 
@@ -71,7 +81,23 @@ def synthetic(n: int, seed: int = 0) -> ConstituentChunk:
     return c
 
 
-def loader_rate(data: Path, workers: int, batch: int, max_jets: int) -> float:
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench_loader: --device cuda but torch.cuda.is_available() is false")
+    return dev
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def loader_rate(
+    data: Path, workers: int, batch: int, max_jets: int, device: str | torch.device = "cpu"
+) -> float:
     """Jets/s delivered by the training loader (one pass, up to ``max_jets``).
 
     Args:
@@ -79,21 +105,36 @@ def loader_rate(data: Path, workers: int, batch: int, max_jets: int) -> float:
         workers: DataLoader workers.
         batch: jets per batch.
         max_jets: stop after this many jets.
+        device: on CUDA the loader pins its batches (workers prefetch ``CUDA_PREFETCH`` each),
+            as the training loader does there, and every batch is copied to the GPU
+            (``non_blocking``; the clock stops after a final synchronize).
 
     Returns:
         Jets per second.
     """
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    extra: dict[str, object] = {}
+    if cuda:
+        extra["pin_memory"] = True
+        if workers > 0:
+            extra["prefetch_factor"] = CUDA_PREFETCH
     stream = ConstituentStream(data, batch_size=batch, seed=0, buffer_size=10_000)
-    dl = DataLoader(stream, batch_size=None, num_workers=workers)
+    dl = DataLoader(stream, batch_size=None, num_workers=workers, **extra)  # type: ignore[arg-type]
     n, t0 = 0, time.perf_counter()
     for b in dl:
+        if cuda:
+            b = b.to(dev, non_blocking=True)
         n += len(b)
         if n >= max_jets:
             break
+    _sync(dev)
     return n / (time.perf_counter() - t0)
 
 
-def train_rate(data: Path, batch: int, bf16: bool, steps: int = 6) -> float:
+def train_rate(
+    data: Path, batch: int, bf16: bool, steps: int = 6, device: str | torch.device = "cpu"
+) -> float:
     """Jets/s consumed by training steps of the ``small`` classifier (median of steps).
 
     Args:
@@ -101,26 +142,37 @@ def train_rate(data: Path, batch: int, bf16: bool, steps: int = 6) -> float:
         batch: jets per step.
         bf16: bf16 autocast.
         steps: timed steps (after one warm-up step).
+        device: where to train (on CUDA: batches copied there before the clock starts, each
+            step timed between ``torch.cuda.synchronize()`` calls, fp32 with TF32 matmuls as
+            in the training loop).
 
     Returns:
         Jets per second.
     """
+    dev = torch.device(device)
     torch.manual_seed(0)
-    model = Classifier(create_model("part", "small"), 2)
+    model = Classifier(create_model("part", "small"), 2).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    batches = iter(ConstituentStream(data, batch_size=batch, seed=1))
+    batches = iter(ConstituentStream(data, batch_size=batch, seed=1, infinite=True))
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = dev.type == "cuda" or saved
     times = []
-    for i in range(steps + 1):
-        b = next(batches)
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(b.features, b.mask, b.vectors)
-        loss = F.cross_entropy(logits.float(), b.labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if i:
-            times.append(time.perf_counter() - t0)
+    try:
+        for i in range(steps + 1):
+            b = next(batches).to(dev)
+            _sync(dev)
+            t0 = time.perf_counter()
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(b.features, b.mask, b.vectors)
+            loss = F.cross_entropy(logits.float(), b.labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            _sync(dev)
+            if i:
+                times.append(time.perf_counter() - t0)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
     return batch / statistics.median(times)
 
 
@@ -161,17 +213,30 @@ def root_convert_rate(chunk: ConstituentChunk, tmp: Path) -> float:
     return len(chunk) / (time.perf_counter() - t0)
 
 
-def run(data: Path | None, jets: int, batch: int = 256) -> dict[str, float]:
+def run(
+    data: Path | None,
+    jets: int,
+    batch: int = 256,
+    workers: tuple[int, ...] = (0, 2),
+    device: str = "cpu",
+    loader_only: bool = False,
+) -> dict[str, float]:
     """Run every measurement.
 
     Args:
         data: shard directory, or None for synthetic jets.
         jets: jets per loader measurement.
         batch: batch size.
+        workers: loader worker counts to measure.
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (see :func:`loader_rate`).
+        loader_only: measure the loader only (no training steps, no ROOT conversion).
 
     Returns:
-        Rates (jets/s) and ratios.
+        Rates (jets/s): ``loader_wN`` per worker count, ``train_fp32``, ``train_bf16`` and
+        ``convert_root`` (NaN when uproot or awkward is missing), and the ratios ``ratio_wN``
+        of each loader rate to the fastest training step.
     """
+    dev = _device(device)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_p = Path(tmp)
         chunk = synthetic(jets)
@@ -179,16 +244,16 @@ def run(data: Path | None, jets: int, batch: int = 256) -> dict[str, float]:
             data = tmp_p / "shards"
             with ShardWriter(data, "jets", ["QCD", "Tbqq"], {"generator": "bench"}) as w:
                 w.write_chunk(chunk)
-        res = {
-            "loader_w0": loader_rate(data, 0, batch, jets),
-            "loader_w2": loader_rate(data, 2, batch, jets),
-            "train_fp32": train_rate(data, batch, False),
-            "train_bf16": train_rate(data, batch, True),
-            "convert_root": root_convert_rate(chunk, tmp_p),
-        }
-    fastest = max(res["train_fp32"], res["train_bf16"])
-    res["ratio_w0"] = res["loader_w0"] / fastest
-    res["ratio_w2"] = res["loader_w2"] / fastest
+        res = {f"loader_w{n}": loader_rate(data, n, batch, jets, dev) for n in workers}
+        if not loader_only:
+            res["train_fp32"] = train_rate(data, batch, False, device=dev)
+            res["train_bf16"] = train_rate(data, batch, True, device=dev)
+            have_root = all(importlib.util.find_spec(m) for m in ("uproot", "awkward"))
+            res["convert_root"] = root_convert_rate(chunk, tmp_p) if have_root else math.nan
+    if not loader_only:
+        fastest = max(res["train_fp32"], res["train_bf16"])
+        for n in workers:
+            res[f"ratio_w{n}"] = res[f"loader_w{n}"] / fastest
     return res
 
 
@@ -198,14 +263,56 @@ def report(res: dict[str, float]) -> None:
     Args:
         res: output of :func:`run`.
     """
-    print(
-        f"loader, 0 workers : {res['loader_w0']:9.0f} jets/s "
-        f"({res['ratio_w0']:.1f}x the fastest training step)"
-    )
-    print(f"loader, 2 workers : {res['loader_w2']:9.0f} jets/s ({res['ratio_w2']:.1f}x)")
-    print(f"train small fp32  : {res['train_fp32']:9.0f} jets/s")
-    print(f"train small bf16  : {res['train_bf16']:9.0f} jets/s")
-    print(f"convert ROOT      : {res['convert_root']:9.0f} jets/s")
+    for key in (k for k in res if k.startswith("loader_w")):
+        n = key[len("loader_w") :]
+        ratio = res.get(f"ratio_w{n}")
+        extra = "" if ratio is None else f" ({ratio:.1f}x the fastest training step)"
+        label = f"loader, {n} worker{'' if n == '1' else 's'}"
+        print(f"{label:<18}: {res[key]:9.0f} jets/s{extra}")
+    if "train_fp32" in res:
+        print(f"train small fp32  : {res['train_fp32']:9.0f} jets/s")
+        print(f"train small bf16  : {res['train_bf16']:9.0f} jets/s")
+    if "convert_root" in res:
+        if math.isnan(res["convert_root"]):
+            print("convert ROOT      : skipped (uproot or awkward not installed)")
+        else:
+            print(f"convert ROOT      : {res['convert_root']:9.0f} jets/s")
+
+
+_LABELS = {
+    "train_fp32": "training step, small, fp32",
+    "train_bf16": "training step, small, bf16",
+    "convert_root": "convert from ROOT",
+}
+
+
+def markdown(res: dict[str, float], device: str, batch: int, jets: int) -> str:
+    """The measurements as a markdown table.
+
+    Args:
+        res: output of :func:`run`.
+        device: the device measured on (for the caption).
+        batch: jets per batch.
+        jets: jets per loader measurement.
+
+    Returns:
+        Markdown text.
+    """
+    lines = [
+        f"device {device}, batch {batch}, {jets} jets per loader pass",
+        "",
+        "| measurement | jets/s | x fastest training step |",
+        "|---|---|---|",
+    ]
+    for key, value in res.items():
+        if key.startswith("ratio_"):
+            continue
+        n = key[len("loader_w") :] if key.startswith("loader_w") else None
+        ratio = res.get(f"ratio_w{n}") if n is not None else None
+        shown = "skipped" if math.isnan(value) else f"{value:.0f}"
+        label = f"loader, {n} workers" if n is not None else _LABELS.get(key, key)
+        lines.append(f"| {label} | {shown} | {'-' if ratio is None else f'{ratio:.1f}'} |")
+    return "\n".join(lines) + "\n"
 
 
 @pytest.mark.bench
@@ -221,8 +328,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--jets", type=int, default=20_000)
+    ap.add_argument("--batch", type=int, default=256, help="jets per batch")
+    ap.add_argument("--workers", default="0,2", help="loader worker counts, e.g. 0,4,8")
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    ap.add_argument("--loader-only", action="store_true", help="no training or ROOT measurement")
+    ap.add_argument("--json", type=Path, default=None, help="write the rates here")
+    ap.add_argument("--markdown", type=Path, default=None, help="write a markdown table here")
     a = ap.parse_args()
-    report(run(a.data, a.jets))
+    workers = tuple(int(w) for w in a.workers.split(",") if w.strip())
+    res = run(a.data, a.jets, a.batch, workers, a.device, a.loader_only)
+    report(res)
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=2))
+    if a.markdown:
+        a.markdown.write_text(markdown(res, str(_device(a.device)), a.batch, a.jets))
 
 
 if __name__ == "__main__":
