@@ -87,6 +87,8 @@ GITIGNORE = """\
 !*/run/last/state.pt
 !*/run/tokenizer/config.yaml
 !*/run/tokenizer/model.safetensors
+!*/seen-*/config.yaml
+!*/seen-*/model.safetensors
 """
 
 
@@ -107,6 +109,9 @@ class Plan:
         batch_size: jets per step.
         seed_base: chunk ``k`` is generated with seed ``seed_base + k``.
         overrides: further ``--set`` overrides of the recipe (applied before the plan's own).
+        snapshots: jets seen after which the weights are kept in ``WORK/NAME/seen-N/`` (a
+            loadable checkpoint, committed), for the pretraining-size scaling study; the
+            finished run is the zoo entry itself. Not part of the recorded plan.
     """
 
     name: str
@@ -117,6 +122,7 @@ class Plan:
     batch_size: int = 256
     seed_base: int = 7000
     overrides: tuple[str, ...] = ()
+    snapshots: tuple[int, ...] = (100_000, 300_000)
 
     @property
     def jets_per_chunk(self) -> int:
@@ -615,10 +621,40 @@ def _record(plan: Plan, state: State, k: int, pending: dict[str, Any]) -> dict[s
         "colliderfm": {"version": __version__, "commit": _git_commit()},
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    snap = snapshot(plan, state, k)
+    if snap is not None:
+        record["snapshot"] = snap.name
     _append_record(plan, state, record)
     (state.root / PENDING).unlink(missing_ok=True)
     state.pending = None
     return record
+
+
+def snapshot(plan: Plan, state: State, k: int) -> Path | None:
+    """Keep the weights after chunk ``k`` when the jets seen by then are one of the plan's
+    ``snapshots``: ``WORK/NAME/seen-N/`` with the run's ``model.safetensors`` and
+    ``config.yaml`` (a checkpoint ``--init`` and ``colliderfm.load`` read), written atomically.
+
+    Args:
+        plan: the run's plan.
+        state: its state (the run directory holds the weights at the chunk's last step).
+        k: the chunk just finished.
+
+    Returns:
+        The snapshot folder, or None when no snapshot is due.
+    """
+    seen = plan.jets_per_chunk * (k + 1)
+    if seen not in plan.snapshots:
+        return None
+    dst = state.root / f"seen-{seen}"
+    tmp = state.root / f".seen-{seen}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("model.safetensors", "config.yaml"):
+        shutil.copy2(state.run / name, tmp / name)
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.rename(dst)
+    return dst
 
 
 def do_shared_chunk(
@@ -965,6 +1001,14 @@ def model_card(
         if auc is None
         else f"Linear-probe AUC: **{float(auc):.4f}** (as given to `--finalize --probe-auc`)."
     )
+    kept = [(r["index"], r["snapshot"]) for r in records if r.get("snapshot")]
+    snaps = (
+        " Intermediate weights (for the pretraining-size scaling study, not shipped): "
+        + "; ".join(f"`{s}` after chunk {i}" for i, s in kept)
+        + f", in `zoo-work/{name}/` of the commits that pretrained them."
+        if kept
+        else ""
+    )
     procs = ",".join(plan.processes)
     extra = plan.steps_per_chunk * plan.batch_size - plan.jets_per_chunk
     n_jets = sum(r["jets"] for r in records)
@@ -1015,7 +1059,7 @@ schedule across the chunks); gradient clipping {train.get("grad_clip")}, precisi
 {rows}
 
 Total: {records[-1]["steps_to"] if records else 0:,} steps at batch {plan.batch_size}; wall time
-{_hours(gen + pre)}: generation {_hours(gen)}, pretraining {_hours(pre)}.{sharing}
+{_hours(gen + pre)}: generation {_hours(gen)}, pretraining {_hours(pre)}.{sharing}{snaps}
 
 Hardware:
 

@@ -26,6 +26,7 @@ from synth import synthetic_jets
 
 import colliderfm
 from colliderfm import zoo
+from colliderfm.checkpoints import load_model
 from colliderfm.config import load_config
 from colliderfm.data.shards import ShardWriter
 from colliderfm.finetune.classifier import load_pretrained_backbone
@@ -163,6 +164,8 @@ def test_gitignore_keeps_only_what_resume_reads() -> None:
         "x/run/last/config.yaml",
         "x/run/config.yaml",
         "x/run/tokenizer/model.safetensors",
+        "x/seen-100000/model.safetensors",
+        "x/seen-100000/config.yaml",
     ]
     dropped = [
         "x/run/tb/events.out.tfevents.1",
@@ -184,7 +187,7 @@ def test_gitignore_keeps_only_what_resume_reads() -> None:
 def test_chunks_resume_the_run_then_refuse_and_finalize(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    plan = _plan()
+    plan = dataclasses.replace(_plan(), snapshots=(40,))  # weights kept after 40 jets seen
     work, data, zroot = tmp_path / "work", tmp_path / "data", tmp_path / "zoo"
     calls: list[int] = []
     monkeypatch.setattr(zp, "generate_chunk", _fake_generator(calls))
@@ -192,6 +195,13 @@ def test_chunks_resume_the_run_then_refuse_and_finalize(
 
     [r0] = zp.run_chunks(plan, 1, work, data, workers=1, progress=False)
     assert _span(r0) == (0, 7000, 40, 0, 3)
+    snap = work / NAME / "seen-40"
+    assert r0["snapshot"] == "seen-40" and sorted(p.name for p in snap.iterdir()) == [
+        "config.yaml",
+        "model.safetensors",
+    ]
+    after_chunk0 = colliderfm.load(snap).state_dict()
+    assert all(torch.equal(v, load_model(run).state_dict()[k]) for k, v in after_chunk0.items())
     state = load_state(run / "last")
     assert state["step"] == 3 and not state["finished"]  # paused at the chunk's last step
     assert not zp.chunk_dir(plan, data, 0).exists()  # the chunk's data is deleted
@@ -211,6 +221,9 @@ def test_chunks_resume_the_run_then_refuse_and_finalize(
 
     [r1] = zp.run_chunks(plan, 5, work, data, workers=1, progress=False)  # only one is left
     assert _span(r1) == (1, 7001, 40, 3, 6)
+    assert "snapshot" not in r1  # 80 jets seen: not a snapshot
+    kept = colliderfm.load(snap).state_dict()  # untouched by the next chunk
+    assert all(torch.equal(v, after_chunk0[k]) for k, v in kept.items())
     state = load_state(run / "last")
     assert state["step"] == 6 and state["finished"]
     assert state["scheduler"]["last_epoch"] == 6  # one schedule over both chunks
@@ -242,6 +255,7 @@ def test_chunks_resume_the_run_then_refuse_and_finalize(
     card = (path / "MODEL_CARD.md").read_text()
     assert "| 0 | 7000 | 40 | 0-3 |" in card and "| 1 | 7001 | 40 | 3-6 |" in card
     assert "AUC: not measured yet." in card and "not Delphes" in card
+    assert "`seen-40` after chunk 0" in card
     assert f"--init zoo:{NAME}" in card and f"scripts/zoo_pretrain.py {NAME}" in card
 
     # usable as finetune --init zoo:NAME: the backbone weights load into a fresh backbone
