@@ -194,6 +194,15 @@ def _shown(path: Path, base: Path) -> str:
         return str(p)
 
 
+def _inside(path: Path, base: Path) -> bool:
+    """Whether ``path`` lies inside ``base`` (both resolved)."""
+    try:
+        Path(path).resolve().relative_to(base.resolve())
+    except ValueError:
+        return False
+    return True
+
+
 def _arg_path(path: Path) -> str:
     """A path for the package (data.train): relative to the working directory when inside it.
 
@@ -1269,6 +1278,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.probe_auc is not None and len(plans) > 1:
         print(
             "zoo_pretrain: error: --probe-auc is one model's: finalize one name at a time",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.plan and not args.finalize and not _inside(args.data_dir, Path.cwd()):
+        print(
+            f"zoo_pretrain: error: --data-dir {args.data_dir} is outside the working directory: "
+            "the runs' config.yaml (committed) would record a machine path; pick a folder "
+            "inside it (default data/zoo-chunks, which git ignores)",
             file=sys.stderr,
         )
         return 2

@@ -236,6 +236,10 @@ def test_chunks_resume_the_run_then_refuse_and_finalize(
     capsys.readouterr()
     assert zp.main([NAME, "--work-dir", str(work), "--data-dir", str(data)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "outside the working directory" in err[0]  # no machine paths
+    monkeypatch.chdir(tmp_path)
+    assert zp.main([NAME, "--work-dir", str(work), "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("zoo_pretrain: error:") and "done" in err[0]
 
     with pytest.raises(zp.Refusal, match="over the"):  # too large: nothing is written
@@ -358,6 +362,7 @@ def test_two_names_share_each_generated_chunk(
     monkeypatch.setitem(zp.PLANS, NAME, a)
     monkeypatch.setitem(zp.PLANS, NAME2, b)
     dirs = ["--work-dir", str(work), "--data-dir", str(data)]
+    monkeypatch.chdir(tmp_path)  # the chunks' paths are recorded relative to it
 
     assert zp.main([NAME, NAME2, "--plan"]) == 0
     out = capsys.readouterr().out
@@ -407,6 +412,7 @@ def test_names_at_different_chunks_are_refused(
     monkeypatch.setitem(zp.PLANS, NAME2, b)
     zp.run_chunks(a, 1, work, data, workers=1, progress=False)  # a alone: a at 1, b at 0
     capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
     assert zp.main([NAME, NAME2, "--work-dir", str(work), "--data-dir", str(data)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("zoo_pretrain: error:")
