@@ -438,6 +438,7 @@ def examples_per_pass(source: str | Path) -> int:
     reader = reader_for(path)
     n = reader.count(path)
     if n is None:
+        log.info("counting the examples of %s (one streaming pass)", path)
         n = sum(len(c) for c in reader.iter_chunks(path))
     return int(n)
 

@@ -82,7 +82,7 @@ def run_pretrain(
                 "linear probe on the randomly initialised backbone: AUC %.4f",
                 summary["probe_auc_random"],
             )
-        n = run.shard_count("pretraining")
+        n = run.shard_count()
         loader, spe = run.loader(cfg.data.train, n)  # type: ignore[arg-type]
 
         def validate(module: nn.Module) -> dict[str, float]:

@@ -33,11 +33,10 @@ from torch.utils.data import DataLoader
 from colliderfm.config import Config
 from colliderfm.data.readers.dispatch import iter_chunks
 from colliderfm.data.schema import ConstituentChunk
-from colliderfm.data.stream import count_examples, examples_per_pass, training_loader
+from colliderfm.data.stream import examples_per_pass, training_loader
 from colliderfm.errors import ConfigError, DataError
 from colliderfm.runtime import check_precision, rank_world, resolve_device, seed_everything
 from colliderfm.train.checkpoint import STATE, load_state, save_checkpoint
-from colliderfm.train.logging import log
 from colliderfm.train.loop import FitResult, LossFn, StepCallback, ValidateFn, fit
 from colliderfm.train.meta import CheckpointMeta, DataInfo, ModelSpec, data_fingerprint
 
@@ -219,26 +218,19 @@ class Runner:
         """Seed every generator from ``train.seed`` (before building modules)."""
         seed_everything(self.cfg.train.seed)
 
-    def shard_count(self, what: str) -> int:
+    def shard_count(self) -> int:
         """Examples per pass of ``data.train``, in any readable format.
 
         Shards give their count from metadata; JetClass ROOT and Top Tagging HDF5 their stored
         entries; NanoAOD (read unlabelled, selection applied while reading) is counted by one
         streaming pass (:func:`~colliderfm.data.stream.examples_per_pass`).
 
-        Args:
-            what: the recipe, for the log line (e.g. ``"pretraining"``).
-
         Returns:
             The count.
         """
         source = self.cfg.data.train
         assert source is not None
-        n = count_examples(source)
-        if n is None:
-            log.info("%s: counting the examples of %s (one pass)", what, source)
-            n = examples_per_pass(source)
-        return n
+        return examples_per_pass(source)
 
     def loader(self, source: str | Path | ConstituentChunk, n: int) -> tuple[DataLoader, int]:
         """The endless shuffled training loader and its steps per epoch.

@@ -42,7 +42,7 @@ def train_tokenizer(
     """
     with Runner(cfg, out, resume, progress) as run:
         params = tokenizer_params(cfg.objective.name, cfg.objective.params)
-        n = run.shard_count("tokenizer training")
+        n = run.shard_count()
         val = run.val_source(cfg.train.val_max or VAL_DEFAULT)
         run.seed()
         in_dim = n_features(cfg.data.features)
