@@ -1,10 +1,10 @@
 """Masked object-id pretraining -> fine-tuning on events, end to end, in process.
 
-The event loaders are stood in for by synthetic event batches: ``count_examples``/``data_classes``
-and ``training_loader`` of the runners are replaced by in-memory versions, everything else
-(objective, training loop, checkpoints, backbone transfer, modes) is the real code path. The
-linear mode has no training loader (its probe embeds the examples once): it reads the same
-synthetic events written as shards.
+The event loaders are stood in for by synthetic event batches: ``examples_per_pass``,
+``data_classes`` and ``training_loader`` of the runners are replaced by in-memory versions,
+everything else (objective, training loop, checkpoints, backbone transfer, modes) is the real
+code path. The linear mode has no training loader (its probe embeds the examples once): it
+reads the same synthetic events written as shards.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _loader(labelled: bool, seed: int) -> tuple[Any, int]:
 def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("mid") / "run"
     mp = pytest.MonkeyPatch()
-    mp.setattr(runner, "count_examples", lambda path: 512)
+    mp.setattr(runner, "examples_per_pass", lambda path: 512)
     mp.setattr(runner, "training_loader", lambda src, n, cfg: _loader(False, 0))
     cfg = load_config(
         Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "masked_id.yaml",
