@@ -90,11 +90,16 @@ class FinetuneConfig:
     ``mode: linear`` is a converged linear probe, not a training loop
     (:mod:`colliderfm.finetune.probe`): logistic regression on the frozen backbone's embeddings
     (standardised), fitted with L-BFGS for each L2 strength of ``probe_l2`` (penalty
-    ``l2 * ||W||^2`` on the mean cross-entropy; default ``1e-4 .. 1e1``, log-spaced; ``0`` is
+    ``l2 * ||W||^2`` on the mean cross-entropy; default ``1e-6 .. 1e1``, log-spaced; ``0`` is
     unregularised and may not converge on separable data) until converged or ``probe_max_iter``
     iterations; the strength with the best validation AUC is kept (without ``data.val``:
     ``1e-3``, or the grid's value when it holds one). The ``train`` section's steps, epochs,
     optimizer and early stopping do not apply to it.
+
+    ``signal_class``: the class whose score is tested (AUC, rejection, SIC against class 0): an
+    index into the training data's classes, or a class name such as ``Tbqq``, which means the
+    same class whatever the input format (our shards number top vs QCD 0-1, JetClass files
+    number all ten classes; see :func:`signal_index`).
     """
 
     init: str = "none"
@@ -102,10 +107,10 @@ class FinetuneConfig:
     n_train: int | None = field(default=None, metadata=_range(1, None))
     backbone_lr_mult: float = field(default=1.0, metadata=_range(0.0, None))
     head_lr_mult: float = field(default=1.0, metadata=_range(0.0, None))
-    signal_class: int = field(default=1, metadata=_range(0, None))
+    signal_class: int | str = 1
     lp_fraction: float = field(default=0.3, metadata=_range(0.0, 1.0))
     probe_l2: list[float] = field(
-        default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
+        default_factory=lambda: [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
         metadata={**_range(0.0, None), "min_items": 1},
     )
     probe_max_iter: int = field(default=1000, metadata=_range(1, None))
@@ -537,3 +542,32 @@ def dump_config(cfg: Config) -> str:
         YAML text.
     """
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def signal_index(signal_class: int | str, classes: list[str], where: str = "finetune") -> int:
+    """The index in ``classes`` of ``finetune.signal_class`` (an index or a class name).
+
+    Args:
+        signal_class: the configured value.
+        classes: the task's class names (label ``i`` means ``classes[i]``).
+        where: the config section named in errors.
+
+    Returns:
+        The index.
+
+    Raises:
+        ConfigError: a name not in ``classes``, or an index out of range.
+    """
+    key = f"config key '{where}.signal_class'"
+    if isinstance(signal_class, str):
+        if signal_class in classes:
+            return classes.index(signal_class)
+        if signal_class.isdigit():
+            signal_class = int(signal_class)
+        else:
+            raise ConfigError(f"{key} = {signal_class!r} is not one of the classes {classes}")
+    if not 0 <= signal_class < len(classes):
+        raise ConfigError(
+            f"{key} = {signal_class} is out of range for the {len(classes)} classes {classes}"
+        )
+    return int(signal_class)

@@ -47,7 +47,7 @@ from colliderfm.train.checkpoint import load_state, read_meta
 from colliderfm.train.loop import fit
 
 MAXP = 32
-GRID = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
+GRID = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
 
 
 @pytest.fixture(scope="module")

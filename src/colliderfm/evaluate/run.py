@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from colliderfm.checkpoints import load_model
+from colliderfm.config import signal_index
 from colliderfm.data.readers.dispatch import data_classes
 from colliderfm.errors import DataError
 from colliderfm.evaluate.metrics import classifier_metrics, roc_curve
@@ -100,7 +101,7 @@ def evaluate_checkpoint(
             f"{int(bad.sum())} of {len(bad)} jets give non-finite model outputs "
             "(NaN/inf values in the input, or a broken checkpoint)",
         )
-    sig = int(cfg["finetune"].get("signal_class", 1))
+    sig = signal_index(cfg["finetune"].get("signal_class", 1), classes)
     metrics = classifier_metrics(labels, probs, classes, signal_class=sig)
     metrics["checkpoint"], metrics["data"] = str(checkpoint), str(data)
     if out is not None:

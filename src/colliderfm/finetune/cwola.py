@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from colliderfm.config import Config
+from colliderfm.config import Config, signal_index
 from colliderfm.data.readers.dispatch import data_classes
 from colliderfm.data.schema import ConstituentChunk
 from colliderfm.data.subset import read_labels, take_jets
@@ -143,16 +143,14 @@ def _from_fractions(cfg: Config) -> CwolaData:
             f"finetune.cwola with cwola_fractions needs binary data; {path} has classes "
             f"{classes} (or give finetune.cwola_samples=[A,B])"
         )
-    if ft.signal_class not in (0, 1):
-        raise ConfigError("config key 'finetune.signal_class' must be 0 or 1 for CWoLa")
+    sig = signal_index(ft.signal_class, classes)
     fracs = check_fractions(ft.cwola_fractions)
     labels = read_labels(path)
     try:
-        ia, ib = mixture_indices(labels, fracs, ft.n_train, cfg.train.seed, ft.signal_class)
+        ia, ib = mixture_indices(labels, fracs, ft.n_train, cfg.train.seed, sig)
     except ValueError as exc:
         raise DataError(path, str(exc)) from exc
     a, b = take_jets(path, ia), take_jets(path, ib)
-    sig = ft.signal_class
     info = {
         "source": "fractions",
         "requested_fractions": list(fracs),
@@ -177,8 +175,17 @@ def _from_samples(cfg: Config) -> CwolaData:
     for s in samples:
         if not Path(s).exists():
             raise ConfigError(f"config key '{key}': {s} does not exist")
-    if ft.signal_class not in (0, 1):
-        raise ConfigError("config key 'finetune.signal_class' must be 0 or 1 for CWoLa")
+    classes = data_classes(cfg.data.val) if cfg.data.val is not None else []
+    if len(classes) == 2:
+        sig = signal_index(ft.signal_class, classes)
+    elif ft.signal_class in (0, 1):
+        sig = int(ft.signal_class)
+        classes = ["mixture_B", "mixture_A"] if sig == 1 else ["mixture_A", "mixture_B"]
+    else:
+        raise ConfigError(
+            "config key 'finetune.signal_class' must be 0 or 1 for CWoLa (a class name needs a "
+            "binary data.val to name the classes)"
+        )
     sizes = [len(read_labels(s)) for s in samples]
     m = min(sizes) if ft.n_train is None else ft.n_train // 2
     if m < 1 or m > min(sizes):
@@ -188,10 +195,6 @@ def _from_samples(cfg: Config) -> CwolaData:
         )
     a = _load_sample(samples[0], m, cfg.train.seed)
     b = _load_sample(samples[1], m, cfg.train.seed + 1)
-    classes = data_classes(cfg.data.val) if cfg.data.val is not None else []
-    if len(classes) != 2:
-        classes = ["mixture_B", "mixture_A"] if ft.signal_class == 1 else ["mixture_A", "mixture_B"]
-    sig = ft.signal_class
     info: dict[str, Any] = {"source": "samples", "samples": list(samples), "sizes": [m, m]}
     if (a.label >= 0).all() and (b.label >= 0).all():  # truth known: report the real fractions
         info["fractions"] = [float(np.mean(a.label == sig)), float(np.mean(b.label == sig))]

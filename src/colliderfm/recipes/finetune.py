@@ -24,11 +24,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colliderfm.config import Config
+from colliderfm.config import Config, signal_index
 from colliderfm.data.features import n_features
 from colliderfm.data.readers import reader_for
 from colliderfm.data.readers.dispatch import data_classes
@@ -108,6 +109,31 @@ def _train_source(cfg: Config) -> tuple[str | Path | ConstituentChunk, int]:
     return path, examples_per_pass(path)
 
 
+def check_signal_jets(cfg: Config, classes: list[str], val: Any) -> int:
+    """The signal class's index; an error when the validation jets held in memory have none.
+
+    Without a signal jet the validation AUC and rejections would measure nothing (e.g. a
+    JetClass file's ten classes with the index 1, ``Hbb``, on top-vs-QCD data).
+
+    Args:
+        cfg: run config (``finetune.signal_class``, ``data.val``).
+        classes: class names.
+        val: validation data (path or in-memory chunk), or None.
+
+    Returns:
+        The index of the signal class in ``classes``.
+    """
+    sig = signal_index(cfg.finetune.signal_class, classes)
+    if isinstance(val, ConstituentChunk) and not np.any(val.label == sig):
+        present = sorted({classes[i] for i in np.unique(val.label) if 0 <= i < len(classes)})
+        raise ConfigError(
+            f"{cfg.data.val}: no validation jets of the signal class {classes[sig]!r} "
+            f"(finetune.signal_class = {cfg.finetune.signal_class!r}; the jets are {present}; "
+            "set finetune.signal_class to a class name, e.g. Tbqq)"
+        )
+    return sig
+
+
 def make_validate(cfg: Config, classes: list[str], val: Any) -> Any:
     """Validation callback: loss, accuracy, AUC and rejections on the validation source.
 
@@ -121,6 +147,7 @@ def make_validate(cfg: Config, classes: list[str], val: Any) -> Any:
     """
     if val is None:
         return None
+    sig = check_signal_jets(cfg, classes, val)
 
     def validate(model: nn.Module) -> dict[str, float]:
         labels, probs = predict(
@@ -130,7 +157,7 @@ def make_validate(cfg: Config, classes: list[str], val: Any) -> Any:
             max_particles=cfg.data.max_particles,
             feature_set=cfg.data.features,
         )
-        return validation_metrics(labels, probs, classes, cfg.finetune.signal_class)
+        return validation_metrics(labels, probs, classes, sig)
 
     return validate
 
@@ -175,6 +202,7 @@ def run_finetune(
             raise ConfigError(
                 f"{cfg.data.train}: needs at least 2 classes to train a classifier, found {classes}"
             )
+        signal_index(ft.signal_class, classes)  # a bad signal class stops before any work
         in_dim = n_features(cfg.data.features)
         spec = (
             pretrained_backbone_spec(ft.init, cfg, in_dim)
@@ -346,13 +374,14 @@ def run_linear_probe(
     backbone: Any = model.backbone
     freeze(backbone)
     model.to(run.device)
+    val = run.val_source(cfg.train.val_max)
     res = probe_head(
         model,
         source,
-        run.val_source(cfg.train.val_max),
+        val,
         classes,
         list(ft.probe_l2),
-        signal_class=ft.signal_class,
+        signal_class=check_signal_jets(cfg, classes, val),
         max_iter=ft.probe_max_iter,
         feature_set=cfg.data.features,
         max_particles=cfg.data.max_particles,
