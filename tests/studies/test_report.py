@@ -151,3 +151,30 @@ def test_data_efficiency_report_plots_val_auc_vs_step(tmp_path: Path) -> None:
     assert "## Validation AUC vs step at N = 1500" in report
     assert "![validation AUC vs step](val_auc_vs_step.png)" in report
     assert "`scratch-n1500-s1`" in report  # the point without a curve is named
+
+
+def test_scaling_plot_draws_one_line_per_recipe(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """Two pretraining recipes at the same N are two curves, and scratch one reference line."""
+    from colliderfm.studies import plots
+
+    def row(arm: str, size: int | None, auc: float) -> dict:
+        init = "none" if size is None else f"ckpt/{arm}"
+        return {"arm": arm, "init": init, "mode": "full", "n_train": 1000,
+                "pretrain_size": size, "auc_mean": auc, "auc_std": 0.001}  # fmt: skip
+
+    summary = [
+        row("scratch", None, 0.95),
+        *(row(f"clr-p{s}", s, 0.955 + 0.001 * i) for i, s in enumerate((100000, 300000))),
+        *(row(f"mpm-p{s}", s, 0.951 + 0.001 * i) for i, s in enumerate((100000, 300000))),
+    ]
+    drawn: list[tuple[str, list[float]]] = []
+    real = plots._band
+
+    def band(ax, x, mean, std, label):  # noqa: ANN001, ANN202
+        drawn.append((label, list(x)))
+        return real(ax, x, mean, std, label=label)
+
+    monkeypatch.setattr(plots, "_band", band)
+    assert plots.plot_scaling(summary, tmp_path) == tmp_path / "auc_vs_pretrain_size.png"
+    assert sorted(lbl.split(",")[0] for lbl, _ in drawn) == ["clr", "mpm"]
+    assert all(x == [100000, 300000] for _, x in drawn)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,11 @@ def _band(ax: Any, x: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str,
 def _legend(ax: Any, **kw: Any) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(**kw)
+
+
+def _family(arm: str) -> str:
+    """The recipe an arm of a scaling study stands for: its name without ``-p<size>``."""
+    return re.sub(r"-p\d+$", "", arm)
 
 
 def _logx(ax: Any, xs: list[float] | np.ndarray) -> None:
@@ -117,27 +123,39 @@ def plot_scaling(summary: list[dict[str, Any]], out: Path, unit: str = "jets") -
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 5.5))
-    groups = sorted({(r["mode"], r["n_train"]) for r in pre}, key=lambda g: (g[1], g[0]))
-    modes = {g[0] for g in groups}
+    groups = sorted(
+        {(_family(r["arm"]), r["mode"], r["n_train"]) for r in pre},
+        key=lambda g: (g[2], g[0], g[1]),
+    )
+    modes, families = {g[1] for g in groups}, {g[0] for g in groups}
     sizes = np.array(sorted({r["pretrain_size"] for r in pre}), dtype=float)
-    for mode, n in groups:
+    drawn: set[int] = set()
+    for family, mode, n in groups:
         rs = sorted(
-            (r for r in pre if r["mode"] == mode and r["n_train"] == n),
+            (
+                r
+                for r in pre
+                if _family(r["arm"]) == family and r["mode"] == mode and r["n_train"] == n
+            ),
             key=lambda r: r["pretrain_size"],
         )
         x = np.array([r["pretrain_size"] for r in rs], dtype=float)
         mean = np.array([np.nan if r["auc_mean"] is None else r["auc_mean"] for r in rs])
         std = np.array([np.nan if r["auc_std"] is None else r["auc_std"] for r in rs])
         label = f"$N_{{train}}$={n}" + (f" ({mode})" if len(modes) > 1 else "")
+        label = f"{family}, {label}" if len(families) > 1 else label
         _band(ax, x, mean.astype(float), std.astype(float), label=label)
         color = ax.lines[-1].get_color() if ax.lines else None
         for r in summary:
+            if n in drawn:  # one scratch line per N, however many pretrained families
+                break
             if r["init"] == "none" and r["n_train"] == n and r["auc_mean"] is not None:
                 m, s = r["auc_mean"], r["auc_std"] or 0.0
                 ax.axhline(m, ls="--", color=color, lw=1, label=f"{r['arm']}, $N$={n}")
                 ax.fill_between(
                     [sizes.min(), sizes.max()], m - s, m + s, color=color, alpha=0.1, lw=0
                 )
+        drawn.add(n)
     _logx(ax, sizes)
     ax.set_xlabel(f"pretraining {unit}")
     ax.set_ylabel("test AUC")
