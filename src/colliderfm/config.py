@@ -90,8 +90,10 @@ class FinetuneConfig:
     ``mode: linear`` is a converged linear probe, not a training loop
     (:mod:`colliderfm.finetune.probe`): logistic regression on the frozen backbone's embeddings
     (standardised), fitted with L-BFGS for each L2 strength of ``probe_l2`` (penalty
-    ``l2 * ||W||^2`` on the mean cross-entropy; default ``1e-6 .. 1e1``, log-spaced; ``0`` is
-    unregularised and may not converge on separable data) until converged or ``probe_max_iter``
+    ``l2 * ||W||^2`` on the mean cross-entropy; default ``0`` and ``1e-8 .. 1e1``, log-spaced:
+    ``0`` is unregularised and on separable data stops at ``probe_max_iter``; the embeddings of
+    random and pretrained backbones alike are nearly collinear, so with 1e4 labels the best
+    strengths were <= 1e-6) until converged or ``probe_max_iter``
     iterations; the strength with the best validation AUC is kept (without ``data.val``:
     ``1e-3``, or the grid's value when it holds one). The ``train`` section's steps, epochs,
     optimizer and early stopping do not apply to it.
@@ -110,7 +112,7 @@ class FinetuneConfig:
     signal_class: int | str = 1
     lp_fraction: float = field(default=0.3, metadata=_range(0.0, 1.0))
     probe_l2: list[float] = field(
-        default_factory=lambda: [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
+        default_factory=lambda: [0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0],
         metadata={**_range(0.0, None), "min_items": 1},
     )
     probe_max_iter: int = field(default=1000, metadata=_range(1, None))

@@ -47,7 +47,7 @@ from colliderfm.train.checkpoint import load_state, read_meta
 from colliderfm.train.loop import fit
 
 MAXP = 32
-GRID = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
+GRID = [0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0]
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_strength_is_chosen_on_validation_only(
         seen.append(len(labels))
         m = real_metrics(labels, probs, classes, signal_class)
         l2 = rigged.l2s.pop(0)
-        return {**m, "val_auc": 1.0 - abs(math.log10(l2) + 1.0) / 10}
+        return {**m, "val_auc": 1.0 - abs(math.log10(max(l2, 1e-12)) + 1.0) / 10}
 
     rigged.l2s = list(GRID)  # type: ignore[attr-defined]
     monkeypatch.setattr(probe_mod, "evaluation_stream", recording)
