@@ -98,6 +98,11 @@ class FinetuneConfig:
     ``1e-3``, or the grid's value when it holds one). The ``train`` section's steps, epochs,
     optimizer and early stopping do not apply to it.
 
+    ``frozen_pooling`` (modes ``frozen`` and ``linear``): ``auto`` pools the tokens of a
+    backbone whose pretraining never trained its class-attention pooling (MPM; masked object-id
+    without pooled kinematics) by their masked mean, since that pooling is still random;
+    ``mean`` always, ``keep`` never (see :func:`colliderfm.finetune.classifier.frozen_pooling`).
+
     ``signal_class``: the class whose score is tested (AUC, rejection, SIC against class 0): an
     index into the training data's classes, or a class name such as ``Tbqq``, which means the
     same class whatever the input format (our shards number top vs QCD 0-1, JetClass files
@@ -116,6 +121,7 @@ class FinetuneConfig:
         metadata={**_range(0.0, None), "min_items": 1},
     )
     probe_max_iter: int = field(default=1000, metadata=_range(1, None))
+    frozen_pooling: str = field(default="auto", metadata=_choices("auto", "keep", "mean"))
     cwola: bool = False
     cwola_fractions: list[float] = field(default_factory=lambda: [0.7, 0.3])
     cwola_samples: list[str] | None = None

@@ -12,6 +12,7 @@ from colliderfm.config import Config
 from colliderfm.errors import CheckpointError
 from colliderfm.models.factory import backbone_spec, build_backbone
 from colliderfm.models.heads import Classifier
+from colliderfm.pretrain.base import objective_trains_pooling
 from colliderfm.train.checkpoint import load_weights, read_checkpoint_meta
 from colliderfm.train.meta import ModelSpec
 from colliderfm.zoo import checkpoint_path
@@ -71,11 +72,70 @@ def pretrained_backbone_spec(init: str | Path, cfg: Config, in_dim: int) -> dict
     return spec
 
 
+#: the backbone's class-attention pooling (absent when it pools by the mean)
+CLS_POOLING_KEYS = ("cls_token", "cls_blocks.")
+
+
 def load_pretrained_backbone(backbone: nn.Module, init: str | Path) -> None:
     """Copy a checkpoint's backbone weights (keys ``backbone.*``) into ``backbone``.
 
     Args:
-        backbone: target backbone with the same architecture.
+        backbone: target backbone with the same architecture, or the same one pooling by the
+            mean where the checkpoint's pools by class attention (its pooling is then not
+            loaded; see :func:`frozen_pooling`).
         init: checkpoint directory (classifier or pretraining run), or ``zoo:NAME``.
     """
-    load_weights(backbone, checkpoint_path(init), prefix="backbone.")
+    mean = getattr(backbone, "pooling", None) == "mean"
+    load_weights(
+        backbone,
+        checkpoint_path(init),
+        prefix="backbone.",
+        drop=CLS_POOLING_KEYS if mean else (),
+    )
+
+
+def pooling_pretrained(init: str | Path) -> bool:
+    """Whether a checkpoint's backbone pooling was trained.
+
+    A classifier checkpoint trained everything; a pretraining checkpoint trained its pooling
+    when its objective did (:func:`~colliderfm.pretrain.base.objective_trains_pooling`: not for
+    MPM, nor for masked object-id without pooled kinematics).
+
+    Args:
+        init: checkpoint directory or ``zoo:NAME``.
+
+    Returns:
+        True when the pooling was trained.
+    """
+    m = read_checkpoint_meta(checkpoint_path(init)).model
+    if m.task != "pretrain" or not m.objective:
+        return True
+    return objective_trains_pooling(m.objective, dict(m.params or {}))
+
+
+def frozen_pooling(setting: str, init: str, mode: str, spec: dict[str, Any]) -> tuple[str, str]:
+    """How the backbone of a fine-tuning run pools: ``finetune.frozen_pooling`` resolved.
+
+    In the frozen modes (``frozen``, ``linear``) a pooling that pretraining never trained stays
+    random, so ``auto`` pools such a backbone's pretrained tokens by their masked mean instead
+    (the pooling's norm stays, at its initialisation); ``mean`` always does, ``keep`` never.
+    Modes that train the backbone (``full``, ``lp-ft``) keep the checkpoint's pooling: it
+    trains there.
+
+    Args:
+        setting: ``auto``, ``keep`` or ``mean``.
+        init: ``finetune.init`` (a checkpoint, ``zoo:NAME`` or ``none``).
+        mode: ``finetune.mode``.
+        spec: the backbone spec (its ``kwargs`` may hold ``pooling``).
+
+    Returns:
+        (``cls`` or ``mean``, why).
+    """
+    have = str(spec.get("kwargs", {}).get("pooling", "cls"))
+    if mode not in ("frozen", "linear") or setting == "keep" or have == "mean":
+        return have, "the backbone's own pooling"
+    if setting == "mean":
+        return "mean", "finetune.frozen_pooling=mean"
+    if init == "none" or pooling_pretrained(init):
+        return have, "the backbone's own pooling (trained, or a random backbone)"
+    return "mean", "its pretraining did not train the class-attention pooling"

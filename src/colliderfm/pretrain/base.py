@@ -68,6 +68,23 @@ class Objective(nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} uses no tokenizer")
 
+    @classmethod
+    def trains_pooling(cls, params: Any) -> bool:
+        """Whether the loss reaches the backbone's pooling (class attention and its norm).
+
+        Objectives on per-particle tokens only (MPM, masked object-id) leave it at its random
+        initialisation, so their frozen pooled embedding is pretrained tokens seen through a
+        random pooling; frozen uses of such a backbone pool its tokens by their mean instead
+        (``finetune.frozen_pooling``).
+
+        Args:
+            params: the objective's settings dataclass.
+
+        Returns:
+            True by default (the objective uses ``embed``).
+        """
+        return True
+
     def loss(self, backbone: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Compute the objective on a batch.
 
@@ -123,6 +140,19 @@ def make_params(name: str, params: dict[str, Any]) -> Any:
         The recipe's params dataclass instance.
     """
     return _build(OBJECTIVES.get(name, ConfigError).Params, params, "objective.params")
+
+
+def objective_trains_pooling(name: str, params: dict[str, Any]) -> bool:
+    """Whether a recipe with these settings trains the backbone's pooling.
+
+    Args:
+        name: recipe name.
+        params: ``objective.params`` mapping (as stored in a checkpoint).
+
+    Returns:
+        :meth:`Objective.trains_pooling` of the recipe.
+    """
+    return OBJECTIVES.get(name, ConfigError).trains_pooling(make_params(name, params))
 
 
 def create_objective(

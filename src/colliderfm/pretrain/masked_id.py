@@ -144,6 +144,12 @@ class MaskedObjectId(Objective):
         in_dim: per-object input features (must be the 11 event features).
     """
 
+    @classmethod
+    def trains_pooling(cls, params: Any) -> bool:
+        """Only with masked kinematics regressed from the pooled embedding (``kinematics_rate >
+        0``, ``kinematics_from: pooled``); see :meth:`Objective.trains_pooling`."""
+        return params.kinematics_rate > 0 and params.kinematics_from == "pooled"
+
     def __init__(self, params: MaskedIdParams, backbone_dim: int, in_dim: int) -> None:
         super().__init__(params, backbone_dim, in_dim)
         if in_dim != len(EVENT_FEATURES):

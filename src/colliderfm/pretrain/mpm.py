@@ -161,6 +161,11 @@ class MaskedParticleModelling(Objective):
         in_dim: per-particle input features ``F``.
     """
 
+    @classmethod
+    def trains_pooling(cls, params: Any) -> bool:
+        """False: the loss is on the particle tokens only (see :meth:`Objective.trains_pooling`)."""
+        return False
+
     def __init__(self, params: MPMParams, backbone_dim: int, in_dim: int) -> None:
         super().__init__(params, backbone_dim, in_dim)
         use_decoder = params.decoder_depth > 0

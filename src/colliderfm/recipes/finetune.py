@@ -41,6 +41,7 @@ from colliderfm.evaluate.metrics import validation_metrics
 from colliderfm.evaluate.predict import predict
 from colliderfm.finetune.classifier import (
     build_classifier,
+    frozen_pooling,
     load_pretrained_backbone,
     pretrained_backbone_spec,
 )
@@ -209,6 +210,10 @@ def run_finetune(
             if ft.init != "none"
             else backbone_spec(cfg, in_dim)
         )
+        pooling, why = frozen_pooling(ft.frozen_pooling, ft.init, mode, spec)
+        if pooling != spec["kwargs"].get("pooling", "cls"):
+            spec = {**spec, "kwargs": {**spec["kwargs"], "pooling": pooling}}
+            log.info("the frozen backbone pools its tokens by their mean: %s", why)
         model_spec = ModelSpec(
             task="classifier",
             n_classes=len(classes),

@@ -171,7 +171,11 @@ def read_checkpoint_meta(path: str | Path) -> CheckpointMeta:
 
 
 def load_weights(
-    module: nn.Module, path: str | Path, prefix: str = "", strict: bool = True
+    module: nn.Module,
+    path: str | Path,
+    prefix: str = "",
+    strict: bool = True,
+    drop: tuple[str, ...] = (),
 ) -> None:
     """Load saved weights into ``module``.
 
@@ -180,6 +184,8 @@ def load_weights(
         path: checkpoint directory.
         prefix: only keys starting with this prefix are loaded (with the prefix removed).
         strict: require an exact key match.
+        drop: saved keys starting with one of these (after ``prefix`` is removed) are not
+            loaded (parts the target module does not have).
     """
     p = resolve(path)
     try:
@@ -189,6 +195,8 @@ def load_weights(
         raise CheckpointError(f"{p / WEIGHTS}: unreadable weights ({detail})") from exc
     if prefix:
         tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if drop:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(drop)}
     try:
         missing, unexpected = module.load_state_dict(tensors, strict=strict)
     except RuntimeError as exc:

@@ -1,0 +1,151 @@
+"""``finetune.frozen_pooling``: a frozen backbone whose pretraining never trained its pooling.
+
+MPM (and masked object-id without pooled kinematics) trains the backbone's particle tokens
+only; its class-attention pooling stays random. Cases:
+
+- which objectives train the pooling (contrastive yes, MPM no, masked object-id only with
+  pooled kinematics); classifier checkpoints trained everything
+- ``auto``: a linear probe on an MPM checkpoint pools by the token mean, the saved model says so
+  and ``evaluate`` rebuilds it; the checkpoint's (random) class attention then has no effect on
+  the probe: scrambling it leaves the test scores unchanged
+- ``keep``, ``full`` mode, contrastive checkpoints and random backbones keep class attention
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from synth import tiny_finetune_config, write_splits
+
+from colliderfm.checkpoints import load_model
+from colliderfm.finetune.classifier import frozen_pooling, pooling_pretrained
+from colliderfm.pretrain.base import (
+    build_pretrain_model,
+    make_params,
+    objective_trains_pooling,
+    params_dict,
+)
+from colliderfm.recipes.finetune import run_finetune
+from colliderfm.train.checkpoint import read_checkpoint_meta, save_checkpoint
+from colliderfm.train.meta import ModelSpec
+
+MAXP = 24
+
+
+def _pretrain_ckpt(path: Path, objective: str, seed: int = 1) -> Path:
+    """A tiny pretraining checkpoint of ``objective``, saved as the pretraining recipe does."""
+    torch.manual_seed(seed)
+    m = {
+        "name": "part",
+        "preset": "tiny",
+        "in_dim": 13,
+        "kwargs": {"pair_features": False},
+        "task": "pretrain",
+        "objective": objective,
+        "params": params_dict(make_params(objective, {})),
+        "feature_set": "part",
+    }
+    model = build_pretrain_model(ModelSpec.from_dict(m))
+    cfg = {"data": {"max_particles": MAXP, "features": "part"}}
+    return save_checkpoint(path, model, {"model": m, "config": cfg})
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_splits(tmp_path_factory.mktemp("fp"), (600, 200, 300), seed=5)
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("fpck")
+    return {o: _pretrain_ckpt(root / o, o) for o in ("mpm", "contrastive")}
+
+
+def test_which_objectives_train_the_pooling(ckpts: dict[str, Path]) -> None:
+    assert objective_trains_pooling("contrastive", {})
+    assert not objective_trains_pooling("mpm", {})
+    assert not objective_trains_pooling("masked_id", {})
+    assert not objective_trains_pooling("masked_id", {"kinematics_rate": 0.3})
+    assert objective_trains_pooling(
+        "masked_id", {"kinematics_rate": 0.3, "kinematics_from": "pooled"}
+    )
+    assert pooling_pretrained(ckpts["contrastive"]) and not pooling_pretrained(ckpts["mpm"])
+    spec = {"kwargs": {}}
+    assert frozen_pooling("auto", str(ckpts["mpm"]), "linear", spec)[0] == "mean"
+    assert frozen_pooling("auto", str(ckpts["mpm"]), "frozen", spec)[0] == "mean"
+    assert frozen_pooling("auto", str(ckpts["mpm"]), "full", spec)[0] == "cls"
+    assert frozen_pooling("auto", str(ckpts["mpm"]), "lp-ft", spec)[0] == "cls"
+    assert frozen_pooling("keep", str(ckpts["mpm"]), "linear", spec)[0] == "cls"
+    assert frozen_pooling("auto", str(ckpts["contrastive"]), "linear", spec)[0] == "cls"
+    assert frozen_pooling("auto", "none", "linear", spec)[0] == "cls"
+    assert frozen_pooling("mean", "none", "linear", spec)[0] == "mean"
+
+
+def _probe(data: Path, init: Path, out: Path, *extra: str) -> dict:
+    cfg = tiny_finetune_config(
+        data,
+        f"data.max_particles={MAXP}",
+        "finetune.mode=linear",
+        f"finetune.init={init}",
+        "finetune.probe_l2=[0.01]",
+        *extra,
+    )
+    run_finetune(cfg, out, progress=False)
+    return json.loads((out / "test_metrics.json").read_text())
+
+
+def _scores(run: Path, data: Path) -> np.ndarray:
+    from colliderfm.evaluate.predict import predict
+
+    _, probs = predict(load_model(run), data / "test", max_particles=MAXP, feature_set="part")
+    return probs[:, 1]
+
+
+def _scramble_pooling(src: Path, dst: Path) -> Path:
+    """A copy of ``src`` whose class-attention weights are replaced by other random values."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    w = load_file(str(dst / "model.safetensors"))
+    g = torch.Generator().manual_seed(9)
+    n = 0
+    for k in list(w):
+        if k.startswith(("backbone.cls_token", "backbone.cls_blocks.")):
+            w[k] = torch.randn(w[k].shape, generator=g)
+            n += 1
+    assert n > 0
+    save_file(w, str(dst / "model.safetensors"))
+    return dst
+
+
+def test_mpm_probe_pools_by_the_mean(data: Path, ckpts: dict[str, Path], tmp_path: Path) -> None:
+    a = _probe(data, ckpts["mpm"], tmp_path / "a")
+    meta = read_checkpoint_meta(tmp_path / "a")
+    assert meta.model.kwargs.get("pooling") == "mean"
+    assert not any("cls_" in k for k in load_model(tmp_path / "a").state_dict())
+    # the random class attention of the checkpoint plays no part: scrambling it changes nothing
+    other = _scramble_pooling(ckpts["mpm"], tmp_path / "mpm2")
+    b = _probe(data, other, tmp_path / "b")
+    np.testing.assert_allclose(_scores(tmp_path / "a", data), _scores(tmp_path / "b", data))
+    assert a["auc"] == pytest.approx(b["auc"])
+    # while with `keep` it does (the probe sees the tokens through that random pooling)
+    c = _probe(data, ckpts["mpm"], tmp_path / "c", "finetune.frozen_pooling=keep")
+    d = _probe(data, other, tmp_path / "d", "finetune.frozen_pooling=keep")
+    assert read_checkpoint_meta(tmp_path / "c").model.kwargs.get("pooling", "cls") == "cls"
+    assert not np.allclose(_scores(tmp_path / "c", data), _scores(tmp_path / "d", data))
+    assert c["auc"] != d["auc"]
+
+
+def test_trained_pooling_is_kept(data: Path, ckpts: dict[str, Path], tmp_path: Path) -> None:
+    _probe(data, ckpts["contrastive"], tmp_path / "a")
+    assert read_checkpoint_meta(tmp_path / "a").model.kwargs.get("pooling", "cls") == "cls"
+    cfg = tiny_finetune_config(
+        data, f"data.max_particles={MAXP}", f"finetune.init={ckpts['mpm']}", "train.max_steps=2"
+    )
+    run_finetune(cfg, tmp_path / "full", progress=False)  # full mode: the pooling trains
+    assert read_checkpoint_meta(tmp_path / "full").model.kwargs.get("pooling", "cls") == "cls"
