@@ -149,3 +149,27 @@ def test_trained_pooling_is_kept(data: Path, ckpts: dict[str, Path], tmp_path: P
     )
     run_finetune(cfg, tmp_path / "full", progress=False)  # full mode: the pooling trains
     assert read_checkpoint_meta(tmp_path / "full").model.kwargs.get("pooling", "cls") == "cls"
+
+
+def test_embed_mean_override_is_the_mean_pooled_backbone(ckpts: dict[str, Path]) -> None:
+    """``embed(..., pooling="mean")`` of a class-attention backbone (what the periodic probe of
+    an MPM pretraining uses) equals the same weights built with ``pooling="mean"`` (what a
+    frozen fine-tune uses)."""
+    from synth import synthetic_jets
+
+    from colliderfm.data.stream import pad_chunk, to_batch
+    from colliderfm.finetune.classifier import load_pretrained_backbone
+    from colliderfm.models.factory import build_backbone
+
+    spec = read_checkpoint_meta(ckpts["mpm"]).model.backbone()
+    cls_bb = build_backbone(spec).eval()
+    load_pretrained_backbone(cls_bb, ckpts["mpm"])
+    mean_bb = build_backbone({**spec, "kwargs": {**spec["kwargs"], "pooling": "mean"}}).eval()
+    load_pretrained_backbone(mean_bb, ckpts["mpm"])
+    b = to_batch(pad_chunk(synthetic_jets(16, seed=2, max_particles=MAXP), MAXP))
+    with torch.no_grad():
+        own = cls_bb.embed(b.features, b.mask, b.vectors)
+        over = cls_bb.embed(b.features, b.mask, b.vectors, pooling="mean")
+        ref = mean_bb.embed(b.features, b.mask, b.vectors)
+    torch.testing.assert_close(over, ref)
+    assert not torch.allclose(own, ref)

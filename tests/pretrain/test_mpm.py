@@ -292,3 +292,23 @@ def test_bad_tokenizer_fails_before_training(
 def test_unknown_param_is_an_error() -> None:
     with pytest.raises(ConfigError, match="objective.params.mask_frac"):
         create_objective("mpm", {"mask_frac": 0.3}, 8, 13)
+
+
+def test_periodic_probe_pools_by_the_mean(
+    shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MPM never trains the class-attention pooling, so its periodic probe uses the token mean
+    (as ``finetune.frozen_pooling=auto`` does)."""
+    import colliderfm.recipes.pretrain as rp
+
+    made: list[str | None] = []
+    real = rp.LinearProbe
+
+    def probe(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        made.append(k.get("pooling"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(rp, "LinearProbe", probe)
+    cfg = _cfg(shards, f"objective.probe_data={shards}", "objective.probe_n=40")
+    run_pretrain(cfg, tmp_path / "run", progress=False)
+    assert made == ["mean"]

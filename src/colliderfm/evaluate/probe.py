@@ -41,6 +41,7 @@ def embed_source(
     feature_set: str = "part",
     max_particles: int = 128,
     batch_size: int = 512,
+    pooling: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pooled embeddings of every jet of a source (computed on the backbone's device).
 
@@ -53,6 +54,8 @@ def embed_source(
         feature_set: input features.
         max_particles: particle slots.
         batch_size: jets per pass.
+        pooling: ``"mean"`` pools by the masked token mean (``backbone.embed(..., pooling=)``);
+            None: the backbone's own pooling.
 
     Returns:
         (embeddings ``[N, D]`` float32, labels ``[N]``).
@@ -63,7 +66,10 @@ def embed_source(
     xs, ys = [], []
     for cpu_b in evaluation_stream(source, batch_size, max_particles, feature_set, quiet=True):
         b = cpu_b.to(device, non_blocking=True)
-        xs.append(backbone.embed(b.features, b.mask, b.vectors).float().cpu().numpy())  # [B, D]
+        kw = {} if pooling is None else {"pooling": pooling}
+        xs.append(
+            backbone.embed(b.features, b.mask, b.vectors, **kw).float().cpu().numpy()
+        )  # [B, D]
         ys.append(cpu_b.labels.numpy())
     backbone.train(was)
     if not xs:

@@ -224,18 +224,22 @@ class ParticleTransformer(nn.Module):
             h = blk(h, layout, biases)  # [N, D]
         return h, layout
 
-    def _pool(self, h: torch.Tensor, layout: TokenLayout, mask: torch.Tensor) -> torch.Tensor:
+    def _pool(
+        self, h: torch.Tensor, layout: TokenLayout, mask: torch.Tensor, pooling: str | None = None
+    ) -> torch.Tensor:
         """Pool flat tokens into one vector per jet.
 
         Args:
             h: ``[N, D]`` flat tokens (before the final norm).
             layout: the batch's layout.
             mask: ``[B, P]`` bool.
+            pooling: ``"mean"`` pools by the masked mean even with class attention; None: the
+                backbone's own pooling.
 
         Returns:
             ``[B, D]`` pooled, normalised vector.
         """
-        if self.cls_token is None:
+        if self.cls_token is None or pooling == "mean":
             pooled = layout.unflatten(h)  # [B, P, D]
             return self.pool_norm(masked_mean(pooled, mask.bool()))  # [B, D]
         biases = []
@@ -264,7 +268,11 @@ class ParticleTransformer(nn.Module):
         return layout.unflatten(self.norm(h))  # [B, P, D]
 
     def embed(
-        self, x: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        vectors: torch.Tensor | None = None,
+        pooling: str | None = None,
     ) -> torch.Tensor:
         """Pooled jet representation.
 
@@ -272,12 +280,14 @@ class ParticleTransformer(nn.Module):
             x: ``[B, P, F]`` particle features.
             mask: ``[B, P]`` bool, True for real particles.
             vectors: ``[B, P, 4]`` (px, py, pz, E) in GeV; required with pair features.
+            pooling: ``"mean"``: the masked mean whatever the backbone's pooling (what a copy
+                of this backbone built with ``pooling="mean"`` gives); None: its own.
 
         Returns:
             ``[B, D]`` pooled vector (class attention or masked mean, then LayerNorm).
         """
         h, layout = self._encode(x, mask, vectors)  # [N, D]
-        return self._pool(h, layout, mask)  # [B, D]
+        return self._pool(h, layout, mask, pooling)  # [B, D]
 
     def forward_both(
         self, x: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor | None = None

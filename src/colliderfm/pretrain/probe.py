@@ -38,6 +38,8 @@ class LinearProbe:
         max_particles: particle slots.
         signal: signal class name (``Tbqq`` by default; class 1 when absent).
         seed: subset seed.
+        pooling: ``"mean"`` probes the masked token mean (for objectives that do not train the
+            backbone's pooling, e.g. MPM); None: the backbone's own pooling.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class LinearProbe:
         max_particles: int = 128,
         signal: str = "Tbqq",
         seed: int = 0,
+        pooling: str | None = None,
     ) -> None:
         classes = data_classes(data)
         sig = classes.index(signal) if signal in classes else 1
@@ -80,6 +83,7 @@ class LinearProbe:
         half = len(chunk) // 2
         self.fit_set, self.test_set = chunk.take(perm[:half]), chunk.take(perm[half:])
         self.feature_set, self.max_particles = feature_set, max_particles
+        self.pooling = pooling
 
     def __call__(self, backbone: nn.Module) -> float:
         """Probe AUC of a backbone.
@@ -90,6 +94,7 @@ class LinearProbe:
         Returns:
             AUC on the held-out half.
         """
-        xa, ya = embed_source(backbone, self.fit_set, self.feature_set, self.max_particles)
-        xb, yb = embed_source(backbone, self.test_set, self.feature_set, self.max_particles)
+        kw = {"pooling": self.pooling}
+        xa, ya = embed_source(backbone, self.fit_set, self.feature_set, self.max_particles, **kw)
+        xb, yb = embed_source(backbone, self.test_set, self.feature_set, self.max_particles, **kw)
         return logistic_auc(xa, ya, xb, yb)

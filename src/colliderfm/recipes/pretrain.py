@@ -19,7 +19,7 @@ from colliderfm.data.features import n_features
 from colliderfm.errors import ConfigError
 from colliderfm.models.factory import backbone_spec, build_backbone
 from colliderfm.pretrain import PretrainModel, create_objective, make_params
-from colliderfm.pretrain.base import params_dict
+from colliderfm.pretrain.base import objective_trains_pooling, params_dict
 from colliderfm.pretrain.probe import LinearProbe
 from colliderfm.recipes.runner import Runner, own_loss
 from colliderfm.recipes.tokenizer import train_tokenizer
@@ -52,12 +52,14 @@ def run_pretrain(
         make_params(cfg.objective.name, cfg.objective.params)  # validate before any work
         probe = None
         if cfg.objective.probe_data is not None:
+            pools = objective_trains_pooling(cfg.objective.name, cfg.objective.params)
             probe = LinearProbe(
                 cfg.objective.probe_data,
                 n=cfg.objective.probe_n,
                 feature_set=cfg.data.features,
                 max_particles=cfg.data.max_particles,
                 seed=cfg.train.seed,
+                pooling=None if pools else "mean",  # as finetune.frozen_pooling=auto does
             )
         run.seed()
         in_dim = n_features(cfg.data.features)
