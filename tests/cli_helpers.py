@@ -161,3 +161,45 @@ def make_classifier_ckpt(path: Path, classes: tuple[str, ...] = ("QCD", "Tbqq"))
     }
     cfg = load_config(None, [f"data.max_particles={MAX_PARTICLES}"])
     return save_checkpoint(path, build_classifier(m), {"model": m, "config": cfg.to_dict()})
+
+
+def make_pretrain_ckpt(
+    path: Path,
+    objective: str = "contrastive",
+    *,
+    seed: int = 1,
+    max_particles: int = 16,
+    kwargs: dict | None = None,
+) -> Path:
+    """Save a tiny pretraining checkpoint (random weights) the way ``pretrain`` writes one.
+
+    Args:
+        path: checkpoint directory to create.
+        objective: the recipe (its default settings).
+        seed: torch seed of the weights.
+        max_particles: ``data.max_particles`` recorded in its config.
+        kwargs: backbone keyword arguments (default: no pair features).
+
+    Returns:
+        ``path``.
+    """
+    import torch
+
+    from colliderfm.pretrain.base import build_pretrain_model, make_params, params_dict
+    from colliderfm.train.checkpoint import save_checkpoint
+    from colliderfm.train.meta import ModelSpec
+
+    torch.manual_seed(seed)
+    m = {
+        "name": "part",
+        "preset": "tiny",
+        "in_dim": 13,
+        "kwargs": {"pair_features": False} if kwargs is None else dict(kwargs),
+        "task": "pretrain",
+        "objective": objective,
+        "params": params_dict(make_params(objective, {})),
+        "feature_set": "part",
+    }
+    model = build_pretrain_model(ModelSpec.from_dict(m))
+    cfg = {"data": {"max_particles": max_particles, "features": "part"}}
+    return save_checkpoint(path, model, {"model": m, "config": cfg})

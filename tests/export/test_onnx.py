@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from cli_helpers import make_pretrain_ckpt
 from synth import synthetic_jets
 
 pytest.importorskip("onnx")
@@ -51,23 +52,7 @@ def _classifier_ckpt(path: Path, feature_set: str = "part", **kwargs: Any) -> Pa
 
 
 def _pretrain_ckpt(path: Path) -> Path:
-    from colliderfm.pretrain.base import build_pretrain_model, make_params, params_dict
-    from colliderfm.train.meta import ModelSpec
-
-    torch.manual_seed(1)
-    m = {
-        "name": "part",
-        "preset": "tiny",
-        "in_dim": 13,
-        "kwargs": {},
-        "task": "pretrain",
-        "objective": "contrastive",
-        "params": params_dict(make_params("contrastive", {})),
-        "feature_set": "part",
-    }
-    model = build_pretrain_model(ModelSpec.from_dict(m))
-    cfg = {"data": {"max_particles": MAX_PARTICLES, "features": "part"}}
-    return save_checkpoint(path, model, {"model": m, "config": cfg})
+    return make_pretrain_ckpt(path, "contrastive", kwargs={}, max_particles=MAX_PARTICLES)
 
 
 def _batches(feature_set: str = "part") -> list[Any]:

@@ -19,40 +19,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import make_pretrain_ckpt
 from safetensors.torch import load_file, save_file
 from synth import tiny_finetune_config, write_splits
 
 from colliderfm.checkpoints import load_model
 from colliderfm.finetune.classifier import frozen_pooling, pooling_pretrained
 from colliderfm.pretrain.base import (
-    build_pretrain_model,
-    make_params,
     objective_trains_pooling,
-    params_dict,
 )
 from colliderfm.recipes.finetune import run_finetune
-from colliderfm.train.checkpoint import read_checkpoint_meta, save_checkpoint
-from colliderfm.train.meta import ModelSpec
+from colliderfm.train.checkpoint import read_checkpoint_meta
 
 MAXP = 24
-
-
-def _pretrain_ckpt(path: Path, objective: str, seed: int = 1) -> Path:
-    """A tiny pretraining checkpoint of ``objective``, saved as the pretraining recipe does."""
-    torch.manual_seed(seed)
-    m = {
-        "name": "part",
-        "preset": "tiny",
-        "in_dim": 13,
-        "kwargs": {"pair_features": False},
-        "task": "pretrain",
-        "objective": objective,
-        "params": params_dict(make_params(objective, {})),
-        "feature_set": "part",
-    }
-    model = build_pretrain_model(ModelSpec.from_dict(m))
-    cfg = {"data": {"max_particles": MAXP, "features": "part"}}
-    return save_checkpoint(path, model, {"model": m, "config": cfg})
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +42,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("fpck")
-    return {o: _pretrain_ckpt(root / o, o) for o in ("mpm", "contrastive")}
+    return {o: make_pretrain_ckpt(root / o, o, max_particles=MAXP) for o in ("mpm", "contrastive")}
 
 
 def test_which_objectives_train_the_pooling(ckpts: dict[str, Path]) -> None:

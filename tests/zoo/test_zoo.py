@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from cli_helpers import assert_no_checkpoint, assert_one_error_line, run_cli, tiny_config
+from cli_helpers import (
+    assert_no_checkpoint,
+    assert_one_error_line,
+    make_pretrain_ckpt,
+    run_cli,
+    tiny_config,
+)
 from safetensors.torch import load_file
 from synth import tiny_finetune_config, write_splits
 
@@ -25,7 +31,6 @@ from colliderfm import zoo
 from colliderfm.checkpoints import describe_checkpoint, is_checkpoint, load_model
 from colliderfm.errors import CheckpointError, ConfigError
 from colliderfm.recipes.finetune import run_finetune
-from colliderfm.train.checkpoint import save_checkpoint
 
 NAME = "jets-tiny-test"
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -33,23 +38,7 @@ ROOT_DIR = Path(__file__).resolve().parents[2]
 
 def _pretrain_ckpt(path: Path) -> Path:
     """A tiny contrastive pretraining checkpoint, saved the way the pretraining recipe does."""
-    from colliderfm.pretrain.base import build_pretrain_model, make_params, params_dict
-    from colliderfm.train.meta import ModelSpec
-
-    torch.manual_seed(1)
-    m = {
-        "name": "part",
-        "preset": "tiny",
-        "in_dim": 13,
-        "kwargs": {"pair_features": False},
-        "task": "pretrain",
-        "objective": "contrastive",
-        "params": params_dict(make_params("contrastive", {})),
-        "feature_set": "part",
-    }
-    model = build_pretrain_model(ModelSpec.from_dict(m))
-    cfg = {"data": {"max_particles": 16, "features": "part"}}
-    return save_checkpoint(path, model, {"model": m, "config": cfg})
+    return make_pretrain_ckpt(path, "contrastive")
 
 
 def _sha(path: Path) -> str:
