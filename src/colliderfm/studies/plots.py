@@ -35,6 +35,9 @@ def _band(ax: Any, x: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str,
         return
     (line,) = ax.plot(x[ok], mean[ok], marker="o", label=label, **kw)
     s = np.nan_to_num(std[ok])
+    if ok.sum() == 1:  # a band of one point has no width: an error bar instead
+        ax.errorbar(x[ok], mean[ok], yerr=s, color=line.get_color(), capsize=4, ls="none")
+        return
     ax.fill_between(x[ok], mean[ok] - s, mean[ok] + s, alpha=0.25, color=line.get_color(), lw=0)
 
 
@@ -152,9 +155,8 @@ def plot_scaling(summary: list[dict[str, Any]], out: Path, unit: str = "jets") -
             if r["init"] == "none" and r["n_train"] == n and r["auc_mean"] is not None:
                 m, s = r["auc_mean"], r["auc_std"] or 0.0
                 ax.axhline(m, ls="--", color=color, lw=1, label=f"{r['arm']}, $N$={n}")
-                ax.fill_between(
-                    [sizes.min(), sizes.max()], m - s, m + s, color=color, alpha=0.1, lw=0
-                )
+                lo, hi = (sizes.min(), sizes.max()) if len(sizes) > 1 else ax.get_xlim()
+                ax.fill_between([lo, hi], m - s, m + s, color=color, alpha=0.1, lw=0)
         drawn.add(n)
     _logx(ax, sizes)
     ax.set_xlabel(f"pretraining {unit}")
