@@ -64,9 +64,9 @@ def embed_source(
     backbone.eval()
     device = module_device(backbone)
     xs, ys = [], []
+    kw = {} if pooling is None else {"pooling": pooling}  # backbones without the option too
     for cpu_b in evaluation_stream(source, batch_size, max_particles, feature_set, quiet=True):
         b = cpu_b.to(device, non_blocking=True)
-        kw = {} if pooling is None else {"pooling": pooling}
         xs.append(
             backbone.embed(b.features, b.mask, b.vectors, **kw).float().cpu().numpy()
         )  # [B, D]
