@@ -72,10 +72,6 @@ def pretrained_backbone_spec(init: str | Path, cfg: Config, in_dim: int) -> dict
     return spec
 
 
-#: the backbone's class-attention pooling (absent when it pools by the mean)
-CLS_POOLING_KEYS = ("cls_token", "cls_blocks.")
-
-
 def load_pretrained_backbone(backbone: nn.Module, init: str | Path) -> None:
     """Copy a checkpoint's backbone weights (keys ``backbone.*``) into ``backbone``.
 
@@ -90,7 +86,7 @@ def load_pretrained_backbone(backbone: nn.Module, init: str | Path) -> None:
         backbone,
         checkpoint_path(init),
         prefix="backbone.",
-        drop=CLS_POOLING_KEYS if mean else (),
+        drop=getattr(backbone, "POOLING_KEYS", ()) if mean else (),
     )
 
 

@@ -12,6 +12,7 @@ No positional encoding: tokens are permutation-equivariant and ``embed`` is inva
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -59,6 +60,9 @@ class ParticleTransformer(nn.Module):
     final LayerNorm (tokens); pooling by ``num_cls_layers`` class-attention blocks or a masked
     mean. See :mod:`colliderfm.models.blocks` for how padding is skipped.
     """
+
+    #: state-dict key prefixes of the class-attention pooling (absent when it pools by the mean)
+    POOLING_KEYS: ClassVar[tuple[str, ...]] = ("cls_token", "cls_blocks.")
 
     def __init__(
         self,
