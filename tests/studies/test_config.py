@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
         "scaling",
         "compute",
         "jets-data-efficiency-converged",
+        "jets-cwola-converged",
+        "jets-new-domain-converged",
+        "jets-zoo-scaling",
         "events-data-efficiency-converged",
     ],
 )
