@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 from colliderfm.data.generate import pythia_jets as pj
-from colliderfm.data.generate.truth import NEUTRINOS, find_truth, match_jets
 from colliderfm.errors import require
 
 
@@ -104,43 +103,15 @@ def dry_run(process: str, n_events: int, scale: float, seed: int) -> dict[str, A
     t0 = time.process_time()
     while len(final) < n_events:
         rec = pj._record_arrays(pythia.nextBatch(200))
-        nb = len(rec["offsets"]) - 1
-        ids, evt = rec["id"], rec["evt"]
-        visible = np.flatnonzero((rec["status"] > 0) & ~np.isin(np.abs(ids), NEUTRINOS))
-        charge = charges(ids[visible])
-        keep, p4 = s.detector.apply(rec["p4"][visible], ids[visible], charge, rng)
-        part = visible[keep]
-        p4, charge = p4[keep], charge[keep]
-        counts = np.bincount(evt[part], minlength=nb)
-        part_off = np.concatenate(([0], np.cumsum(counts)))[:-1]
-        jet_evt, cons_off, cons_local = pj._cluster(p4, counts, s.radius, 0.8 * s.pt_min)
-        cons = cons_local + part_off[np.repeat(jet_evt, np.diff(cons_off))]
-        jets = pj._jet_chunk(p4, charge, ids[part], cons, cons_off, s.max_particles, 0).jet
-        ok = (
-            (jets["jet_pt"] >= s.pt_min)
-            & (jets["jet_pt"] <= s.pt_max)
-            & (np.abs(jets["jet_eta"]) < s.eta_max)
-        )
-        if spec.root_ids:
-            truth = find_truth(ids, rec["d1"], rec["d2"], rec["p4"], evt, spec.root_ids)
-            cand = np.flatnonzero(ok)
-            ok[cand] = match_jets(
-                truth,
-                jet_evt[cand],
-                jets["jet_eta"][cand],
-                jets["jet_phi"][cand],
-                s.radius,
-                spec.n_leptons,
+        jets, events = pj.select_jets(rec, s, spec, charges, rng, 0)
+        out: list[tuple[float, float, float] | None] = [None] * (len(rec["offsets"]) - 1)
+        _, first = np.unique(events, return_index=True)  # the highest-pT selected jet per event
+        for j in first:
+            out[int(events[j])] = (
+                float(jets.jet["jet_pt"][j]),
+                float(jets.jet["jet_eta"][j]),
+                float(jets.jet["jet_phi"][j]),
             )
-        out: list[tuple[float, float, float] | None] = [None] * nb
-        for j in np.flatnonzero(ok):
-            e = int(jet_evt[j])
-            if out[e] is None or jets["jet_pt"][j] > out[e][0]:  # type: ignore[index]
-                out[e] = (
-                    float(jets["jet_pt"][j]),
-                    float(jets["jet_eta"][j]),
-                    float(jets["jet_phi"][j]),
-                )
         final += out
         p = rec["p4"][rec["offsets"][:-1] + 5]
         keys += np.hypot(p[:, 0], p[:, 1]).tolist()

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from colliderfm.data.generate.detector import DetectorResponse
-from colliderfm.data.generate.processes import SPECS
+from colliderfm.data.generate.processes import SPECS, ProcessSpec
 from colliderfm.data.generate.truth import NEUTRINOS, find_truth, match_jets
 from colliderfm.data.generate.units import (
     pythia_base_settings,
@@ -247,6 +247,69 @@ def _jet_chunk(
     return chunk
 
 
+def select_jets(
+    rec: dict[str, np.ndarray],
+    settings: JetSettings,
+    spec: ProcessSpec,
+    charges: _Charges,
+    rng: np.random.Generator,
+    label: int,
+) -> tuple[ConstituentChunk, np.ndarray]:
+    """Detector response, clustering and selection of one batch of Pythia events.
+
+    Args:
+        rec: the batch's event records (:func:`_record_arrays`).
+        settings: physics settings (window, radius, detector, jets per event).
+        spec: the process (truth matching of resonance classes).
+        charges: particle charges by PDG id.
+        rng: the detector response's generator (advanced by the call).
+        label: class index written into the jets.
+
+    Returns:
+        ``(jets, events)``: the selected jets, in event order and highest pT first within an
+        event, and ``[J]`` the batch index of each one's event.
+    """
+    s = settings
+    n_evt = len(rec["offsets"]) - 1
+    ids, evt = rec["id"], rec["evt"]
+    visible = np.flatnonzero((rec["status"] > 0) & ~np.isin(np.abs(ids), NEUTRINOS))
+    charge = charges(ids[visible])
+    keep, p4 = s.detector.apply(rec["p4"][visible], ids[visible], charge, rng)
+    part = visible[keep]  # record index of each detected particle (event-ordered)
+    p4, charge = p4[keep], charge[keep]
+    counts = np.bincount(evt[part], minlength=n_evt)
+    part_off = np.concatenate(([0], np.cumsum(counts)))[:-1]
+
+    # jets below 0.8 pt_min cannot pass the window once their softest constituents are cut
+    jet_evt, cons_off, cons_local = _cluster(p4, counts, s.radius, 0.8 * s.pt_min)
+    cons = cons_local + part_off[np.repeat(jet_evt, np.diff(cons_off))]
+    chunk = _jet_chunk(p4, charge, ids[part], cons, cons_off, s.max_particles, label)
+    ok = (
+        (chunk.jet["jet_pt"] >= s.pt_min)
+        & (chunk.jet["jet_pt"] <= s.pt_max)
+        & (np.abs(chunk.jet["jet_eta"]) < s.eta_max)
+    )
+    if spec.root_ids:
+        truth = find_truth(ids, rec["d1"], rec["d2"], rec["p4"], evt, spec.root_ids)
+        cand = np.flatnonzero(ok)
+        ok[cand] = match_jets(
+            truth,
+            jet_evt[cand],
+            chunk.jet["jet_eta"][cand],
+            chunk.jet["jet_phi"][cand],
+            s.radius,
+            spec.n_leptons,
+        )
+    cand = np.flatnonzero(ok)
+    # passing jets in event order, highest pT first within an event
+    order = cand[np.lexsort((-chunk.jet["jet_pt"][cand], jet_evt[cand]))]
+    if s.jets_per_event > 0:
+        _, first = np.unique(jet_evt[order], return_index=True)
+        rank = np.arange(len(order)) - np.repeat(first, np.diff(np.append(first, len(order))))
+        order = order[rank < s.jets_per_event]
+    return chunk.take(order), jet_evt[order]
+
+
 class JetUnit:
     """Generates jets of one process with seeded Pythia instances.
 
@@ -275,50 +338,13 @@ class JetUnit:
 
     def _batch(self, n_events: int, label: int) -> ConstituentChunk:
         """Generate ``n_events`` events and return their selected jets (in event order)."""
-        s = self.settings
         pythia = self.pythias[self._n_batches % len(self.pythias)]
         self._n_batches += 1
         rec = _record_arrays(pythia.nextBatch(n_events))
-        n_evt = len(rec["offsets"]) - 1
-        self.n_events += n_evt
-        ids, evt = rec["id"], rec["evt"]
-        visible = np.flatnonzero((rec["status"] > 0) & ~np.isin(np.abs(ids), NEUTRINOS))
-        charge = self.charges(ids[visible])
-        keep, p4 = s.detector.apply(rec["p4"][visible], ids[visible], charge, self.rng)
-        part = visible[keep]  # record index of each detected particle (event-ordered)
-        p4, charge = p4[keep], charge[keep]
-        counts = np.bincount(evt[part], minlength=n_evt)
-        part_off = np.concatenate(([0], np.cumsum(counts)))[:-1]
-
-        # jets below 0.8 pt_min cannot pass the window once their softest constituents are cut
-        jet_evt, cons_off, cons_local = _cluster(p4, counts, s.radius, 0.8 * s.pt_min)
-        cons = cons_local + part_off[np.repeat(jet_evt, np.diff(cons_off))]
-        chunk = _jet_chunk(p4, charge, ids[part], cons, cons_off, s.max_particles, label)
-        ok = (
-            (chunk.jet["jet_pt"] >= s.pt_min)
-            & (chunk.jet["jet_pt"] <= s.pt_max)
-            & (np.abs(chunk.jet["jet_eta"]) < s.eta_max)
-        )
-        if self.spec.root_ids:
-            truth = find_truth(ids, rec["d1"], rec["d2"], rec["p4"], evt, self.spec.root_ids)
-            cand = np.flatnonzero(ok)
-            ok[cand] = match_jets(
-                truth,
-                jet_evt[cand],
-                chunk.jet["jet_eta"][cand],
-                chunk.jet["jet_phi"][cand],
-                s.radius,
-                self.spec.n_leptons,
-            )
-        cand = np.flatnonzero(ok)
-        # passing jets in event order, highest pT first within an event
-        order = cand[np.lexsort((-chunk.jet["jet_pt"][cand], jet_evt[cand]))]
-        if s.jets_per_event > 0:
-            _, first = np.unique(jet_evt[order], return_index=True)
-            rank = np.arange(len(order)) - np.repeat(first, np.diff(np.append(first, len(order))))
-            order = order[rank < s.jets_per_event]
-        self.n_selected += len(order)
-        return chunk.take(order)
+        self.n_events += len(rec["offsets"]) - 1
+        chunk, _ = select_jets(rec, self.settings, self.spec, self.charges, self.rng, label)
+        self.n_selected += len(chunk)
+        return chunk
 
     def generate(
         self, n_jets: int, label: int, on_jets: Callable[[int], None] | None = None
