@@ -45,6 +45,7 @@ refusing an entry over 10 MB. Refusals and failures are one line on stderr and e
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -254,8 +255,11 @@ def hardware(device: str = "auto") -> dict[str, Any]:
     }
 
 
+@functools.cache
 def _git_commit() -> str | None:
-    """The repository's commit (short), or None outside a git checkout."""
+    """The repository's commit (short) when first asked (:func:`main` asks at its start, so a
+    chunk records the code it ran with, not a commit made while it ran), or None outside a git
+    checkout."""
     try:
         out = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
@@ -1265,6 +1269,7 @@ def main(argv: list[str] | None = None) -> int:
         The exit code: 0, 2 for a refusal or a user error, 130/143 when interrupted.
     """
     args = parse_args(argv)
+    _git_commit()  # the code this invocation runs (cached for the records it writes)
     names = list(dict.fromkeys(args.names))  # each once, in the order given
     plans = [PLANS[n] for n in names]
     if args.plan:
