@@ -37,6 +37,20 @@ by one name run alone is moved into the shared folder and reused. ``--plan`` pri
 plan; ``--finalize`` with several names finalizes each (all must be finished; ``--probe-auc``
 only with one name).
 
+Event runs (``events-maskedid-small``, ``events-maskedkin-small``, ``events-contrastive-small``,
+``events-supervised-small``: the recipes the event-level study compares) follow the same scheme
+on whole events: ten chunks of 100,000 selected events of the data-like mix (``colliderfm
+generate events --process datalike --fast --label-subprocesses``, seed ``3100 + chunk``; fast
+mode as the issue allows for the unlabelled set; the labels are the sub-processes, which only
+the supervised reference run uses), four passes over each chunk at batch 512. All four share
+each generated chunk::
+
+    .venv/bin/python scripts/zoo_pretrain.py events-maskedid-small events-maskedkin-small \
+        events-contrastive-small events-supervised-small
+
+Their snapshots include 30,000 events seen, taken inside chunk 0's first pass (the run pauses
+there, keeps ``seen-30000/`` and goes on).
+
 ``--finalize`` (after the last chunk) writes ``src/colliderfm/zoo/NAME/``: the final weights and
 ``config.yaml``, ``SHA256SUMS``, ``meta.json`` and a ``MODEL_CARD.md`` made from the records,
 refusing an entry over 10 MB. Refusals and failures are one line on stderr and exit code 2.
@@ -103,37 +117,67 @@ class Plan:
 
     Attributes:
         name: the zoo name (``zoo:NAME``), also the name of its state and data folders.
-        config: the pretraining recipe.
+        config: the pretraining recipe (a ``colliderfm pretrain`` config, or for
+            ``recipe="finetune"`` a ``colliderfm finetune`` one).
         chunks: number of chunks (one resumed run each).
-        jets_per_class: jets of each process in a chunk.
-        processes: ``colliderfm generate jets`` processes.
-        batch_size: jets per step.
+        per_process: jets (or selected events) of each process in a chunk.
+        processes: ``colliderfm generate jets`` processes, or ``("datalike",)`` for events.
+        batch_size: jets (events) per step.
         seed_base: chunk ``k`` is generated with seed ``seed_base + k``.
         overrides: further ``--set`` overrides of the recipe (applied before the plan's own).
-        snapshots: jets seen after which the weights are kept in ``WORK/NAME/seen-N/`` (a
-            loadable checkpoint, committed), for the pretraining-size scaling study; the
-            finished run is the zoo entry itself. Not part of the recorded plan.
+        snapshots: jets (events) seen after which the weights are kept in ``WORK/NAME/seen-N/``
+            (a loadable checkpoint, committed), for the pretraining-size scaling study; the
+            finished run is the zoo entry itself. A value inside a chunk is taken during that
+            chunk's first pass (the run pauses there). Not part of the recorded plan.
+        unit: ``jets`` (``colliderfm generate jets``) or ``events``
+            (``colliderfm generate events``: whole events of the data-like mix).
+        fast: generate in the opt-in fast mode (events only; multi-parton interactions off).
+        label_subprocesses: label the data-like events by sub-process (the same events): what
+            the supervised reference run trains on; the self-supervised runs ignore labels.
+        passes: passes over each chunk (``steps_per_chunk`` = ``passes`` x one pass).
+        recipe: ``pretrain`` (self-supervised) or ``finetune`` (supervised pretraining: a
+            classifier of the chunk's labels, whose backbone is the checkpoint).
     """
 
     name: str
     config: Path
     chunks: int = 10
-    jets_per_class: int = 10_000
+    per_process: int = 10_000
     processes: tuple[str, ...] = PROCESSES
     batch_size: int = 256
     seed_base: int = 7000
     overrides: tuple[str, ...] = ()
     snapshots: tuple[int, ...] = (100_000, 300_000)
+    unit: str = "jets"
+    fast: bool = False
+    label_subprocesses: bool = False
+    passes: int = 1
+    recipe: str = "pretrain"
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("jets", "events"):
+            raise ValueError(f"Plan.unit must be jets or events, not {self.unit!r}")
+        if self.recipe not in ("pretrain", "finetune"):
+            raise ValueError(f"Plan.recipe must be pretrain or finetune, not {self.recipe!r}")
+        if self.unit == "jets" and (self.fast or self.label_subprocesses):
+            raise ValueError("the zoo's jet chunks use the default physics and the jet labels")
+        if self.passes < 1:
+            raise ValueError(f"Plan.passes must be at least 1, not {self.passes}")
 
     @property
-    def jets_per_chunk(self) -> int:
-        """Distinct jets in one chunk."""
-        return self.jets_per_class * len(self.processes)
+    def per_chunk(self) -> int:
+        """Distinct jets (events) in one chunk."""
+        return self.per_process * len(self.processes)
+
+    @property
+    def steps_per_pass(self) -> int:
+        """Optimizer steps of one pass over a chunk at :attr:`batch_size`, rounded up."""
+        return math.ceil(self.per_chunk / self.batch_size)
 
     @property
     def steps_per_chunk(self) -> int:
-        """Optimizer steps on one chunk: one pass at :attr:`batch_size`, rounded up."""
-        return math.ceil(self.jets_per_chunk / self.batch_size)
+        """Optimizer steps on one chunk: :attr:`passes` passes."""
+        return self.passes * self.steps_per_pass
 
     @property
     def max_steps(self) -> int:
@@ -142,7 +186,11 @@ class Plan:
 
     @property
     def class_names(self) -> list[str]:
-        """The class names of the processes, in JetClass order."""
+        """The class names of the chunks' manifests (JetClass order for jets)."""
+        if self.unit == "events":
+            from colliderfm.data.generate.events import DATALIKE_CLASSES
+
+            return list(DATALIKE_CLASSES) if self.label_subprocesses else ["ttbar", "h2hdm"]
         from colliderfm.data.generate.processes import PROCESSES as CLASS_OF
         from colliderfm.data.schema import JETCLASS_CLASSES
 
@@ -160,26 +208,79 @@ class Plan:
         """The run's step when chunk ``k`` is done."""
         return (k + 1) * self.steps_per_chunk
 
-    def to_dict(self) -> dict[str, Any]:
-        """The plan as recorded in ``chunks.json`` (a changed plan is refused)."""
+    def snapshot_steps(self, k: int) -> dict[int, int]:
+        """The snapshots taken inside chunk ``k`` (before its last step): ``{step: seen}``.
+
+        A snapshot value ``s`` with ``k * per_chunk < s < (k + 1) * per_chunk`` is taken in the
+        chunk's first pass, at the step by which ``s`` of its distinct jets (events) were seen.
+        """
+        lo = k * self.per_chunk
         return {
+            self.steps_from(k) + math.ceil((s - lo) / self.batch_size): s
+            for s in sorted(self.snapshots)
+            if lo < s < lo + self.per_chunk
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as recorded in ``chunks.json`` (a changed plan is refused).
+
+        Jet plans keep the keys they were first recorded with (``jets_per_class``,
+        ``jets_per_chunk``); event plans add the generation and training settings they have.
+        """
+        per = "jets_per_class" if self.unit == "jets" else "events_per_process"
+        d: dict[str, Any] = {
             "name": self.name,
             "config": _shown(self.config, REPO_ROOT),
             "chunks": self.chunks,
-            "jets_per_class": self.jets_per_class,
+            per: self.per_process,
             "processes": list(self.processes),
-            "jets_per_chunk": self.jets_per_chunk,
+            f"{self.unit}_per_chunk": self.per_chunk,
             "batch_size": self.batch_size,
             "seeds": [self.seed(k) for k in range(self.chunks)],
             "steps_per_chunk": self.steps_per_chunk,
             "max_steps": self.max_steps,
             "overrides": list(self.overrides),
         }
+        if self.unit == "events":
+            d.update(
+                unit=self.unit,
+                fast=self.fast,
+                label_subprocesses=self.label_subprocesses,
+                passes=self.passes,
+                recipe=self.recipe,
+            )
+        return d
+
+
+def _event_plan(name: str, recipe: str = "pretrain") -> Plan:
+    """An event zoo run: ten chunks of 1e5 data-like events (fast mode, labelled by
+    sub-process), seeds 3100 + k, four passes over each chunk at batch 512."""
+    return Plan(
+        name,
+        REPO_ROOT / "configs" / "zoo" / f"{name}.yaml",
+        per_process=100_000,
+        processes=("datalike",),
+        batch_size=512,
+        seed_base=3100,
+        snapshots=(30_000, 100_000, 300_000),
+        unit="events",
+        fast=True,
+        label_subprocesses=True,
+        passes=4,
+        recipe=recipe,
+    )
 
 
 PLANS: dict[str, Plan] = {
-    name: Plan(name, REPO_ROOT / "configs" / "zoo" / f"{name}.yaml")
-    for name in ("jets-contrastive-small", "jets-mpm-small")
+    **{
+        name: Plan(name, REPO_ROOT / "configs" / "zoo" / f"{name}.yaml")
+        for name in ("jets-contrastive-small", "jets-mpm-small")
+    },
+    **{
+        name: _event_plan(name)
+        for name in ("events-maskedid-small", "events-maskedkin-small", "events-contrastive-small")
+    },
+    "events-supervised-small": _event_plan("events-supervised-small", recipe="finetune"),
 }
 
 
@@ -342,8 +443,12 @@ def read_state(plan: Plan, work_dir: Path) -> State:
     if last.exists():
         from colliderfm.config import load_config
 
-        recipe = load_config(plan.config).objective.name
-        got = read_meta(last)["model"].get("objective")
+        if plan.recipe == "finetune":
+            recipe = "classifier"  # supervised pretraining: a classifier's checkpoint
+        else:
+            recipe = load_config(plan.config).objective.name
+        model = read_meta(last)["model"]
+        got = model.get("objective") or model.get("task")
         if got != recipe:
             raise Refusal(f"{last}: a run of objective {got!r}, but {plan.name} is {recipe!r}")
         state = load_state(last)
@@ -364,12 +469,12 @@ def check_records(plan: Plan, records: list[dict[str, Any]], where: Path) -> Non
         Refusal: a record differs from the plan.
     """
     for i, r in enumerate(records):
-        want = (i, plan.seed(i), plan.jets_per_chunk, plan.steps_from(i), plan.steps_to(i))
-        got = tuple(r.get(k) for k in ("index", "seed", "jets", "steps_from", "steps_to"))
+        want = (i, plan.seed(i), plan.per_chunk, plan.steps_from(i), plan.steps_to(i))
+        keys = ("index", "seed", plan.unit, "steps_from", "steps_to")
+        got = tuple(r.get(k) for k in keys)
         if got != want:
             raise Refusal(
-                f"{where}: record {i} has (index, seed, jets, steps_from, steps_to) = {got}, "
-                f"the plan says {want}"
+                f"{where}: record {i} has ({', '.join(keys)}) = {got}, the plan says {want}"
             )
 
 
@@ -474,18 +579,25 @@ def chunk_ready(plan: Plan, k: int, path: Path) -> bool:
     except ColliderFMError:
         return False
     src = m.get("source") or {}
-    return (
-        m.get("n") == plan.jets_per_chunk
+    ok = (
+        m.get("kind", plan.unit) == plan.unit
+        and m.get("n") == plan.per_chunk
         and src.get("seed") == plan.seed(k)
-        and src.get("n_per_process") == plan.jets_per_class
+        and src.get("n_per_process") == plan.per_process
         and sorted(m.get("classes") or []) == sorted(plan.class_names)
     )
+    if ok and plan.unit == "events":  # the physics mode (the classes tell the labels)
+        ok = (src.get("settings") or {}).get("mpi") is (not plan.fast)
+    return ok
 
 
 def generate_chunk(plan: Plan, k: int, out: Path, workers: int, progress: bool) -> dict[str, Any]:
-    """Generate chunk ``k``: ``jets_per_class`` jets of every process, seed ``seed_base + k``.
+    """Generate chunk ``k``: ``per_process`` jets (events) of every process, seed
+    ``seed_base + k``.
 
-    The same as ``colliderfm generate jets --process ... --n N --seed S`` (default physics).
+    Jets: the same as ``colliderfm generate jets --process ... --n N --seed S`` (default
+    physics). Events: ``colliderfm generate events --process datalike --n N --seed S``, with
+    ``--fast`` and ``--label-subprocesses`` as planned.
 
     Args:
         plan: the run's plan.
@@ -497,11 +609,24 @@ def generate_chunk(plan: Plan, k: int, out: Path, workers: int, progress: bool) 
     Returns:
         The chunk's manifest.
     """
+    if plan.unit == "events":
+        from colliderfm.data.generate.events import EventSettings, generate_events
+
+        return generate_events(
+            list(plan.processes),
+            plan.per_process,
+            out,
+            seed=plan.seed(k),
+            workers=workers,
+            settings=EventSettings(mpi=not plan.fast),
+            progress=progress,
+            label_subprocesses=plan.label_subprocesses,
+        )
     from colliderfm.data.generate.jets import generate_jets
 
     return generate_jets(
         list(plan.processes),
-        plan.jets_per_class,
+        plan.per_process,
         out,
         seed=plan.seed(k),
         workers=workers,
@@ -520,10 +645,14 @@ def _last_loss(run: Path, step: int) -> float | None:
     return round(values[-1], 5) if values else None
 
 
-def pretrain_chunk(plan: Plan, k: int, data: Path, run: Path, progress: bool) -> dict[str, Any]:
-    """Pretrain on chunk ``k`` up to its last step (resuming the run when it has a state).
+def pretrain_chunk(
+    plan: Plan, k: int, data: Path, run: Path, progress: bool, stop: int | None = None
+) -> dict[str, Any]:
+    """Pretrain on chunk ``k`` up to ``stop`` or its last step (resuming the run when it has a
+    state).
 
-    Loads the recipe with overrides as ``colliderfm pretrain --config C --set ...`` does.
+    Loads the recipe with overrides as ``colliderfm pretrain --config C --set ...`` does (for a
+    ``finetune`` plan, ``colliderfm finetune``: supervised pretraining on the chunk's labels).
 
     Args:
         plan: the run's plan.
@@ -531,12 +660,13 @@ def pretrain_chunk(plan: Plan, k: int, data: Path, run: Path, progress: bool) ->
         data: the chunk's shard directory.
         run: the pretraining run directory.
         progress: show a progress bar.
+        stop: pause at this step (a snapshot inside the chunk); None: the chunk's last step.
 
     Returns:
         The pretraining summary.
     """
     from colliderfm.config import load_config
-    from colliderfm.recipes import run_pretrain
+    from colliderfm.recipes import run_finetune, run_pretrain
 
     sets = [
         *plan.overrides,
@@ -544,10 +674,13 @@ def pretrain_chunk(plan: Plan, k: int, data: Path, run: Path, progress: bool) ->
         f"train.batch_size={plan.batch_size}",
         f"train.max_steps={plan.max_steps}",
     ]
-    if k < plan.chunks - 1:  # the last chunk runs to max_steps and finishes the run
+    if stop is not None:
+        sets.append(f"train.stop_at_step={stop}")
+    elif k < plan.chunks - 1:  # the last chunk runs to max_steps and finishes the run
         sets.append(f"train.stop_at_step={plan.steps_to(k)}")
     cfg = load_config(plan.config, sets)
-    return run_pretrain(cfg, run, resume=(run / "last").exists(), progress=progress)
+    fn = run_finetune if plan.recipe == "finetune" else run_pretrain
+    return fn(cfg, run, resume=(run / "last").exists(), progress=progress)
 
 
 def _pending_for(plan: Plan, state: State, k: int) -> dict[str, Any]:
@@ -598,7 +731,7 @@ def ready_chunk(
     for stale in data.parent.glob(f".{data.name}.tmp-*"):  # a killed generation's
         shutil.rmtree(stale, ignore_errors=True)
     print(
-        f"[zoo] chunk {k}: generating {plan.jets_per_chunk:,} jets (seed {plan.seed(k)}) into "
+        f"[zoo] chunk {k}: generating {plan.per_chunk:,} {plan.unit} (seed {plan.seed(k)}) into "
         f"{data}",
         file=sys.stderr,
     )
@@ -619,8 +752,8 @@ def _record(plan: Plan, state: State, k: int, pending: dict[str, Any]) -> dict[s
     record = {
         "index": k,
         "seed": plan.seed(k),
-        "jets": plan.jets_per_chunk,
-        "jets_per_class": plan.jets_per_class,
+        plan.unit: plan.per_chunk,
+        ("jets_per_class" if plan.unit == "jets" else "events_per_process"): plan.per_process,
         "classes": plan.class_names,
         "steps_from": plan.steps_from(k),
         "steps_to": plan.steps_to(k),
@@ -634,29 +767,36 @@ def _record(plan: Plan, state: State, k: int, pending: dict[str, Any]) -> dict[s
         "colliderfm": {"version": __version__, "commit": _git_commit()},
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    inside = [f"seen-{seen}" for seen in plan.snapshot_steps(k).values()]
     snap = snapshot(plan, state, k)
-    if snap is not None:
-        record["snapshot"] = snap.name
+    kept = [*inside, *([snap.name] if snap is not None else [])]
+    if len(kept) == 1:
+        record["snapshot"] = kept[0]
+    elif kept:
+        record["snapshots"] = kept
     _append_record(plan, state, record)
     (state.root / PENDING).unlink(missing_ok=True)
     state.pending = None
     return record
 
 
-def snapshot(plan: Plan, state: State, k: int) -> Path | None:
-    """Keep the weights after chunk ``k`` when the jets seen by then are one of the plan's
-    ``snapshots``: ``WORK/NAME/seen-N/`` with the run's ``model.safetensors`` and
-    ``config.yaml`` (a checkpoint ``--init`` and ``colliderfm.load`` read), written atomically.
+def snapshot(plan: Plan, state: State, k: int, seen: int | None = None) -> Path | None:
+    """Keep the weights when the jets (events) seen are one of the plan's ``snapshots``:
+    ``WORK/NAME/seen-N/`` with the run's ``model.safetensors`` and ``config.yaml`` (a
+    checkpoint ``--init`` and ``colliderfm.load`` read), written atomically.
 
     Args:
         plan: the run's plan.
-        state: its state (the run directory holds the weights at the chunk's last step).
-        k: the chunk just finished.
+        state: its state (the run directory holds the weights of the step reached).
+        k: the chunk being done.
+        seen: the snapshot inside chunk ``k`` just reached (:meth:`Plan.snapshot_steps`); None:
+            chunk ``k`` is done, and ``(k + 1) * per_chunk`` were seen.
 
     Returns:
         The snapshot folder, or None when no snapshot is due.
     """
-    seen = plan.jets_per_chunk * (k + 1)
+    if seen is None:
+        seen = plan.per_chunk * (k + 1)
     if seen not in plan.snapshots:
         return None
     dst = state.root / f"seen-{seen}"
@@ -729,19 +869,32 @@ def do_shared_chunk(
                 f"{p.steps_to(k)} of {p.max_steps}",
                 file=sys.stderr,
             )
-            t = time.perf_counter()
-            try:
-                summary = pretrain_chunk(p, k, data, s.run, progress)
-            finally:  # an interrupted attempt's time counts too
-                pending["pretrain_wall_s"] += time.perf_counter() - t
-                _write_pending(s, pending)
-            if summary.get("steps") != p.steps_to(k):
-                raise Refusal(
-                    f"{s.run}: pretraining on chunk {k} stopped at step {summary.get('steps')}, "
-                    f"not {p.steps_to(k)}"
-                )
-            s.step = int(summary["steps"])
-            s.finished = not summary.get("paused", False)
+            # pause at the snapshots inside the chunk (a run killed right after such a pause
+            # takes the snapshot when it is continued), then run to the chunk's last step
+            stops: list[tuple[int | None, int | None]] = []
+            for step, seen in p.snapshot_steps(k).items():
+                if step > s.step or (step == s.step and not (s.root / f"seen-{seen}").exists()):
+                    stops.append((step, seen))
+            for stop, seen in [*stops, (None, None)]:
+                if stop is not None and stop == s.step:
+                    snapshot(p, s, k, seen)
+                    continue
+                t = time.perf_counter()
+                try:
+                    summary = pretrain_chunk(p, k, data, s.run, progress, stop=stop)
+                finally:  # an interrupted attempt's time counts too
+                    pending["pretrain_wall_s"] += time.perf_counter() - t
+                    _write_pending(s, pending)
+                want = p.steps_to(k) if stop is None else stop
+                if summary.get("steps") != want:
+                    raise Refusal(
+                        f"{s.run}: pretraining on chunk {k} stopped at step "
+                        f"{summary.get('steps')}, not {want}"
+                    )
+                s.step = int(summary["steps"])
+                s.finished = not summary.get("paused", False)
+                if stop is not None:
+                    snapshot(p, s, k, seen)
         records.append(_record(p, s, k, pending))
     if data.exists():
         shutil.rmtree(data)
@@ -774,21 +927,24 @@ def check_shareable(plans: list[Plan]) -> None:
     """Check that the named runs are distinct and planned on the very same generated chunks.
 
     Raises:
-        Refusal: a name is given twice, or two plans differ in their chunks (count, jets per
-            class, processes or seeds).
+        Refusal: a name is given twice, or two plans differ in their chunks (count, size per
+            process, processes, seeds, unit, physics mode or labels).
     """
     names = [p.name for p in plans]
     if len(set(names)) != len(names):
         raise Refusal(f"a name is given twice: {' '.join(names)}")
 
     def chunks(p: Plan) -> tuple[Any, ...]:
-        return p.chunks, p.jets_per_class, tuple(p.processes), [p.seed(k) for k in range(p.chunks)]
+        seeds = [p.seed(k) for k in range(p.chunks)]
+        physics = (p.unit, p.fast, p.label_subprocesses)
+        return p.chunks, p.per_process, tuple(p.processes), seeds, physics
 
     for p in plans[1:]:
         if chunks(p) != chunks(plans[0]):
             raise Refusal(
-                f"{plans[0].name} and {p.name} are planned on different chunks (count, jets per "
-                "class, processes or seeds): they cannot share one; run them separately"
+                f"{plans[0].name} and {p.name} are planned on different chunks (count, size per "
+                "process, processes, seeds, unit, physics mode or labels): they cannot share one; "
+                "run them separately"
             )
 
 
@@ -892,22 +1048,26 @@ def run_chunks(
 # --- finalize ----------------------------------------------------------------------------------
 
 
-def describe_recipe(objective: str, params: dict[str, Any]) -> str:
+def describe_recipe(objective: str, params: dict[str, Any], unit: str = "jets") -> str:
     """One sentence on how the backbone was pretrained, from the checkpoint's objective params.
 
     Args:
-        objective: ``contrastive`` or ``mpm`` (others are named as they are).
-        params: the objective's resolved parameters (``config.yaml``: ``model.params``).
+        objective: ``contrastive``, ``mpm``, ``masked_id`` or ``classifier`` (supervised
+            pretraining); others are named as they are.
+        params: the objective's resolved parameters (``config.yaml``: ``model.params``), or for
+            ``classifier`` ``{"classes": [...]}``.
+        unit: ``jets`` or ``events`` (what the views are of).
 
     Returns:
         Markdown text.
     """
     g = params.get
+    one = unit[:-1]
     if objective == "contrastive":
         return (
-            "contrastive pretraining (JetCLR-style): two physics-augmented views of each jet "
+            f"contrastive pretraining (JetCLR-style): two physics-augmented views of each {one} "
             f"({', '.join(g('augment') or {}) or 'augmentations'}) are pulled together against "
-            f"the other jets of the batch with the {str(g('loss')).upper()} loss (temperature "
+            f"the other {unit} of the batch with the {str(g('loss')).upper()} loss (temperature "
             f"{g('temperature')}; projection head {g('proj_hidden')} -> {g('proj_dim')}, part of "
             "the checkpoint, dropped by fine-tuning)"
         )
@@ -919,6 +1079,28 @@ def describe_recipe(objective: str, params: dict[str, Any]) -> str:
             "backbone's view of the visible ones (encoder-decoder layout). The VQ-VAE tokenizer "
             f"was trained first, for {g('tokenizer_steps')} steps on the first chunk, and is "
             "frozen inside the checkpoint"
+        )
+    if objective == "masked_id":
+        kin = ""
+        if g("kinematics_rate"):
+            frm = "the pooled event embedding" if g("kinematics_from") == "pooled" else "its token"
+            kin = (
+                f"; a further {g('kinematics_rate')} of the objects have their kinematics hidden, "
+                f"regressed from {frm} (weight {g('kinematics_weight')})"
+            )
+        return (
+            "masked object identification (Kishimoto et al.): after event-level Lorentz "
+            f"augmentations ({', '.join(g('augment') or {}) or 'augmentations'}), the type "
+            f"(electron, muon, b-jet, light jet, MET) of {g('mask_rate')} of each event's "
+            "objects is hidden and predicted from their kinematics and the rest of the event "
+            f"(cross-entropy){kin}; the heads are part of the checkpoint, dropped by fine-tuning"
+        )
+    if objective == "classifier":
+        classes = ", ".join(g("classes") or [])
+        return (
+            f"supervised pretraining on simulation: a classifier of the {unit}' generated "
+            f"sub-process ({classes}; cross-entropy), whose classification head is part of "
+            "the checkpoint and dropped by fine-tuning"
         )
     return f"the `{objective}` objective"
 
@@ -961,6 +1143,101 @@ def _machine(h: dict[str, Any]) -> str:
     return f"{cpu} ({cores} cores), device {device}, torch {torch}"
 
 
+def _card_text(
+    plan: Plan,
+    records: list[dict[str, Any]],
+    data: dict[str, Any],
+    model: dict[str, Any],
+    tools: str,
+    n_seen: int,
+) -> dict[str, str]:
+    """The model card's parts that depend on what the chunks hold (jets or events).
+
+    Returns:
+        ``what`` (the data, plural), ``use`` and ``data`` (sections), ``passes`` (how each chunk
+        is used), ``finetune`` (the config of the fine-tuning example) and ``task``.
+    """
+    seeds = [r["seed"] for r in records] or [plan.seed(0)]
+    procs = ",".join(plan.processes)
+    extra = plan.steps_per_pass * plan.batch_size - plan.per_chunk
+    if plan.unit == "jets":
+        second = f", plus {extra} jets of a reshuffled second" if extra > 0 else ""
+        regen = f"colliderfm generate jets --process {procs} --n {plan.per_process} --seed SEED"
+        regen += " --out DIR"
+        return {
+            "what": "jets",
+            "use": f"""\
+A starting point for jet classifiers (fine-tuning with few labels, or a frozen feature extractor)
+on jets like its pretraining data: anti-kT R = 0.8, pT 550-650 GeV, |eta| < 2, at most
+{data.get("max_particles")} particles with the `{model.get("feature_set")}` features. It has no
+classification head: it is not a tagger by itself, and it was never validated on collision data.""",
+            "data": f"""\
+- {len(records)} chunks of {plan.per_chunk:,} distinct jets each, {plan.per_process:,} per
+  class of the {len(plan.processes)} classes {", ".join(plan.class_names)}: {n_seen:,} jets in
+  all, labels ignored. Each chunk was generated fresh with its own seed ({seeds[0]}-{seeds[-1]},
+  so the chunks hold distinct jets), used for one resumed pretraining run and deleted.
+- Generator: the package's own, `colliderfm generate jets --process {procs}` with the default
+  physics: Pythia 8 at 14 TeV (default tune, multi-parton interactions and hadronisation on),
+  FastJet anti-kT R = 0.8, one jet per event, and a simple parametrised detector response
+  ({tools or "versions not recorded"}).
+- Limits: this is not Delphes, nor CMS or ATLAS simulation, nor the JetClass data set itself:
+  one generator and tune, no pile-up, one pT window. Expect shifts on other simulations, other
+  kinematics and real data; fine-tune and validate on the target domain.
+- Chunk k is regenerated byte for byte by `{regen}` with SEED = {plan.seed_base} + k.""",
+            "passes": f"one pass over the chunk{second}",
+            "finetune": "top_tagging.yaml",
+            "task": "top",
+        }
+    flags = (" --fast" if plan.fast else "") + (
+        " --label-subprocesses" if plan.label_subprocesses else ""
+    )
+    regen = f"colliderfm generate events --process {procs}{flags} --n {plan.per_process}"
+    regen += " --seed SEED --out DIR"
+    physics = (
+        "in its opt-in fast mode (multi-parton interactions off; its two-sample AUC against the "
+        "default physics is in docs/generation.md)"
+        if plan.fast
+        else "with the default physics"
+    )
+    labels = (
+        "labelled by sub-process (" + ", ".join(plan.class_names) + "): the supervised "
+        "pretraining's targets"
+        if plan.recipe == "finetune"
+        else "labels ignored"
+    )
+    drawn = plan.steps_per_chunk * plan.batch_size
+    passes = (
+        f"{drawn:,} events drawn, {drawn / plan.per_chunk:.2f} passes over the chunk, reshuffled "
+        "each pass"
+    )
+    return {
+        "what": "data-like events",
+        "use": f"""\
+A starting point for event classifiers (fine-tuning with few labels, or a frozen feature
+extractor) on selected semileptonic-like events: at most {data.get("max_particles")} reconstructed
+objects (leptons, b-tagged and light jets, MET) with the `{model.get("feature_set")}` features,
+such as heavy 2HDM H -> ttbar against ttbar. It has no classification head for such a task: it is
+not a classifier by itself, and it was never validated on collision data.""",
+        "data": f"""\
+- {len(records)} chunks of {plan.per_chunk:,} distinct selected events each of the data-like
+  Standard Model mix (ttbar, single top, W+jets, ttV in their selected proportions; the stand-in
+  for collision data), {n_seen:,} events in all, {labels}. Each chunk was generated fresh with its
+  own seed ({seeds[0]}-{seeds[-1]}, so the chunks hold distinct events), used for one resumed
+  pretraining run and deleted.
+- Generator: the package's own, `colliderfm generate events --process {procs}`, {physics}:
+  Pythia 8 at 14 TeV, FastJet anti-kT R = 0.4 jets, a parametrised b-tag and detector response,
+  one isolated lepton and at least two b-tagged and two light jets
+  ({tools or "versions not recorded"}).
+- Limits: this is not Delphes, nor CMS or ATLAS simulation, nor collision data: one generator
+  and tune, no pile-up, a simple detector. Expect shifts on other simulations and on real data;
+  fine-tune and validate on the target domain.
+- Chunk k is regenerated byte for byte by `{regen}` with SEED = {plan.seed_base} + k.""",
+        "passes": passes,
+        "finetune": "events.yaml",
+        "task": "h2hdm",
+    }
+
+
 def model_card(
     plan: Plan, records: list[dict[str, Any]], meta: dict[str, Any], info: dict[str, Any]
 ) -> str:
@@ -977,9 +1254,11 @@ def model_card(
     """
     name, model, cfg = plan.name, meta["model"], meta.get("config") or {}
     train, data = cfg.get("train") or {}, cfg.get("data") or {}
-    recipe = describe_recipe(str(model.get("objective")), model.get("params") or {})
+    if model.get("task") == "classifier":
+        recipe = describe_recipe("classifier", {"classes": model.get("classes")}, plan.unit)
+    else:
+        recipe = describe_recipe(str(model.get("objective")), model.get("params") or {}, plan.unit)
     gen, pre = _total_wall(records)
-    seeds = [r["seed"] for r in records]
     versions = sorted({json.dumps(r.get("generator"), sort_keys=True) for r in records})
     tools = "; ".join(
         f"pythia8mc {g.get('pythia8mc')}, fastjet {g.get('fastjet')}"
@@ -991,7 +1270,7 @@ def model_card(
         machines.setdefault(_machine(r.get("hardware") or {}), []).append(r["index"])
     hw = "\n".join(f"- {m}: chunk(s) {', '.join(map(str, i))}" for m, i in sorted(machines.items()))
     rows = "\n".join(
-        f"| {r['index']} | {r['seed']} | {r['jets']:,} | {r['steps_from']}-{r['steps_to']} | "
+        f"| {r['index']} | {r['seed']} | {r[plan.unit]:,} | {r['steps_from']}-{r['steps_to']} | "
         f"{r.get('generate_wall_s')} | {r.get('pretrain_wall_s')} | "
         f"{'' if r.get('train_loss') is None else r.get('train_loss')} | "
         f"{(r.get('hardware') or {}).get('device')} | {r.get('date')} |"
@@ -1022,44 +1301,29 @@ def model_card(
         if kept
         else ""
     )
-    procs = ",".join(plan.processes)
-    extra = plan.steps_per_chunk * plan.batch_size - plan.jets_per_chunk
-    n_jets = sum(r["jets"] for r in records)
+    n_seen = sum(r[plan.unit] for r in records)
+    head = f"| chunk | seed | {plan.unit} | steps | generate (s) | pretrain (s) | last train loss "
+    head += "| device | date |"
     backbone = model.get("name")
-    second = f", plus {extra} jets of a reshuffled second" if extra > 0 else ""
-    regen = f"colliderfm generate jets --process {procs} --n {plan.jets_per_class} --seed SEED"
-    regen += " --out DIR"
+    text = _card_text(plan, records, data, model, tools, n_seen)
+    how = "without labels" if plan.recipe == "pretrain" else "on the generator's labels"
     return f"""# zoo:{name}
 
 A `{backbone}` backbone, `{model.get("preset")}` preset ({info["parameters"]:,} parameters),
-pretrained without labels on {n_jets:,} generated jets by {recipe}.
+pretrained {how} on {n_seen:,} generated {text["what"]} by {recipe}.
 
 ## Intended use
 
-A starting point for jet classifiers (fine-tuning with few labels, or a frozen feature extractor)
-on jets like its pretraining data: anti-kT R = 0.8, pT 550-650 GeV, |eta| < 2, at most
-{data.get("max_particles")} particles with the `{model.get("feature_set")}` features. It has no
-classification head: it is not a tagger by itself, and it was never validated on collision data.
+{text["use"]}
 
 ## Training data and its limits
 
-- {len(records)} chunks of {plan.jets_per_chunk:,} distinct jets each, {plan.jets_per_class:,} per
-  class of the {len(plan.processes)} classes {", ".join(plan.class_names)}: {n_jets:,} jets in
-  all, labels ignored. Each chunk was generated fresh with its own seed ({seeds[0]}-{seeds[-1]},
-  so the chunks hold distinct jets), used for one resumed pretraining run and deleted.
-- Generator: the package's own, `colliderfm generate jets --process {procs}` with the default
-  physics: Pythia 8 at 14 TeV (default tune, multi-parton interactions and hadronisation on),
-  FastJet anti-kT R = 0.8, one jet per event, and a simple parametrised detector response
-  ({tools or "versions not recorded"}).
-- Limits: this is not Delphes, nor CMS or ATLAS simulation, nor the JetClass data set itself:
-  one generator and tune, no pile-up, one pT window. Expect shifts on other simulations, other
-  kinematics and real data; fine-tune and validate on the target domain.
-- Chunk k is regenerated byte for byte by `{regen}` with SEED = {plan.seed_base} + k.
+{text["data"]}
 
 ## Training
 
 Recipe `{_shown(plan.config, REPO_ROOT)}`, run by `scripts/zoo_pretrain.py`: one resumed run per
-chunk, {plan.steps_per_chunk} steps each (one pass over the chunk{second}), paused at the
+chunk, {plan.steps_per_chunk} steps each ({text["passes"]}), paused at the
 chunk's last step (`train.stop_at_step`) and resumed on the next chunk, whose stream starts
 afresh. {plan.max_steps:,} steps at batch {plan.batch_size}; AdamW, learning
 rate {train.get("lr")}, weight decay {train.get("weight_decay")}, linear warm-up over
@@ -1067,7 +1331,7 @@ rate {train.get("lr")}, weight decay {train.get("weight_decay")}, linear warm-up
 schedule across the chunks); gradient clipping {train.get("grad_clip")}, precision
 {train.get("precision")}, seed {train.get("seed")}; colliderfm commit(s) {", ".join(commits)}.
 
-| chunk | seed | jets | steps | generate (s) | pretrain (s) | last train loss | device | date |
+{head}
 |---|---|---|---|---|---|---|---|---|
 {rows}
 
@@ -1085,8 +1349,8 @@ Hardware:
 ## How to fine-tune
 
 ```bash
-colliderfm finetune --config configs/finetune/top_tagging.yaml --init zoo:{name} \\
-    --mode full --out runs/{name}-top          # or --mode linear, frozen, lp-ft
+colliderfm finetune --config configs/finetune/{text["finetune"]} --init zoo:{name} \\
+    --mode full --out runs/{name}-{text["task"]}          # or --mode linear, frozen, lp-ft
 ```
 
 ```python
@@ -1170,12 +1434,7 @@ def finalize(
             "backbone": m.get("name"),
             "preset": m.get("preset"),
             "parameters": sum(p.numel() for p in model.backbone.parameters()),
-            "pretraining_data": (
-                f"{sum(r['jets'] for r in state.records):,} generated jets, {plan.chunks} "
-                f"seeded chunks ({plan.seed(0)}-{plan.seed(plan.chunks - 1)}) of the "
-                f"{len(plan.processes)} JetClass-like classes (Pythia 8 + simple detector "
-                "response, pT 550-650 GeV)"
-            ),
+            "pretraining_data": _pretraining_data(plan, state.records),
             "steps": state.step,
             "probe_auc": probe_auc,
         }
@@ -1214,22 +1473,49 @@ def finalize(
 # --- command line ------------------------------------------------------------------------------
 
 
+def _pretraining_data(plan: Plan, records: list[dict[str, Any]]) -> str:
+    """The entry's one-line description of its pretraining data (``meta.json``)."""
+    n = sum(r[plan.unit] for r in records)
+    seeds = f"{plan.chunks} seeded chunks ({plan.seed(0)}-{plan.seed(plan.chunks - 1)})"
+    if plan.unit == "jets":
+        return (
+            f"{n:,} generated jets, {seeds} of the {len(plan.processes)} JetClass-like classes "
+            "(Pythia 8 + simple detector response, pT 550-650 GeV)"
+        )
+    mode = "fast mode (MPI off)" if plan.fast else "default physics"
+    return (
+        f"{n:,} generated data-like events, {seeds} of the SM mix (Pythia 8 {mode} + simple "
+        "detector response, semileptonic selection)"
+    )
+
+
 def describe_plan(plan: Plan) -> str:
     """The plan as printed by ``--plan``."""
+    if plan.unit == "jets":
+        size = (
+            f"{plan.per_process:,} jets per class x {len(plan.processes)} classes = "
+            f"{plan.per_chunk:,} distinct jets a chunk"
+        )
+    else:
+        mode = ", fast mode" if plan.fast else ""
+        labels = ", labelled by sub-process" if plan.label_subprocesses else ""
+        size = f"{plan.per_chunk:,} distinct selected events a chunk{mode}{labels}"
+    passes = f"{plan.passes} x " if plan.passes > 1 else ""
     lines = [
-        f"{plan.name}: {_shown(plan.config, REPO_ROOT)}",
-        f"  {plan.chunks} chunks x {plan.jets_per_class:,} jets per class x "
-        f"{len(plan.processes)} classes = {plan.jets_per_chunk:,} distinct jets a chunk, "
-        f"{plan.chunks * plan.jets_per_chunk:,} in all",
+        f"{plan.name}: {_shown(plan.config, REPO_ROOT)}"
+        + (" (supervised: colliderfm finetune)" if plan.recipe == "finetune" else ""),
+        f"  {plan.chunks} chunks x {size}, {plan.chunks * plan.per_chunk:,} in all",
         f"  processes: {','.join(plan.processes)}",
         f"  batch {plan.batch_size}, {plan.steps_per_chunk} steps per chunk "
-        f"(ceil({plan.jets_per_chunk} / {plan.batch_size})), train.max_steps {plan.max_steps}",
+        f"({passes}ceil({plan.per_chunk} / {plan.batch_size})), train.max_steps {plan.max_steps}",
         f"  state: {_shown(WORK_DIR / plan.name, REPO_ROOT)}/ (run/, {CHUNKS})",
     ]
     lines += [
         f"  chunk {k}: seed {plan.seed(k)}, steps {plan.steps_from(k)}-{plan.steps_to(k)}"
         for k in range(plan.chunks)
     ]
+    snaps = ", ".join(f"{s:,}" for s in sorted(plan.snapshots))
+    lines.append(f"  snapshots (seen-N, kept for the scaling study): {snaps}")
     return "\n".join(lines)
 
 

@@ -66,7 +66,7 @@ def _plan(recipe: str = "contrastive", *extra: str, name: str = NAME) -> Any:
         name,
         ROOT / "configs" / "zoo" / f"jets-{recipe}-small.yaml",
         chunks=2,
-        jets_per_class=20,
+        per_process=20,
         processes=("qcd", "top"),
         batch_size=16,
         overrides=(*TINY, *extra),
@@ -88,11 +88,11 @@ def _fake_generator(calls: list[int], outs: list[Path] | None = None, delay: flo
         source = {
             "generator": "synthetic",
             "seed": plan.seed(k),
-            "n_per_process": plan.jets_per_class,
+            "n_per_process": plan.per_process,
             "processes": list(plan.processes),
         }
         with ShardWriter(out, "jets", plan.class_names, source, rows_per_shard=1000) as w:
-            w.write_chunk(synthetic_jets(plan.jets_per_chunk, seed=plan.seed(k), max_particles=30))
+            w.write_chunk(synthetic_jets(plan.per_chunk, seed=plan.seed(k), max_particles=30))
         return {}
 
     return generate
@@ -133,10 +133,10 @@ def test_plans_and_recipes_are_the_issues(
     # the processes of `colliderfm generate jets --process qcd,hbb,...,top,tblnu` (the issue's)
     assert ",".join(plan.processes) == "qcd,hbb,hcc,hgg,h4q,hlnuqq,zqq,wqq,top,tblnu"
     assert len(set(plan.class_names)) == 10
-    assert (plan.chunks, plan.jets_per_class, plan.jets_per_chunk) == (10, 10_000, 100_000)
+    assert (plan.chunks, plan.per_process, plan.per_chunk) == (10, 10_000, 100_000)
     assert [plan.seed(k) for k in range(10)] == list(range(7000, 7010))
     assert (plan.batch_size, plan.steps_per_chunk, plan.max_steps) == (256, 391, 3910)
-    assert plan.chunks * plan.jets_per_chunk >= 1_000_000
+    assert plan.chunks * plan.per_chunk >= 1_000_000
     cfg = load_config(plan.config)
     base = load_config(ROOT / "configs" / "pretrain" / f"{recipe}.yaml")
     assert cfg.data.train is None and cfg.objective.probe_data is None
@@ -421,7 +421,7 @@ def test_names_at_different_chunks_are_refused(
     assert len(_records(work)) == 1
 
     with pytest.raises(zp.Refusal, match="planned on different chunks"):
-        zp.run_chunks([a, dataclasses.replace(b, jets_per_class=10)], 1, work, data)
+        zp.run_chunks([a, dataclasses.replace(b, per_process=10)], 1, work, data)
     with pytest.raises(zp.Refusal, match="given twice"):
         zp.run_chunks([a, a], 1, work, data)
 
@@ -505,3 +505,184 @@ def test_mpm_end_to_end_on_generated_jets(tmp_path: Path, monkeypatch: pytest.Mo
     assert sum(p.numel() for p in model.backbone.parameters()) > 0
     card = (path / "MODEL_CARD.md").read_text()
     assert "| 0 | 7000 |" in card and "| 1 | 7001 |" in card and "pythia8mc" in card
+
+
+# --- event runs: data-like chunks shared by the four recipes ----------------------------------
+
+EVENT_NAMES = (
+    "events-maskedid-small",
+    "events-maskedkin-small",
+    "events-contrastive-small",
+    "events-supervised-small",
+)
+EVENT_TINY = ("model.preset=tiny", "data.shuffle_buffer=64", "train.threads=1")
+
+
+def test_event_plans_share_one_chunk_series(capsys: pytest.CaptureFixture) -> None:
+    plans = [zp.PLANS[n] for n in EVENT_NAMES]
+    zp.check_shareable(plans)  # one generation per chunk serves all four
+    for plan in plans:
+        assert (plan.unit, plan.processes, plan.fast, plan.label_subprocesses) == (
+            "events",
+            ("datalike",),
+            True,
+            True,
+        )
+        assert (plan.chunks, plan.per_chunk, plan.chunks * plan.per_chunk) == (
+            10,
+            100_000,
+            1_000_000,
+        )
+        assert [plan.seed(k) for k in range(10)] == list(range(3100, 3110))
+        assert (plan.batch_size, plan.passes, plan.steps_per_pass) == (512, 4, 196)
+        assert (plan.steps_per_chunk, plan.max_steps) == (784, 7840)
+        assert plan.class_names == ["ttbar", "singletop", "wjets", "ttV"]
+        # the scaling study's points: 3e4 inside chunk 0's first pass, 1e5 and 3e5 at chunk ends
+        assert plan.snapshot_steps(0) == {59: 30_000} and plan.snapshot_steps(1) == {}
+        cfg = load_config(plan.config)
+        assert cfg.data.train is None and cfg.train.max_steps == plan.max_steps
+        assert (cfg.model.name, cfg.model.preset, cfg.data.features) == ("objt", "small", "event")
+        assert cfg.train.batch_size == plan.batch_size
+        d = plan.to_dict()
+        assert (d["events_per_process"], d["events_per_chunk"], d["passes"]) == (1e5, 1e5, 4)
+    mid, kin, clr, sup = plans
+    base = load_config(ROOT / "configs" / "pretrain" / "masked_id.yaml")
+    for plan in (mid, kin):
+        cfg = load_config(plan.config)
+        assert cfg.objective.name == "masked_id" and cfg.objective.probe_data is None
+        for key in ("lr", "weight_decay", "warmup", "grad_clip", "seed", "precision"):
+            assert getattr(cfg.train, key) == getattr(base.train, key), key
+    p = load_config(mid.config).objective.params
+    assert p == base.objective.params
+    p = load_config(kin.config).objective.params
+    assert (p["kinematics_rate"], p["kinematics_from"]) == (0.15, "pooled")
+    c = load_config(clr.config)
+    assert c.objective.name == "contrastive" and c.objective.params["views"] == "event"
+    s = load_config(sup.config)
+    assert sup.recipe == "finetune" and mid.recipe == kin.recipe == clr.recipe == "pretrain"
+    assert s.data.val is None and s.data.test is None and s.train.early_stopping is None
+    assert s.finetune.init == "none" and s.finetune.mode == "full"
+    assert zp.main([*EVENT_NAMES, "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "chunk 9: seed 3109, steps 7056-7840" in out and "labelled by sub-process" in out
+
+
+def _event_plan(name: str, recipe: str = "pretrain", **kw: Any) -> Any:
+    config = "events-supervised-small" if recipe == "finetune" else "events-maskedid-small"
+    return zp.Plan(
+        name,
+        ROOT / "configs" / "zoo" / f"{config}.yaml",
+        chunks=2,
+        per_process=48,
+        processes=("datalike",),
+        batch_size=16,
+        seed_base=3100,
+        overrides=EVENT_TINY,
+        snapshots=(16, 48),
+        unit="events",
+        fast=True,
+        label_subprocesses=True,
+        passes=2,
+        recipe=recipe,
+        **kw,
+    )
+
+
+def _fake_event_generator(calls: list[int]) -> Any:
+    """A stand-in for generate_chunk: synthetic events labelled by sub-process (0-3), with the
+    planned count, seed, classes and physics mode in the manifest."""
+    import numpy as np
+
+    from colliderfm.data.schema import ObjectType
+    from colliderfm.data.shards import events_table
+
+    def generate(plan: Any, k: int, out: Path, workers: int, progress: bool) -> dict:
+        calls.append(k)
+        n = plan.per_chunk
+        rng = np.random.default_rng(plan.seed(k))
+        label = rng.integers(0, 4, n)
+        counts = 1 + 2 + rng.integers(2, 6, n) + 1
+        size = int(counts.sum())
+        pos = np.arange(size) - np.repeat(np.cumsum(counts) - counts, counts)
+        last = pos == np.repeat(counts - 1, counts)
+        obj = np.where(
+            pos == 0, ObjectType.MUON, np.where(pos < 3, ObjectType.BJET, ObjectType.JET)
+        )
+        obj = np.where(last, ObjectType.MET, obj).astype(np.int8)
+        pt = 30 + rng.exponential(40, size)
+        eta = np.where(last, 0.0, rng.normal(0, 1, size))
+        phi = rng.uniform(-np.pi, np.pi, size)
+        energy = np.where(last, pt, pt * np.cosh(eta) * 1.01)
+        source = {
+            "generator": "synthetic",
+            "seed": plan.seed(k),
+            "n_per_process": plan.per_process,
+            "settings": {"mpi": not plan.fast},
+        }
+        with ShardWriter(out, "events", plan.class_names, source, 1000) as w:
+            w.write(events_table(counts, pt, eta, phi, energy, obj, label))
+        return {}
+
+    return generate
+
+
+def test_event_runs_share_chunks_snapshot_inside_a_chunk_and_finalize(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mid = _event_plan("events-tiny-mid")
+    sup = _event_plan("events-tiny-sup", recipe="finetune")
+    assert (mid.steps_per_pass, mid.steps_per_chunk, mid.snapshot_steps(0)) == (3, 6, {1: 16})
+    work, data, zroot = tmp_path / "work", tmp_path / "data", tmp_path / "zoo"
+    calls: list[int] = []
+    monkeypatch.setattr(zp, "generate_chunk", _fake_event_generator(calls))
+
+    records = zp.run_chunks([mid, sup], 1, work, data, workers=1, progress=False)
+    assert calls == [0]  # generated once for both
+    for r, plan in zip(records, (mid, sup), strict=True):
+        assert (r["index"], r["seed"], r["events"], r["steps_from"], r["steps_to"]) == (
+            0,
+            3100,
+            48,
+            0,
+            6,
+        )
+        assert r["snapshots"] == ["seen-16", "seen-48"]
+        assert r["classes"] == ["ttbar", "singletop", "wjets", "ttV"]
+        root = work / plan.name
+        assert load_state(root / "run" / "last")["step"] == 6
+        early = colliderfm.load(root / "seen-16").state_dict()
+        late = colliderfm.load(root / "seen-48").state_dict()
+        assert early.keys() == late.keys()
+        assert any(not torch.equal(v, late[k]) for k, v in early.items())  # 1 step vs 6
+    assert read_checkpoint_meta(work / sup.name / "run").model.task == "classifier"
+    assert not zp.shared_chunk_dir([mid, sup], data, 0).exists()  # deleted once both used it
+
+    # a run of another plan's chunks cannot join: the physics mode differs
+    default = dataclasses.replace(mid, name="events-tiny-default", fast=False)
+    with pytest.raises(zp.Refusal, match="different chunks"):
+        zp.run_chunks([mid, default], 1, work, data, workers=1, progress=False)
+
+    records = zp.run_chunks([mid, sup], 1, work, data, workers=1, progress=False)
+    assert calls == [0, 1] and all("snapshot" not in r and "snapshots" not in r for r in records)
+    for plan in (mid, sup):
+        state = load_state(work / plan.name / "run" / "last")
+        assert state["step"] == 12 and state["finished"]
+        path = zp.finalize(plan, work, zroot)
+        card = (path / "MODEL_CARD.md").read_text()
+        assert "| 0 | 3100 | 48 | 0-6 |" in card and "| 1 | 3101 | 48 | 6-12 |" in card
+        assert "96 generated data-like events" in card and "--fast --label-subprocesses" in card
+        assert "--config configs/finetune/events.yaml" in card and "not Delphes" in card
+        assert "2.00 passes over the chunk" in card
+        meta = json.loads((path / "meta.json").read_text())
+        assert "data-like events" in meta["pretraining_data"] and meta["steps"] == 12
+        # fine-tuning takes the backbone of either
+        model = load_model(path)
+        backbone = build_backbone(read_checkpoint_meta(path).model.backbone())
+        load_pretrained_backbone(backbone, path)
+        for a, b in zip(
+            backbone.state_dict().values(), model.backbone.state_dict().values(), strict=True
+        ):
+            assert torch.equal(a, b)
+    assert "masked object identification" in (zroot / mid.name / "MODEL_CARD.md").read_text()
+    card = (zroot / sup.name / "MODEL_CARD.md").read_text()
+    assert "supervised pretraining on simulation" in card and "on the generator's labels" in card
