@@ -270,6 +270,25 @@ def test_finetune_train_data(
     assert_no_checkpoint(run)
 
 
+def test_early_stopping_without_validation_data_is_one_error(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    from synth import write_synthetic_shards
+
+    write_synthetic_shards(tmp_path / "train", n=64)
+    extra = "finetune:\n  init: none\n"
+    cfg = tiny_config(tmp_path / "ft.yaml", tmp_path / "train", extra)
+    run = tmp_path / "run"
+    args = ["finetune", "--config", str(cfg), "--out", str(run)]
+    code, _, err = run_cli(
+        [*args, "--set", "data.val=null", "--set", "train.early_stopping=val_auc"],
+        monkeypatch,
+        capsys,
+    )
+    assert_one_error_line(code, err, "early_stopping", "data.val")
+    assert_no_checkpoint(run)
+
+
 @pytest.mark.parametrize("kind", kinds_for("pretrain"))
 def test_pretrain_train_data(
     kind: str, bad_input: Any, tmp_path: Path, monkeypatch: Any, capsys: Any

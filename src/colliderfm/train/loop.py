@@ -345,8 +345,17 @@ def fit(
 
     Returns:
         A :class:`FitResult`.
+
+    Raises:
+        ConfigError: ``train.early_stopping`` is set but there is no ``validate``.
     """
     tc = cfg.train
+    if tc.early_stopping and validate is None:
+        raise ConfigError(
+            f"train.early_stopping={tc.early_stopping} needs validation data, and this run has "
+            "none (data.val is null, or the recipe does not validate): give data.val, or set "
+            "train.early_stopping=null"
+        )
     out = Path(out)
     rank, world = rank_world()
     main = rank == 0
