@@ -548,10 +548,10 @@ def fit(
                         save_checkpoint(out, module, meta, inplace=True)
                 else:
                     bad_epochs += 1
-                if last and main:
-                    shown = ", ".join(
-                        f"{k}={v:.4f}" for k, v in last.items() if k not in ("epoch", "step")
-                    )
+                shown = ", ".join(
+                    f"{k}={v:.4f}" for k, v in last.items() if k not in ("epoch", "step")
+                )
+                if shown and main:  # an epoch without validation metrics prints nothing
                     bar.write(
                         f"[colliderfm] epoch {epoch + 1}/{n_epochs} step {step}: {shown}",
                         file=sys.stderr,
