@@ -73,3 +73,9 @@ def test_shipped_configs_load() -> None:
     assert files
     for f in files:
         assert isinstance(load_config(f), Config)
+
+
+def test_data_unit_names_what_an_example_is() -> None:
+    assert load_config(None, ["data.features=event"]).data.unit == "events"
+    assert load_config(None, ["data.features=part"]).data.unit == "jets"
+    assert load_config(None, ["data.features=kinematic"]).data.unit == "jets"

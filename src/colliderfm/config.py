@@ -55,6 +55,11 @@ class DataConfig:
     shuffle_buffer: int = field(default=20_000, metadata=_range(1, None))
     trim_padding: bool = True
 
+    @property
+    def unit(self) -> str:
+        """What one example is, for messages: ``events`` (``features: event``) or ``jets``."""
+        return "events" if self.features == "event" else "jets"
+
 
 @dataclass
 class ModelConfig:

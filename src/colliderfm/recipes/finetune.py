@@ -238,9 +238,10 @@ def run_finetune(
             log.info("CWoLa mixtures: %s", cw.info)
         if mode == "linear":  # no training loop: the converged L-BFGS probe
             log.info(
-                "%s: %d training jets, classes %s, linear probe (L-BFGS) on %d-dim embeddings",
+                "%s: %d training %s, classes %s, linear probe (L-BFGS) on %d-dim embeddings",
                 out,
                 n_jets,
+                cfg.data.unit,
                 classes,
                 model.dim,
             )
@@ -250,9 +251,10 @@ def run_finetune(
             return _with_test(probed, run, cfg)
         loader, spe = run.loader(source, n_jets)
         log.info(
-            "%s: %d training jets, classes %s, %d steps/epoch, %d params",
+            "%s: %d training %s, classes %s, %d steps/epoch, %d params",
             out,
             n_jets,
+            cfg.data.unit,
             classes,
             spe,
             sum(p.numel() for p in model.parameters()),

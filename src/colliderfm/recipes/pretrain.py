@@ -99,10 +99,11 @@ def run_pretrain(
             return {"probe_auc": probe(module.backbone)}
 
         log.info(
-            "%s: pretraining %s on %d jets, %d steps/epoch, backbone %d params",
+            "%s: pretraining %s on %d %s, %d steps/epoch, backbone %d params",
             run.out,
             cfg.objective.name,
             n,
+            cfg.data.unit,
             spe,
             sum(p.numel() for p in backbone.parameters()),
         )

@@ -62,11 +62,12 @@ def train_tokenizer(
             return evaluate_tokenizer(module, val, cfg.data.features, cfg.data.max_particles)
 
         log.info(
-            "%s: training a %s tokenizer (%d codes) on %d jets, %d steps/epoch",
+            "%s: training a %s tokenizer (%d codes) on %d %s, %d steps/epoch",
             run.out,
             cfg.objective.name,
             params.codebook_size,
             n,
+            cfg.data.unit,
             spe,
         )
         result = run.train(model, own_loss, loader, spe, run.meta(spec, n), validate=validate)
