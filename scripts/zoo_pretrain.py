@@ -38,18 +38,17 @@ plan; ``--finalize`` with several names finalizes each (all must be finished; ``
 only with one name).
 
 Event runs (``events-maskedid-small``, ``events-maskedkin-small``, ``events-contrastive-small``,
-``events-supervised-small``: the recipes the event-level study compares; ``events-maskedkin-base``
-and ``events-supervised-base``: the two leading candidates on the 1.66M-parameter ``base``
-backbone) follow the same scheme
+``events-supervised-small``: the recipes the event-level study compares; ``events-maskedkin-base``:
+the recipe whose frozen features led at small scale, on the 1.66M-parameter ``base`` backbone)
+follow the same scheme
 on whole events: ten chunks of 100,000 selected events of the data-like mix (``colliderfm
 generate events --process datalike --fast --label-subprocesses``, seed ``3100 + chunk``; fast
 mode as the issue allows for the unlabelled set; the labels are the sub-processes, which only
-the supervised reference runs use), four passes over each chunk at batch 512. All six share
+the supervised reference run uses), four passes over each chunk at batch 512. All five share
 each generated chunk::
 
     .venv/bin/python scripts/zoo_pretrain.py events-maskedid-small events-maskedkin-small \\
-        events-contrastive-small events-supervised-small events-maskedkin-base \\
-        events-supervised-base
+        events-contrastive-small events-supervised-small events-maskedkin-base
 
 Their snapshots include 30,000 events seen, taken inside chunk 0's first pass (the run pauses
 there, keeps ``seen-30000/`` and goes on).
@@ -288,10 +287,7 @@ PLANS: dict[str, Plan] = {
             "events-maskedkin-base",
         )
     },
-    **{
-        name: _event_plan(name, recipe="finetune")
-        for name in ("events-supervised-small", "events-supervised-base")
-    },
+    "events-supervised-small": _event_plan("events-supervised-small", recipe="finetune"),
 }
 
 
