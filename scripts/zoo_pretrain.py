@@ -172,6 +172,11 @@ class Plan:
         return self.per_process * len(self.processes)
 
     @property
+    def per_process_key(self) -> str:
+        """The records' and recorded plan's key of :attr:`per_process` (jet plans keep theirs)."""
+        return "jets_per_class" if self.unit == "jets" else "events_per_process"
+
+    @property
     def steps_per_pass(self) -> int:
         """Optimizer steps of one pass over a chunk at :attr:`batch_size`, rounded up."""
         return math.ceil(self.per_chunk / self.batch_size)
@@ -229,12 +234,11 @@ class Plan:
         Jet plans keep the keys they were first recorded with (``jets_per_class``,
         ``jets_per_chunk``); event plans add the generation and training settings they have.
         """
-        per = "jets_per_class" if self.unit == "jets" else "events_per_process"
         d: dict[str, Any] = {
             "name": self.name,
             "config": _shown(self.config, REPO_ROOT),
             "chunks": self.chunks,
-            per: self.per_process,
+            self.per_process_key: self.per_process,
             "processes": list(self.processes),
             f"{self.unit}_per_chunk": self.per_chunk,
             "batch_size": self.batch_size,
@@ -617,27 +621,25 @@ def generate_chunk(plan: Plan, k: int, out: Path, workers: int, progress: bool) 
         The chunk's manifest.
     """
     if plan.unit == "events":
-        from colliderfm.data.generate.events import EventSettings, generate_events
+        from colliderfm.data.generate.events import EventSettings
+        from colliderfm.data.generate.events import generate_events as generate
 
-        return generate_events(
-            list(plan.processes),
-            plan.per_process,
-            out,
-            seed=plan.seed(k),
-            workers=workers,
-            settings=EventSettings(mpi=not plan.fast),
-            progress=progress,
-            label_subprocesses=plan.label_subprocesses,
-        )
-    from colliderfm.data.generate.jets import generate_jets
+        more = {
+            "settings": EventSettings(mpi=not plan.fast),
+            "label_subprocesses": plan.label_subprocesses,
+        }
+    else:
+        from colliderfm.data.generate.jets import generate_jets as generate
 
-    return generate_jets(
+        more = {}
+    return generate(
         list(plan.processes),
         plan.per_process,
         out,
         seed=plan.seed(k),
         workers=workers,
         progress=progress,
+        **more,
     )
 
 
@@ -760,7 +762,7 @@ def _record(plan: Plan, state: State, k: int, pending: dict[str, Any]) -> dict[s
         "index": k,
         "seed": plan.seed(k),
         plan.unit: plan.per_chunk,
-        ("jets_per_class" if plan.unit == "jets" else "events_per_process"): plan.per_process,
+        plan.per_process_key: plan.per_process,
         "classes": plan.class_names,
         "steps_from": plan.steps_from(k),
         "steps_to": plan.steps_to(k),
