@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
         "jets-new-domain-converged",
         "jets-zoo-scaling",
         "events-data-efficiency-converged",
+        "events-scaling-converged",
+        "events-mh400-converged",
+        "events-mh1000-converged",
     ],
 )
 def test_shipped_study_configs_load(name: str) -> None:
