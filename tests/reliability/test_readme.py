@@ -32,6 +32,8 @@ from colliderfm.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+#: README's Results section continues here (every measurement, its command and its discussion)
+DISCUSSION = ROOT / "docs" / "results-discussion.md"
 
 #: commands that need inputs no test has (downloads, batch-system variables, user data)
 NEEDS_OUTSIDE_INPUT = (
@@ -43,7 +45,7 @@ NEEDS_OUTSIDE_INPUT = (
     "data/wz-higgs",
     "data/region-A",
     "data/cms",
-    "data/baseline",  # 100k generated jets (README, Results)
+    "data/baseline",  # 100k generated jets (docs/results-discussion.md)
     "torchrun",
     "node01",
     "zoo:",  # no checkpoint is shipped yet (scripts/zoo_pretrain.py is pretraining them)
@@ -70,7 +72,8 @@ def readme_commands(part: str | None = None) -> list[list[str]]:
 
     Args:
         part: ``"guide"`` (before ``## Results``), ``"results"`` (the commands that produced
-            the results, from there on: they reuse run names of the guide), or None for all.
+            the results, from there on and in ``docs/results-discussion.md``: they reuse run
+            names of the guide), or None for all.
 
     Returns:
         Each command's arguments after ``colliderfm`` (shell-split, comments removed).
@@ -79,6 +82,8 @@ def readme_commands(part: str | None = None) -> list[list[str]]:
     if part is not None:
         guide, _, results = text.partition("\n## Results")
         text = guide if part == "guide" else results
+    if part != "guide":
+        text += "\n" + DISCUSSION.read_text()
     out = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         for line in block.replace("\\\n", " ").splitlines():
@@ -123,7 +128,8 @@ def test_every_readme_command_parses(args: list[str]) -> None:
 
 def _generated_paths() -> set[str]:
     """Paths some README or config-header line says how to make (``generate ... --out P``)."""
-    text = README.read_text() + "".join(p.read_text() for p in (ROOT / "configs").rglob("*.yaml"))
+    text = README.read_text() + DISCUSSION.read_text()
+    text += "".join(p.read_text() for p in (ROOT / "configs").rglob("*.yaml"))
     made = set(re.findall(r"generate (?:jets|events) [^\n]*--out (\S+)", text))
     made |= {f"data/default/toptag/{s}" for s in ("train", "val", "test")}  # make quickstart
     return made
@@ -290,3 +296,28 @@ def _run_all(
         ):
             continue  # the synthetic layout stands in for this generated set
         _run(args, monkeypatch, capsys)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize(
+    "doc", [README, *sorted((ROOT / "docs").glob("*.md"))], ids=lambda p: p.name
+)
+def test_relative_links_point_at_files_and_headings_that_exist(doc: Path) -> None:
+    text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)  # links in code are not links
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):  # http:, mailto: ...
+            continue
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path) if path else doc
+        if not file.exists():
+            broken.append(target)
+        elif anchor and file.suffix == ".md":
+            heads = re.findall(r"^#+ (.+)$", file.read_text(), flags=re.M)
+            if anchor not in {_anchor(h) for h in heads}:
+                broken.append(target)
+    assert broken == [], f"{doc.relative_to(ROOT)}: broken links {broken}"
