@@ -103,3 +103,24 @@ def test_linear_arms_skip_the_training_settings_of_a_study_grid(tmp_path: Path) 
         "data.max_particles": [64, 128],
         "finetune.probe_max_iter": [50, 100],
     }
+
+
+def test_an_arm_may_run_at_some_of_the_label_counts_only(tmp_path: Path) -> None:
+    from colliderfm.studies.sweep import make_points
+
+    (tmp_path / "base.yaml").write_text("train: {lr: 1.0e-3}\n")
+    (tmp_path / "s.yaml").write_text(
+        "base: base.yaml\nn_train: [100, 1000, 1e4]\nseeds: [0, 1]\n"
+        "arms: [{name: scratch}, {name: screened, init: runs/x, n_train: [1000, 1e4]}]\n"
+    )
+    cfg = load_study_config(tmp_path / "s.yaml")
+    assert cfg.arms[0].n_train == [] and cfg.arms[1].n_train == [1000, 10_000]
+    points = make_points(cfg.arms, cfg.n_train, cfg.seeds, cfg)
+    assert sorted({p.n_train for p in points if p.arm.name == "scratch"}) == [100, 1000, 10_000]
+    assert sorted({p.n_train for p in points if p.arm.name == "screened"}) == [1000, 10_000]
+    assert len(points) == 2 * 3 + 2 * 2
+    (tmp_path / "bad.yaml").write_text(
+        "base: base.yaml\nn_train: [100]\narms: [{name: a, n_train: [100, 300]}]\n"
+    )
+    with pytest.raises(ConfigError, match=r"arms\[0\]\.n_train.*\[300\] not among"):
+        load_study_config(tmp_path / "bad.yaml")

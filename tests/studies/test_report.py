@@ -109,6 +109,24 @@ def test_report_shows_sic_when_recorded(tmp_path: Path) -> None:
             assert "2.50 ± 0.71" in report  # mean and std of 2.0 and 3.0
 
 
+def test_report_names_the_label_counts_of_an_arm_that_skips_some(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+    rows = []
+    for arm, init, ns in (("scratch", "none", (100, 1000)), ("clr", "runs/clr", (1000,))):
+        for n in ns:
+            for s in (0, 1):
+                r = _row(arm, init, s, 0.8 + 0.01 * s)
+                r.update(key=f"{arm}-n{n}-s{s}", n_train=n)
+                rows.append(r)
+    results = {"kind": "data-efficiency", "study": {}, "points": rows}
+    (study / "results.json").write_text(json.dumps(results))
+    report = write_report(study).read_text()
+    assert "6 fine-tuning runs over 2 arm(s), 2 label count(s) and 2 seed(s)" in report
+    assert "N_train: 100, 1000; only `clr` at N = 1000;" in report
+    assert "| clr | runs/clr | full |  | 0.8050 ± 0.0071 |" in report  # no N=100 cell
+
+
 def test_data_efficiency_report_plots_val_auc_vs_step(tmp_path: Path) -> None:
     from colliderfm.studies.plots import curves_n, seed_curve
 

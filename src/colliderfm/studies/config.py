@@ -7,6 +7,7 @@ A study YAML names a base fine-tuning recipe plus overrides, and the sweep aroun
     arms:
       - {name: scratch, init: none, mode: full}
       - {name: clr-full, init: runs/clr, mode: full}
+      - {name: mpm-full, init: runs/mpm, mode: full, n_train: [1000]}  # only at some N
     n_train: [100, 300, 1000, 3000]
     seeds: [0, 1, 2]
     seeds_by_n: {3000: [0]}    # optional: other seeds at some N (e.g. one at the costliest)
@@ -59,7 +60,8 @@ _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 class ArmConfig:
     """One arm of a study: an initialisation (``none``, a checkpoint directory or ``zoo:NAME``)
     and a fine-tuning mode (and optionally its own fine-tuning recipe ``base``, default: the
-    study's)."""
+    study's). ``n_train`` (optional, a subset of the study's) restricts the arm to some label
+    counts: a recipe screened at two N beside the arms that run the whole curve."""
 
     name: str = ""
     init: str = "none"
@@ -68,6 +70,7 @@ class ArmConfig:
     base: str | None = None
     overrides: list[str] = field(default_factory=list)
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    n_train: list[int] = field(default_factory=list)
 
 
 #: the budget modes: trained to convergence (early stopping) or a fixed number of steps
@@ -380,7 +383,16 @@ def study_from_dict(data: dict[str, Any]) -> StudyConfig:
         raw = dict(raw)
         arm_over = raw.pop("overrides", None)
         arm_grid_raw = raw.pop("grid", None)
+        arm_n = raw.pop("n_train", None)
         arm: ArmConfig = _build(ArmConfig, raw, key)
+        if arm_n is not None:
+            arm.n_train = _int_list(arm_n, f"{key}.n_train", lo=1)
+            extra = [n for n in arm.n_train if n not in cfg.n_train]
+            if extra:
+                raise ConfigError(
+                    f"config key '{key}.n_train': {extra} not among the study's n_train "
+                    f"{cfg.n_train}"
+                )
         arm.overrides = _str_list(arm_over, f"{key}.overrides")
         arm.grid = _grid(arm_grid_raw, f"{key}.grid")
         if not arm.name:

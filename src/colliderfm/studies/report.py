@@ -111,6 +111,25 @@ def _table(summary: list[dict[str, Any]], metric: str, digits: int, col: str = "
     return "\n".join(lines)
 
 
+def _arm_ns_text(rows: list[dict[str, Any]], arms: list[str], ns: list[int]) -> str:
+    """The label counts of the arms that do not run at every N of the study (``""`` if none).
+
+    Args:
+        rows: per-point rows.
+        arms: the arms, in report order.
+        ns: the study's label counts.
+
+    Returns:
+        ``", of which arm at N = 1000, 10000 only"``-style text, or ``""``.
+    """
+    parts = []
+    for arm in arms:
+        have = sorted({r["n_train"] for r in rows if r["arm"] == arm})
+        if have and have != sorted(ns):
+            parts.append(f"`{arm}` at N = {', '.join(map(str, have))}")
+    return f"; only {'; '.join(parts)}" if parts else ""
+
+
 def _num(v: Any, digits: int) -> str:
     """A number with ``digits`` decimals, ``n/a`` for None."""
     return "n/a" if v is None else f"{float(v):.{digits}f}"
@@ -449,9 +468,10 @@ def write_report(out: str | Path) -> Path:
     md += [
         "## Scale of this run",
         "",
-        f"- **Points:** {len(arms)} arm(s) x {len(ns)} label count(s) x {len(seeds)} seed(s) = "
-        f"{len(rows)} fine-tuning runs (arms: {', '.join(arms)}; N_train: "
-        f"{', '.join(map(str, ns))}; seeds: {', '.join(map(str, seeds))}).",
+        f"- **Points:** {len(rows)} fine-tuning runs over {len(arms)} arm(s), {len(ns)} label "
+        f"count(s) and {len(seeds)} seed(s) (arms: {', '.join(arms)}; N_train: "
+        f"{', '.join(map(str, ns))}{_arm_ns_text(rows, arms, ns)}; seeds: "
+        f"{', '.join(map(str, seeds))}).",
         f"- **Data:** training subsets drawn class-balanced from `{data.get('train')}` "
         f"({data.get('train_labelled')} labelled {unit}); validation `{data.get('val')}` ("
         + (

@@ -115,7 +115,8 @@ def make_points(
     seeds: Sequence[int],
     study: StudyConfig | None = None,
 ) -> list[Point]:
-    """All (arm, N, seed[, grid setting]) points, ordered by N, then seed, then arm.
+    """All (arm, N, seed[, grid setting]) points, ordered by N, then seed, then arm (an arm
+    with its own ``n_train`` only at those N).
 
     Running every arm at a given (N, seed) next to each other means an interrupted sweep still
     leaves complete comparisons behind.
@@ -134,6 +135,8 @@ def make_points(
     for n in n_train:
         for s in study.seeds_by_n.get(n, seeds) if study is not None else seeds:
             for a in arms:
+                if a.n_train and n not in a.n_train:
+                    continue
                 grid = arm_grid(study, a) if study is not None else dict(a.grid)
                 out += [Point(a, n, s, g) for g in grid_settings(grid)]
     return out
