@@ -151,6 +151,34 @@ def test_data_efficiency_study_writes_everything_and_resumes(
     assert res.exit_code == 0 and (out / "report.md").is_file()
 
 
+def test_a_finished_point_whose_init_weights_changed_is_refused(
+    setup: Path, tmp_path: Path
+) -> None:
+    """A checkpoint path such as zoo-work/NAME/run/last moves on as pretraining goes on."""
+    from safetensors.torch import load_file, save_file
+
+    init = tmp_path / "pre"
+    shutil.copytree(setup / "pre", init)
+    study = _study(setup, "moving", n_train=[60], seeds=[0])
+    cfg = yaml.safe_load(study.read_text())
+    cfg["arms"][1]["init"] = str(init)
+    study.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "st"
+    first = run_study("data-efficiency", study, out)
+    row = next(r for r in first["points"] if r["arm"] == "pre-linear")
+    assert row["init_weights"] == sweep.init_weights_id(str(init))
+    assert len(row["init_weights"]) == 16
+    assert next(r for r in first["points"] if r["arm"] == "scratch")["init_weights"] is None
+    run_study("data-efficiency", study, out)  # same weights: reused
+    weights = init / "model.safetensors"
+    tensors = load_file(weights)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 1.0
+    save_file(tensors, weights, metadata={"format": "pt"})
+    with pytest.raises(ConfigError, match="pre-linear-n60-s0: this point was trained from other"):
+        run_study("data-efficiency", study, out)
+
+
 def test_compute_study_reports_steps_to_scratch_best(setup: Path, tmp_path: Path) -> None:
     path = _study(
         setup,

@@ -72,6 +72,7 @@ from colliderfm.studies.results import (
     select_grid,
     write_results,
 )
+from colliderfm.train.checkpoint import WEIGHTS, resolve
 from colliderfm.train.logging import log
 
 
@@ -219,6 +220,41 @@ def _non_default(d: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
 LINEAR_PROBE = "linear: lbfgs probe"
 
 
+_WEIGHT_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def init_weights_id(init: str) -> str | None:
+    """What an arm's checkpoint holds: the first 16 hex digits of its weights' SHA-256.
+
+    A finished point is reused only while its init still holds the weights it was trained
+    from: a checkpoint path such as ``zoo-work/NAME/run/last`` moves on as pretraining goes on.
+
+    Args:
+        init: ``none``, a checkpoint directory or ``zoo:NAME``.
+
+    Returns:
+        The digest; None for ``none`` or a path that holds no checkpoint.
+    """
+    from colliderfm.errors import ColliderFMError
+    from colliderfm.zoo import checkpoint_path
+
+    if init == "none":
+        return None
+    try:
+        f = resolve(checkpoint_path(init, verify=False)) / WEIGHTS
+        st = f.stat()
+    except (ColliderFMError, OSError):
+        return None
+    key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _WEIGHT_HASHES:
+        h = hashlib.sha256()
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _WEIGHT_HASHES[key] = h.hexdigest()[:16]
+    return _WEIGHT_HASHES[key]
+
+
 def _fingerprint(cfg: Config, test: str, test_max: int | None) -> str:
     """Hash of what a point was run with: only settings that differ from the defaults count, so
     a setting added to the package later (with a default) does not invalidate finished points."""
@@ -292,6 +328,7 @@ def run_point(study: StudyConfig, point: Point, pdir: Path, test: str) -> dict[s
         "eval_wall_s": round(t2 - t1, 2),
         "resumed": resume,
         "fingerprint": fp,
+        "init_weights": init_weights_id(point.arm.init),
         "curve": read_curve(run_dir),
     }
     if linear:
@@ -549,6 +586,13 @@ def run_sweep(
                     raise ConfigError(
                         f"{pdir}: this point was run with a different config; delete it or use "
                         "another --out"
+                    )
+                now = init_weights_id(p.arm.init)
+                if now is not None and row.get("init_weights") != now:
+                    raise ConfigError(
+                        f"{pdir}: this point was trained from other weights than "
+                        f"{p.arm.init} holds now (it has changed since); delete the point to "
+                        "rerun it, or use another --out"
                     )
                 # a point copied from another study ran the same config under another arm
                 # name: its labels follow this study's config
