@@ -106,7 +106,9 @@ class FinetuneConfig:
     ``frozen_pooling`` (modes ``frozen`` and ``linear``): ``auto`` pools the tokens of a
     backbone whose pretraining never trained its class-attention pooling (MPM; masked object-id
     without pooled kinematics) by their masked mean, since that pooling is still random;
-    ``mean`` always, ``keep`` never (see :func:`colliderfm.finetune.classifier.frozen_pooling`).
+    ``mean`` always, ``keep`` never; ``best`` (mode ``linear``) fits the probe on the backbone's
+    own pooling and on the token mean and keeps the better on validation AUC (see
+    :func:`colliderfm.finetune.classifier.frozen_pooling`).
 
     ``signal_class``: the class whose score is tested (AUC, rejection, SIC against class 0): an
     index into the training data's classes, or a class name such as ``Tbqq``, which means the
@@ -126,7 +128,7 @@ class FinetuneConfig:
         metadata={**_range(0.0, None), "min_items": 1},
     )
     probe_max_iter: int = field(default=1000, metadata=_range(1, None))
-    frozen_pooling: str = field(default="auto", metadata=_choices("auto", "keep", "mean"))
+    frozen_pooling: str = field(default="auto", metadata=_choices("auto", "keep", "mean", "best"))
     cwola: bool = False
     cwola_fractions: list[float] = field(default_factory=lambda: [0.7, 0.3])
     cwola_samples: list[str] | None = None

@@ -9,6 +9,9 @@ only; its class-attention pooling stays random. Cases:
   and ``evaluate`` rebuilds it; the checkpoint's (random) class attention then has no effect on
   the probe: scrambling it leaves the test scores unchanged
 - ``keep``, ``full`` mode, contrastive checkpoints and random backbones keep class attention
+- ``best`` (linear probe only): both poolings are probed, the better validation AUC is kept, the
+  saved model pools that way and scores as that probe would; the choice and both validation
+  AUCs are in the run summary; ``best`` with mode frozen is one config error
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from synth import tiny_finetune_config, write_splits
 
 from colliderfm.checkpoints import load_model
+from colliderfm.errors import ConfigError
 from colliderfm.finetune.classifier import frozen_pooling, pooling_pretrained
 from colliderfm.pretrain.base import (
     objective_trains_pooling,
@@ -63,6 +67,10 @@ def test_which_objectives_train_the_pooling(ckpts: dict[str, Path]) -> None:
     assert frozen_pooling("auto", str(ckpts["contrastive"]), "linear", spec)[0] == "cls"
     assert frozen_pooling("auto", "none", "linear", spec)[0] == "cls"
     assert frozen_pooling("mean", "none", "linear", spec)[0] == "mean"
+    assert frozen_pooling("best", str(ckpts["mpm"]), "linear", spec)[0] == "cls"  # both probed
+    assert frozen_pooling("best", str(ckpts["mpm"]), "full", spec)[0] == "cls"
+    with pytest.raises(ConfigError, match="frozen_pooling.*linear probe only"):
+        frozen_pooling("best", str(ckpts["mpm"]), "frozen", spec)
 
 
 def _probe(data: Path, init: Path, out: Path, *extra: str) -> dict:
@@ -152,3 +160,47 @@ def test_embed_mean_override_is_the_mean_pooled_backbone(ckpts: dict[str, Path])
         ref = mean_bb.embed(b.features, b.mask, b.vectors)
     torch.testing.assert_close(over, ref)
     assert not torch.allclose(own, ref)
+
+
+def _probe_summary(data: Path, init: Path | str, out: Path, pooling: str) -> dict:
+    cfg = tiny_finetune_config(
+        data,
+        f"data.max_particles={MAXP}",
+        "finetune.mode=linear",
+        f"finetune.init={init}",
+        "finetune.probe_l2=[0.01]",
+        f"finetune.frozen_pooling={pooling}",
+    )
+    return run_finetune(cfg, out, progress=False)
+
+
+@pytest.mark.parametrize("init", ["contrastive", "none"])
+def test_best_pooling_is_chosen_on_validation(
+    data: Path, ckpts: dict[str, Path], tmp_path: Path, init: str
+) -> None:
+    ckpt = ckpts[init] if init != "none" else "none"
+    best = _probe_summary(data, ckpt, tmp_path / "best", "best")
+    choice = best["probe"]["pooling"]
+    aucs = choice["val_auc"]
+    assert set(aucs) == {"cls", "mean"} and all(0.0 <= a <= 1.0 for a in aucs.values())
+    assert init == "none" or aucs["cls"] != aucs["mean"]  # a real choice (ties keep "cls")
+    assert choice["chosen"] == ("mean" if aucs["mean"] > aucs["cls"] else "cls")
+    pooled = read_checkpoint_meta(tmp_path / "best").model.kwargs.get("pooling", "cls")
+    assert pooled == choice["chosen"]  # the saved model pools the chosen way
+    # each pooling on its own gives the validation AUC the choice saw (a random backbone's
+    # mean-pooled twin shares the token weights of its class-attention one, which a run of its
+    # own, drawing its weights afresh, does not)
+    alone = {"cls": _probe_summary(data, ckpt, tmp_path / "keep", "keep")}
+    if init != "none":
+        alone["mean"] = _probe_summary(data, ckpt, tmp_path / "mean", "mean")
+    for name, res in alone.items():
+        assert aucs[name] == pytest.approx(res["best"]["val_auc"], abs=1e-6)
+    if choice["chosen"] not in alone:
+        return
+    assert best["test"]["auc"] == pytest.approx(alone[choice["chosen"]]["test"]["auc"], abs=1e-6)
+    np.testing.assert_allclose(
+        _scores(tmp_path / "best", data),
+        _scores(tmp_path / ("keep" if choice["chosen"] == "cls" else "mean"), data),
+        rtol=1e-5,
+        atol=1e-6,
+    )

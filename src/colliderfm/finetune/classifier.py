@@ -9,7 +9,7 @@ from torch import nn
 
 from colliderfm.builders import register_builder
 from colliderfm.config import Config
-from colliderfm.errors import CheckpointError
+from colliderfm.errors import CheckpointError, ConfigError
 from colliderfm.models.factory import backbone_spec, build_backbone
 from colliderfm.models.heads import Classifier
 from colliderfm.pretrain.base import objective_trains_pooling
@@ -115,11 +115,14 @@ def frozen_pooling(setting: str, init: str, mode: str, spec: dict[str, Any]) -> 
     In the frozen modes (``frozen``, ``linear``) a pooling that pretraining never trained stays
     random, so ``auto`` pools such a backbone's pretrained tokens by their masked mean instead
     (the pooling's norm stays, at its initialisation); ``mean`` always does, ``keep`` never.
+    ``best`` (mode ``linear`` only) builds the backbone with its own pooling and lets the
+    linear probe fit the token mean too, keeping the better on validation AUC
+    (:func:`colliderfm.recipes.finetune.run_linear_probe`).
     Modes that train the backbone (``full``, ``lp-ft``) keep the checkpoint's pooling: it
     trains there.
 
     Args:
-        setting: ``auto``, ``keep`` or ``mean``.
+        setting: ``auto``, ``keep``, ``mean`` or ``best``.
         init: ``finetune.init`` (a checkpoint, ``zoo:NAME`` or ``none``).
         mode: ``finetune.mode``.
         spec: the backbone spec (its ``kwargs`` may hold ``pooling``).
@@ -128,7 +131,14 @@ def frozen_pooling(setting: str, init: str, mode: str, spec: dict[str, Any]) -> 
         (``cls`` or ``mean``, why).
     """
     have = str(spec.get("kwargs", {}).get("pooling", "cls"))
-    if mode not in ("frozen", "linear") or setting == "keep" or have == "mean":
+    if setting == "best" and mode == "frozen":
+        raise ConfigError(
+            "config key 'finetune.frozen_pooling' = 'best' chooses the pooling on validation "
+            "for the linear probe only (mode linear); use auto, keep or mean with mode frozen"
+        )
+    if setting == "best" and mode == "linear" and have == "cls":
+        return have, "the backbone's own pooling; the token mean competes on validation"
+    if mode not in ("frozen", "linear") or setting in ("keep", "best") or have == "mean":
         return have, "the backbone's own pooling"
     if setting == "mean":
         return "mean", "finetune.frozen_pooling=mean"

@@ -214,26 +214,34 @@ def run_finetune(
         if pooling != spec["kwargs"].get("pooling", "cls"):
             spec = {**spec, "kwargs": {**spec["kwargs"], "pooling": pooling}}
             log.info("the frozen backbone pools its tokens by their mean: %s", why)
-        model_spec = ModelSpec(
-            task="classifier",
-            n_classes=len(classes),
-            classes=classes,
-            head_hidden=head_hidden_for(mode, HEAD_HIDDEN),
-            feature_set=cfg.data.features,
-            **spec,
-        )
-        model = build_classifier(model_spec)
-        if ft.init != "none":
-            load_pretrained_backbone(model.backbone, ft.init)
-            log.info("initialised backbone from %s", ft.init)
         source, n_jets = (cw.chunk, len(cw.chunk)) if cw is not None else _train_source(cfg)
-        meta = run.meta(
-            model_spec,
-            n_jets,
-            sources=list(ft.cwola_samples) if cw is not None and ft.cwola_samples else None,
-            subset=_subset_info(cfg, cw is not None),
-            cwola=cw.info if cw is not None else None,
-        )
+        own = str(spec["kwargs"].get("pooling", "cls"))
+
+        def make(pool: str) -> tuple[nn.Module, CheckpointMeta]:
+            """The classifier whose backbone pools by ``pool``, and its checkpoint metadata."""
+            kw = spec["kwargs"] if pool == own else {**spec["kwargs"], "pooling": pool}
+            model_spec = ModelSpec(
+                task="classifier",
+                n_classes=len(classes),
+                classes=classes,
+                head_hidden=head_hidden_for(mode, HEAD_HIDDEN),
+                feature_set=cfg.data.features,
+                **{**spec, "kwargs": kw},
+            )
+            model = build_classifier(model_spec)
+            if ft.init != "none":
+                load_pretrained_backbone(model.backbone, ft.init)
+                log.info("initialised backbone from %s", ft.init)
+            meta = run.meta(
+                model_spec,
+                n_jets,
+                sources=list(ft.cwola_samples) if cw is not None and ft.cwola_samples else None,
+                subset=_subset_info(cfg, cw is not None),
+                cwola=cw.info if cw is not None else None,
+            )
+            return model, meta
+
+        model, meta = make(own)
         if cw is not None:
             log.info("CWoLa mixtures: %s", cw.info)
         if mode == "linear":  # no training loop: the converged L-BFGS probe
@@ -245,7 +253,8 @@ def run_finetune(
                 classes,
                 model.dim,
             )
-            probed = run_linear_probe(run, model, source, classes, meta)
+            alt = make if ft.frozen_pooling == "best" and own == "cls" else None
+            probed = run_linear_probe(run, model, source, classes, meta, alt)
             if cw is not None:
                 probed["cwola"] = cw.info
             return _with_test(probed, run, cfg)
@@ -342,6 +351,7 @@ def run_linear_probe(
     source: str | Path | ConstituentChunk,
     classes: list[str],
     meta: CheckpointMeta,
+    make: Any = None,
 ) -> dict[str, Any]:
     """``mode: linear``: fit the classifier's linear head as a converged L-BFGS probe, save it.
 
@@ -360,6 +370,10 @@ def run_linear_probe(
         source: training examples (path or in-memory chunk).
         classes: class names.
         meta: checkpoint metadata.
+        make: with ``finetune.frozen_pooling: best`` (a class-attention backbone), the builder
+            of the same classifier with another pooling (``make("mean") -> (model, meta)``):
+            the token-mean probe is fitted too, and whichever pooling has the better
+            validation AUC is kept (ties and no validation set: the backbone's own).
 
     Returns:
         Summary: ``steps`` 0, ``epochs`` 0 (no training-loop steps), ``wall_s`` (embedding and
@@ -378,24 +392,51 @@ def run_linear_probe(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     t0 = time.perf_counter()
-    backbone: Any = model.backbone
-    freeze(backbone)
-    model.to(run.device)
     val = run.val_source(cfg.train.val_max)
-    res = probe_head(
-        model,
-        source,
-        val,
-        classes,
-        list(ft.probe_l2),
-        signal_class=check_signal_jets(cfg, classes, val),
-        max_iter=ft.probe_max_iter,
-        feature_set=cfg.data.features,
-        max_particles=cfg.data.max_particles,
-        fit_device=run.device if run.device.type == "cuda" else None,
-    )
+    signal = check_signal_jets(cfg, classes, val)
+
+    def fit(m: nn.Module) -> Any:
+        freeze(m.backbone)
+        m.to(run.device)
+        return probe_head(
+            m,
+            source,
+            val,
+            classes,
+            list(ft.probe_l2),
+            signal_class=signal,
+            max_iter=ft.probe_max_iter,
+            feature_set=cfg.data.features,
+            max_particles=cfg.data.max_particles,
+            fit_device=run.device if run.device.type == "cuda" else None,
+        )
+
+    res = fit(model)
+    choice: dict[str, Any] | None = None
+    if make is not None:  # frozen_pooling=best: the token mean competes on validation
+        own_auc = (res.val or {}).get("val_auc")
+        model_m, meta_m = make("mean")
+        # the same token weights (a random backbone's too): only the pooling differs
+        missing, _ = model_m.backbone.load_state_dict(model.backbone.state_dict(), strict=False)
+        if missing:
+            raise RuntimeError(f"mean-pooled backbone has weights the other lacks: {missing}")
+        res_m = fit(model_m)
+        mean_auc = (res_m.val or {}).get("val_auc")
+        better = own_auc is not None and mean_auc is not None and mean_auc > own_auc
+        if better:
+            model, meta, res = model_m, meta_m, res_m
+        chosen = "mean" if better else "cls"
+        choice = {"chosen": chosen, "val_auc": {"cls": own_auc, "mean": mean_auc}}
+        log.info(
+            "linear probe: pooling %s chosen on validation AUC (class attention %s, token mean %s)",
+            chosen,
+            "n/a" if own_auc is None else f"{own_auc:.4f}",
+            "n/a" if mean_auc is None else f"{mean_auc:.4f}",
+        )
     wall = time.perf_counter() - t0
     probe = res.summary(ft.probe_max_iter)
+    if choice is not None:
+        probe["pooling"] = choice
     best = {"epoch": 0, "step": 0, **(res.val or {})}
     summary: dict[str, Any] = {
         "steps": 0,
