@@ -73,7 +73,8 @@ def test_which_objectives_train_the_pooling(ckpts: dict[str, Path]) -> None:
         frozen_pooling("best", str(ckpts["mpm"]), "frozen", spec)
 
 
-def _probe(data: Path, init: Path, out: Path, *extra: str) -> dict:
+def _probe_run(data: Path, init: Path | str, out: Path, *extra: str) -> dict:
+    """A linear probe's run summary."""
     cfg = tiny_finetune_config(
         data,
         f"data.max_particles={MAXP}",
@@ -82,7 +83,12 @@ def _probe(data: Path, init: Path, out: Path, *extra: str) -> dict:
         "finetune.probe_l2=[0.01]",
         *extra,
     )
-    run_finetune(cfg, out, progress=False)
+    return run_finetune(cfg, out, progress=False)
+
+
+def _probe(data: Path, init: Path, out: Path, *extra: str) -> dict:
+    """A linear probe's test metrics."""
+    _probe_run(data, init, out, *extra)
     return json.loads((out / "test_metrics.json").read_text())
 
 
@@ -162,24 +168,12 @@ def test_embed_mean_override_is_the_mean_pooled_backbone(ckpts: dict[str, Path])
     assert not torch.allclose(own, ref)
 
 
-def _probe_summary(data: Path, init: Path | str, out: Path, pooling: str) -> dict:
-    cfg = tiny_finetune_config(
-        data,
-        f"data.max_particles={MAXP}",
-        "finetune.mode=linear",
-        f"finetune.init={init}",
-        "finetune.probe_l2=[0.01]",
-        f"finetune.frozen_pooling={pooling}",
-    )
-    return run_finetune(cfg, out, progress=False)
-
-
 @pytest.mark.parametrize("init", ["contrastive", "none"])
 def test_best_pooling_is_chosen_on_validation(
     data: Path, ckpts: dict[str, Path], tmp_path: Path, init: str
 ) -> None:
     ckpt = ckpts[init] if init != "none" else "none"
-    best = _probe_summary(data, ckpt, tmp_path / "best", "best")
+    best = _probe_run(data, ckpt, tmp_path / "best", "finetune.frozen_pooling=best")
     choice = best["probe"]["pooling"]
     aucs = choice["val_auc"]
     assert set(aucs) == {"cls", "mean"} and all(0.0 <= a <= 1.0 for a in aucs.values())
@@ -190,9 +184,9 @@ def test_best_pooling_is_chosen_on_validation(
     # each pooling on its own gives the validation AUC the choice saw (a random backbone's
     # mean-pooled twin shares the token weights of its class-attention one, which a run of its
     # own, drawing its weights afresh, does not)
-    alone = {"cls": _probe_summary(data, ckpt, tmp_path / "keep", "keep")}
+    alone = {"cls": _probe_run(data, ckpt, tmp_path / "keep", "finetune.frozen_pooling=keep")}
     if init != "none":
-        alone["mean"] = _probe_summary(data, ckpt, tmp_path / "mean", "mean")
+        alone["mean"] = _probe_run(data, ckpt, tmp_path / "mean", "finetune.frozen_pooling=mean")
     for name, res in alone.items():
         assert aucs[name] == pytest.approx(res["best"]["val_auc"], abs=1e-6)
     if choice["chosen"] not in alone:
