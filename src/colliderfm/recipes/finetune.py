@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from colliderfm.finetune.classifier import (
 )
 from colliderfm.finetune.cwola import prepare_cwola
 from colliderfm.finetune.modes import apply_mode, freeze, head_hidden_for
-from colliderfm.finetune.probe import probe_head
+from colliderfm.finetune.probe import ProbeResult, probe_head
 from colliderfm.models.factory import backbone_spec
 from colliderfm.recipes.runner import Runner
 from colliderfm.train.checkpoint import load_weights
@@ -351,7 +352,7 @@ def run_linear_probe(
     source: str | Path | ConstituentChunk,
     classes: list[str],
     meta: CheckpointMeta,
-    make: Any = None,
+    make: Callable[[str], tuple[nn.Module, CheckpointMeta]] | None = None,
 ) -> dict[str, Any]:
     """``mode: linear``: fit the classifier's linear head as a converged L-BFGS probe, save it.
 
@@ -395,7 +396,7 @@ def run_linear_probe(
     val = run.val_source(cfg.train.val_max)
     signal = check_signal_jets(cfg, classes, val)
 
-    def fit(m: nn.Module) -> Any:
+    def fit(m: nn.Module) -> ProbeResult:
         freeze(m.backbone)
         m.to(run.device)
         return probe_head(

@@ -120,7 +120,8 @@ def _arm_ns_text(rows: list[dict[str, Any]], arms: list[str], ns: list[int]) -> 
         ns: the study's label counts.
 
     Returns:
-        ``", of which arm at N = 1000, 10000 only"``-style text, or ``""``.
+        ``"; only `arm` at N = 1000, 10000"``-style text (appended to the N_train list), or
+        ``""``.
     """
     parts = []
     for arm in arms:

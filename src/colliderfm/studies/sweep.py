@@ -55,7 +55,7 @@ from colliderfm.data.features import feature_kind
 from colliderfm.errors import ConfigError
 from colliderfm.evaluate.baselines import simple_baselines
 from colliderfm.evaluate.run import evaluate_checkpoint
-from colliderfm.fileio import write_json
+from colliderfm.fileio import sha256_file, write_json
 from colliderfm.recipes import run_finetune
 from colliderfm.runtime import check_precision, resolve_device
 from colliderfm.studies.config import (
@@ -247,11 +247,7 @@ def init_weights_id(init: str) -> str | None:
         return None
     key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _WEIGHT_HASHES:
-        h = hashlib.sha256()
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _WEIGHT_HASHES[key] = h.hexdigest()[:16]
+        _WEIGHT_HASHES[key] = sha256_file(f)[:16]
     return _WEIGHT_HASHES[key]
 
 
