@@ -106,6 +106,8 @@ GITIGNORE = """\
 !*/run/tokenizer/model.safetensors
 !*/seen-*/config.yaml
 !*/seen-*/model.safetensors
+!*/probes/*.json
+!probes/*.json
 """
 
 
@@ -1247,8 +1249,98 @@ not a classifier by itself, and it was never validated on collision data.""",
     }
 
 
+def find_probe(name: str, weights_id: str | None, work_dir: Path) -> dict[str, Any] | None:
+    """The probe result of ``name`` whose weights hash is ``weights_id`` (the newest if several).
+
+    Args:
+        name: the zoo run.
+        weights_id: :func:`colliderfm.studies.sweep.init_weights_id` of the weights.
+        work_dir: the state folder.
+
+    Returns:
+        The result, or None.
+    """
+    folder = work_dir / name / "probes"
+    if weights_id is None or not folder.is_dir():
+        return None
+    found = []
+    for f in folder.glob("*.json"):
+        try:
+            r = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if r.get("init_weights") == weights_id:
+            found.append(r)
+    return max(found, key=lambda r: r.get("date", "")) if found else None
+
+
+def probe_table(result: dict[str, Any]) -> str:
+    """The Markdown table of one ``scripts/zoo_probe.py`` result (the model card's).
+
+    Args:
+        result: the probe result (``zoo-work/NAME/probes/LABEL.json``).
+
+    Returns:
+        Markdown: the backbone's row, one row per random backbone, and the gain.
+    """
+
+    def rej(t: dict[str, Any]) -> str:
+        r = t.get("rejection") or {}
+        return " / ".join("n/a" if r.get(k) is None else f"{r[k]:.0f}" for k in ("0.3", "0.5"))
+
+    b = result["backbone"]
+    rows = [
+        "| backbone | pooling (chosen on validation) | val AUC | test AUC | 1/eps_B at 0.3 / 0.5 |"
+        + (" test AUC (JetClass ROOT) |" if "root" in b else ""),
+        "|---|---|---|---|---|" + ("---|" if "root" in b else ""),
+        f"| `{result['name']}` ({result['label']}) | {b['pooling']} | {b['val_auc']['chosen']:.4f} "
+        f"| **{b['test']['auc']:.4f}** | {rej(b['test'])} |"
+        + (f" {b['root']['auc']:.4f} |" if "root" in b else ""),
+    ]
+    for r in result["random"]:
+        rows.append(
+            f"| random, seed {r['seed']} | {r['pooling']} | {r['val_auc']['chosen']:.4f} "
+            f"| {r['test']['auc']:.4f} | {rej(r['test'])} |" + (" |" if "root" in b else "")
+        )
+    g = result["gain"]
+    rows.append("")
+    rows.append(
+        f"Gain over the mean random probe ({g['random_mean']:.4f}): **{g['auc']:+.4f}** AUC "
+        f"(target +0.015); over the best random probe: {g['over_best_random']:+.4f}."
+    )
+    return "\n".join(rows)
+
+
+def _probe_text(probe: dict[str, Any]) -> str:
+    """The card's linear-probe section from a ``scripts/zoo_probe.py`` result."""
+    p = probe["protocol"]
+    train, val, test = (
+        next(s for s in p["splits"] if s["name"] == k) for k in ("train", "val", "test")
+    )
+    root = (
+        " The ROOT column evaluates the same probe on the test jets written as a JetClass-schema "
+        "ROOT file by `scripts/write_jetclass_root.py` (which uses no colliderfm code)."
+        if "root" in probe["backbone"]
+        else ""
+    )
+    return f"""\
+Linear probe of the frozen embedding (`scripts/zoo_probe.py {probe["name"]}`): L-BFGS logistic
+regression on {2 * train["n_per_class"]:,} labelled {p["unit"]} ({p["processes"]}, default
+physics, seed {train["seed"]}), its L2 strength and the pooling (class attention or token mean,
+`finetune.frozen_pooling=best`) chosen on {2 * val["n_per_class"]:,} validation {p["unit"]}
+(seed {val["seed"]}); test AUC and 1/eps_B at eps_S = 0.3 / 0.5 on {2 * test["n_per_class"]:,}
+independent {p["unit"]} (seed {test["seed"]}), against three random `{probe["preset"]}` backbones
+probed the same way.{root} Measured {probe["date"]} on {_machine(probe.get("hardware") or {})}.
+
+{probe_table(probe)}"""
+
+
 def model_card(
-    plan: Plan, records: list[dict[str, Any]], meta: dict[str, Any], info: dict[str, Any]
+    plan: Plan,
+    records: list[dict[str, Any]],
+    meta: dict[str, Any],
+    info: dict[str, Any],
+    probe: dict[str, Any] | None = None,
 ) -> str:
     """The entry's ``MODEL_CARD.md``, from the chunk records and the checkpoint.
 
@@ -1257,6 +1349,7 @@ def model_card(
         records: the chunk records (``chunks.json``).
         meta: the checkpoint's ``config.yaml``.
         info: the entry's ``meta.json``.
+        probe: the ``scripts/zoo_probe.py`` result of these weights (None: not measured).
 
     Returns:
         Markdown.
@@ -1297,11 +1390,15 @@ def model_card(
         for other, i in sorted(shared.items())
     )
     auc = info.get("probe_auc")
-    results = (
-        "Linear-probe AUC: not measured yet."
-        if auc is None
-        else f"Linear-probe AUC: **{float(auc):.4f}** (as given to `--finalize --probe-auc`)."
-    )
+    if probe is not None:
+        results = _probe_text(probe)
+    elif auc is None:
+        results = (
+            f"Linear-probe AUC: not measured yet (`scripts/zoo_probe.py {name}` before "
+            "`--finalize` measures it)."
+        )
+    else:
+        results = f"Linear-probe AUC: **{float(auc):.4f}** (as given to `--finalize --probe-auc`)."
     kept = [(r["index"], r["snapshot"]) for r in records if r.get("snapshot")]
     snaps = (
         " Intermediate weights (for the pretraining-size scaling study, not shipped): "
@@ -1421,11 +1518,20 @@ def finalize(
     from colliderfm import zoo
     from colliderfm.checkpoints import load_model
     from colliderfm.fileio import write_json, write_text
+    from colliderfm.studies.sweep import init_weights_id
     from colliderfm.train.checkpoint import META, WEIGHTS, read_meta, resolve
 
     state = finished_state(plan, work_dir)
     src = resolve(state.run / "last")  # the final weights (the run's folder holds the same)
     meta = read_meta(src)
+    probe = find_probe(plan.name, init_weights_id(str(src)), work_dir)
+    if probe is not None and probe_auc is not None:
+        raise Refusal(
+            f"{plan.name}: --probe-auc given, but zoo-work/{plan.name}/probes/ holds a probe "
+            "of these weights: drop --probe-auc (the card uses the measured probe)"
+        )
+    if probe is not None:
+        probe_auc = float(probe["backbone"]["test"]["auc"])
     zoo_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{plan.name}.tmp-", dir=zoo_root))
     try:
@@ -1447,12 +1553,24 @@ def finalize(
             "steps": state.step,
             "probe_auc": probe_auc,
         }
+        if probe is not None:
+            info["probe"] = {
+                "pooling": probe["backbone"]["pooling"],
+                "gain_over_random": round(probe["gain"]["auc"], 5),
+                "random_mean_auc": round(probe["gain"]["random_mean"], 5),
+                **(
+                    {"root_auc": probe["backbone"]["root"]["auc"]}
+                    if "root" in probe["backbone"]
+                    else {}
+                ),
+                "protocol": f"scripts/zoo_probe.py ({probe['protocol']['unit']})",
+            }
         from colliderfm.fileio import sha256_file
 
         sums = "".join(f"{sha256_file(tmp / f)}  {f}\n" for f in zoo.CHECKED)
         write_text(tmp / zoo.CHECKSUMS, sums)
         write_json(info, tmp / zoo.INFO)
-        write_text(tmp / zoo.CARD, model_card(plan, state.records, meta, info))
+        write_text(tmp / zoo.CARD, model_card(plan, state.records, meta, info, probe))
         tmp.chmod(0o755)  # package data: readable by all (mkdtemp and mkstemp give 0700/0600)
         for f in tmp.iterdir():
             f.chmod(0o644)

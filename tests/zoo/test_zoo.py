@@ -341,6 +341,18 @@ def test_cli_models_pretrained_without_auc(
     assert code == 0 and " n/a " in out.splitlines()[1]
 
 
+def test_cli_models_pretrained_shows_the_probe_gain(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    folder = _make_entry(ckpt, tmp_path / "z", probe_auc=0.9756)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["probe"] = {"pooling": "mean", "gain_over_random": 0.0206, "random_mean_auc": 0.955}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(zoo, "ZOO_ROOT", tmp_path / "z")
+    code, out, _ = run_cli(["models", "--pretrained"], monkeypatch, capsys)
+    assert code == 0 and "0.9756 (+0.021 vs random)" in out.splitlines()[1]
+
+
 def test_cli_models_pretrained_on_an_empty_zoo(
     empty_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

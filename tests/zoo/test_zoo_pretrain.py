@@ -258,7 +258,7 @@ def test_chunks_resume_the_run_then_refuse_and_finalize(
     assert str(tmp_path) not in (path / "config.yaml").read_text()  # no machine paths
     card = (path / "MODEL_CARD.md").read_text()
     assert "| 0 | 7000 | 40 | 0-3 |" in card and "| 1 | 7001 | 40 | 3-6 |" in card
-    assert "AUC: not measured yet." in card and "not Delphes" in card
+    assert "AUC: not measured yet (`scripts/zoo_probe.py" in card and "not Delphes" in card
     assert "`seen-40` after chunk 0" in card
     assert f"--init zoo:{NAME}" in card and f"scripts/zoo_pretrain.py {NAME}" in card
 
@@ -282,6 +282,57 @@ def test_chunks_resume_the_run_then_refuse_and_finalize(
     assert zp.main([NAME, *args]) == 0
     assert zoo.list_entries()[0].meta["probe_auc"] == pytest.approx(0.9123)
     assert "**0.9123**" in (zroot / NAME / "MODEL_CARD.md").read_text()
+
+    # a probe of these weights by scripts/zoo_probe.py goes into the card and meta.json; one of
+    # other weights (another hash) is ignored, and --probe-auc next to a measured probe refused
+    from colliderfm.studies.sweep import init_weights_id
+
+    probe = _probe_result(init_weights_id(str(work / NAME / "run" / "last")))
+    (work / NAME / "probes").mkdir()
+    (work / NAME / "probes" / "seen-80.json").write_text(json.dumps(probe))
+    other = {**probe, "init_weights": "0" * 16, "date": "2099-01-01T00:00:00Z"}
+    (work / NAME / "probes" / "seen-40.json").write_text(json.dumps(other))
+    assert _git_keeps(f"{NAME}/probes/seen-80.json") or not _have_git()
+    assert zp.main([NAME, *args]) == 2
+    assert zp.main([NAME, *args[:-2]]) == 0
+    meta = zoo.list_entries()[0].meta
+    assert meta["probe_auc"] == pytest.approx(0.9756)
+    assert meta["probe"]["gain_over_random"] == pytest.approx(0.0206)
+    assert meta["probe"]["root_auc"] == pytest.approx(0.9754)
+    card = (zroot / NAME / "MODEL_CARD.md").read_text()
+    assert "| `jets-tiny-test` (seen-80) | mean | 0.9765 | **0.9756** | 238 / 98 | 0.9754 |" in card
+    assert "| random, seed 1 | cls | 0.9600 | 0.9550 | 70 / 33 | |" in card
+    assert "Gain over the mean random probe (0.9550): **+0.0206** AUC" in card
+    assert "10,000 labelled jets (top,qcd, default" in card and "(seed 13)" in card
+
+
+def _probe_result(weights_id: str | None) -> dict[str, Any]:
+    """A ``scripts/zoo_probe.py`` result for the weights with hash ``weights_id``."""
+    splits = [
+        {"name": "train", "n_per_class": 5000, "seed": 11},
+        {"name": "val", "n_per_class": 1500, "seed": 12},
+        {"name": "test", "n_per_class": 5000, "seed": 13},
+    ]
+
+    def row(pool: str, val: float, test: float, rej: tuple[float, float]) -> dict[str, Any]:
+        return {
+            "pooling": pool,
+            "val_auc": {"cls": val, "mean": val, "chosen": val},
+            "test": {"auc": test, "rejection": {"0.3": rej[0], "0.5": rej[1]}, "n": 10000},
+        }
+
+    return {
+        "name": NAME,
+        "label": "seen-80",
+        "init_weights": weights_id,
+        "preset": "tiny",
+        "protocol": {"unit": "jets", "processes": "top,qcd", "splits": splits},
+        "backbone": {**row("mean", 0.9765, 0.9756, (238, 98)), "root": {"auc": 0.9754}},
+        "random": [{"seed": s, **row("cls", 0.96, 0.955, (70, 33))} for s in (0, 1, 2)],
+        "gain": {"auc": 0.0206, "random_mean": 0.955, "over_best_random": 0.0206},
+        "hardware": {"cpu": "AMD EPYC", "cores": 2, "device": "cpu"},
+        "date": "2026-12-02T12:00:00Z",
+    }
 
 
 def test_an_interrupted_chunk_is_reused_and_resumed(

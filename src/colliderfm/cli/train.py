@@ -45,6 +45,10 @@ def _pretrained_models() -> None:
     for e in entries:
         m = e.meta
         auc = m["probe_auc"]
+        gain = (m.get("probe") or {}).get("gain_over_random")  # written by zoo_probe.py's card
+        shown = "n/a" if auc is None else f"{float(auc):.4f}"
+        if auc is not None and isinstance(gain, (int, float)):
+            shown += f" ({float(gain):+.3f} vs random)"
         rows.append(
             [
                 f"zoo:{e.name}",
@@ -52,7 +56,7 @@ def _pretrained_models() -> None:
                 f"{m['backbone']}/{m['preset']}",
                 f"{m['parameters']:,}",
                 f"{m['steps']:,}",
-                "n/a" if auc is None else f"{float(auc):.4f}",
+                shown,
                 str(m["pretraining_data"]),
             ]
         )
