@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -14,6 +16,33 @@ from colliderfm.cli import main
 
 #: particle slots of the tiny test models
 MAX_PARTICLES = 16
+#: the repository root (scripts/ lives there)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(filename: str, module: str) -> ModuleType:
+    """Import ``scripts/FILENAME`` as the module ``MODULE`` (once; kept in ``sys.modules``).
+
+    The scripts folder goes on ``sys.path`` so a script can import its sibling scripts, and the
+    module is registered before it runs, as its dataclasses need.
+
+    Args:
+        filename: the script's file name (``zoo_pretrain.py``).
+        module: the name to import it under.
+
+    Returns:
+        The module.
+    """
+    if module not in sys.modules:
+        scripts = str(REPO_ROOT / "scripts")
+        if scripts not in sys.path:
+            sys.path.insert(0, scripts)
+        spec = importlib.util.spec_from_file_location(module, REPO_ROOT / "scripts" / filename)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[module] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[module]
 
 
 def run_cli(

@@ -13,13 +13,13 @@ Cases:
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
+from cli_helpers import load_script
 from synth import tiny_finetune_config, write_splits
 
 from colliderfm.config import signal_index
@@ -32,13 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq", "Tbqq", "Tbl"]
 
 
-def _writer():  # noqa: ANN202 - the script as a module
-    spec = importlib.util.spec_from_file_location("wjr", ROOT / "scripts/write_jetclass_root.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["wjr"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def _writer() -> ModuleType:
+    return load_script("write_jetclass_root.py", "wjr")
 
 
 def test_signal_index() -> None:

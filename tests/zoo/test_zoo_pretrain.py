@@ -10,18 +10,16 @@ FastJet.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import torch
+from cli_helpers import load_script
 from synth import synthetic_jets
 
 import colliderfm
@@ -46,19 +44,7 @@ TINY = (
 )
 
 
-def _script() -> ModuleType:
-    """Import scripts/zoo_pretrain.py (registered in sys.modules, as dataclasses need)."""
-    name = "zoo_pretrain_script"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "zoo_pretrain.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-zp = _script()
+zp = load_script("zoo_pretrain.py", "zoo_pretrain_script")
 
 
 def _plan(recipe: str = "contrastive", *extra: str, name: str = NAME) -> Any:

@@ -12,36 +12,17 @@ putting the probe into the model card is tested in ``test_zoo_pretrain.py``.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from cli_helpers import make_pretrain_ckpt
+from cli_helpers import load_script, make_pretrain_ckpt
 from synth import synthetic_jets
 
 from colliderfm.data.shards import ShardWriter
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script() -> ModuleType:
-    """Import scripts/zoo_probe.py (and the zoo_pretrain.py it imports) as modules."""
-    name = "zoo_probe_script"
-    if name not in sys.modules:
-        sys.path.insert(0, str(ROOT / "scripts"))
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "zoo_probe.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-zpr = _script()
+zpr = load_script("zoo_probe.py", "zoo_probe_script")
 
 
 def _protocol(train_seed: int = 11) -> Any:
