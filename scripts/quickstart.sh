@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make quickstart`: generate a small default data set, inspect it, pretrain a backbone on it
-# (labels ignored), fine-tune it with few labels beside the from-scratch control, train a
+# (labels ignored), fine-tune it with few labels beside the from-scratch control (and the shipped
+# zoo:jets-contrastive-small, once the package ships it), train a
 # supervised baseline on all labels, evaluate everything on the test set and print the results.
 # Re-running reuses the generated data (delete data/default to regenerate) and replaces the
 # quickstart runs. Sizes are chosen so the whole thing takes a few minutes on 2 CPU cores.
@@ -57,19 +58,30 @@ for init in pretrain none; do
     > "$RUNS/$name.summary.json"
 done
 
+ZOO="${QS_ZOO:-jets-contrastive-small}"   # the shipped backbone fine-tuned beside them
+if .venv/bin/python -c "import sys, colliderfm.zoo as z; sys.exit('$ZOO' not in z.names())"; then
+  stage "fine-tune the shipped zoo:$ZOO with the same $FEW labelled jets (same steps)"
+  $CFM finetune "${FT[@]}" --init "zoo:$ZOO" --mode full --n-train "$FEW" --out "$RUNS/zoo-few" \
+    --set train.batch_size=64 --set train.max_steps=60 --set train.steps_per_epoch=20 \
+    --set train.early_stopping=null > "$RUNS/zoo-few.summary.json"
+else
+  stage "zoo:$ZOO is not shipped yet: skipping its fine-tune (colliderfm models --pretrained)"
+fi
+
 stage "supervised top tagging from scratch on all labels (same steps)"
 $CFM finetune "${FT[@]}" --init none --mode full --out "$RUNS/scratch" --set train.batch_size=64 \
   --set train.max_steps=60 --set train.steps_per_epoch=20 --set train.early_stopping=null \
   > "$RUNS/scratch.summary.json"
 
 stage "evaluate on the test set"
-for run in pretrained-few scratch-few scratch; do
+for run in pretrained-few zoo-few scratch-few scratch; do
+  [ -d "$RUNS/$run" ] || continue
   $CFM evaluate --checkpoint "$RUNS/$run" --data "$DATA/toptag/test" \
     --out "$RUNS/$run/metrics.json" > /dev/null
 done
-.venv/bin/python - "$RUNS" "$FEW" "$RECIPE" <<'PY'
-import json, sys
-runs, few, recipe = sys.argv[1], sys.argv[2], sys.argv[3]
+.venv/bin/python - "$RUNS" "$FEW" "$RECIPE" "$ZOO" <<'PY'
+import json, os, sys
+runs, few, recipe, zoo = sys.argv[1:5]
 fmt = lambda x: "inf" if x is None else f"{x:.1f}"
 text = open(f"{runs}/pretrain.summary.json").read()
 probe = json.loads(text[text.index("{"):])
@@ -79,10 +91,13 @@ if "probe_auc_random" in probe:
     print(f"  {recipe} pretraining: linear-probe AUC {probe['probe_auc_random']:.4f} (random "
           f"backbone) -> {probe.get('probe_auc', float('nan')):.4f} (pretrained)")
 rows = [(f"pretrained ({recipe}), {few} labels", "pretrained-few"),
+        (f"zoo:{zoo}, {few} labels", "zoo-few"),
         (f"from scratch, {few} labels", "scratch-few"),
         ("from scratch, all labels", "scratch")]
 print(f"  {'model':<38} {'AUC':>7} {'acc':>7} {'1/eB@0.3':>9} {'1/eB@0.5':>9}")
 for label, run in rows:
+    if not os.path.exists(f"{runs}/{run}/metrics.json"):
+        continue  # the zoo row, while nothing is shipped
     m = json.load(open(f"{runs}/{run}/metrics.json"))
     r = m["rejection"]
     print(f"  {label:<38} {m['auc']:>7.4f} {m['accuracy']:>7.4f} {fmt(r['0.3']):>9} "
