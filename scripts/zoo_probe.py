@@ -64,8 +64,8 @@ import zoo_pretrain as zp  # noqa: E402  (the plans, the state folder and its he
 RANDOM_SEEDS = (0, 1, 2)
 
 
-class Refusal(Exception):
-    """A reason not to go on, one line."""
+#: a reason not to go on, one line (the same exception as zoo_pretrain.py's)
+Refusal = zp.Refusal
 
 
 @dataclass(frozen=True)
@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
             args.workers,
             args.fresh_random,
         )
-    except (Refusal, zp.Refusal, ColliderFMError) as exc:
+    except (Refusal, ColliderFMError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"zoo_probe: error: {msg}", file=sys.stderr)
         return 2
