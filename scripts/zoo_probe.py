@@ -270,6 +270,20 @@ def probe_one(
     }
 
 
+def probe_device(p: Protocol) -> str:
+    """The ``train.device`` the protocol's config asks for (``auto`` resolves as in training).
+
+    Args:
+        p: the protocol.
+
+    Returns:
+        The configured device string, for :func:`zoo_pretrain.hardware`.
+    """
+    from colliderfm.config import load_config
+
+    return str(load_config(REPO_ROOT / p.config).train.device)
+
+
 def root_auc(run: Path, root_file: Path) -> dict[str, Any]:
     """The probe's saved model evaluated on the ROOT copy of the test jets."""
     from colliderfm.evaluate.run import evaluate_checkpoint
@@ -416,7 +430,7 @@ def run_probe(
             "over_best_random": b["test"]["auc"] - max(r["test"]["auc"] for r in rnd),
         },
         "wall_s": round(time.perf_counter() - t0, 1),
-        "hardware": zp.hardware("cpu"),
+        "hardware": zp.hardware(probe_device(p)),
         "versions": versions(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }

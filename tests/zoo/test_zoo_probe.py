@@ -105,6 +105,9 @@ def test_probe_against_random_backbones_with_cache_and_root(
     assert r["gain"]["auc"] == pytest.approx(b["test"]["auc"] - sum(aucs) / 3)
     assert r["gain"]["over_best_random"] == pytest.approx(b["test"]["auc"] - max(aucs))
     assert r["preset"] == "tiny" and r["init_weights"] and len(r["init_weights"]) == 16
+    # the device recorded is the one the protocol's config resolves to, as training resolves it
+    assert r["hardware"] == zpr.zp.hardware(zpr.probe_device(zpr.PROTOCOLS["jets"]))
+    assert r["hardware"]["device"].startswith(("cpu", "cuda", "mps"))
     table = capsys.readouterr().out
     assert "| random, seed 2 |" in table and f"{r['gain']['auc']:+.4f}" in table
 
