@@ -256,6 +256,50 @@ def test_arm_grid_overrides_the_study_grid(setup: Path) -> None:
     assert ft.finetune.backbone_lr_mult == 0.3
 
 
+def test_grid_from_reuses_the_choice_at_a_smaller_n_without_training_the_grid(
+    setup: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``grid_from: {300: 60}``: the grid is trained at N = 60 only; at 300 every arm runs the
+    setting its validation chose at 60, even where the other setting would validate better
+    there (it is never trained, so never looked at)."""
+    calls: list[Any] = []
+    prefer = {("scratch", 60): 0.01, ("pre-full", 60): 0.001, ("scratch", 300): 0.001,
+              ("pre-full", 300): 0.01}  # fmt: skip
+
+    def fake(study: Any, point: Any, pdir: Path, test: str) -> dict[str, Any]:
+        calls.append(point)
+        good = dict(point.setting)["train.lr"] == prefer[(point.arm.name, point.n_train)]
+        return _fake_row(point, (0.9 if good else 0.8) + 0.01 * point.seed, 0.75)
+
+    monkeypatch.setattr(sweep, "run_point", fake)
+    path = _study(
+        setup, "gridfrom", seeds=[0, 1], grid={"train.lr": [0.001, 0.01]}, grid_from={300: 60}
+    )
+    res = run_study("data-efficiency", path, tmp_path / "gf")
+    trained = [(p.arm.name, p.n_train, dict(p.setting)["train.lr"]) for p in calls]
+    assert len(calls) == 8 + 4  # N = 60: 2 arms x 2 seeds x 2 lr; N = 300: one lr per arm
+    assert sorted({t for t in trained if t[1] == 300}) == [
+        ("pre-full", 300, 0.001), ("scratch", 300, 0.01)
+    ]  # fmt: skip
+    assert [t[1] for t in trained] == [60] * 8 + [300] * 4  # the grid first, then the carry
+    picked = {(r["arm"], r["n_train"]): r["setting"]["train.lr"] for r in res["points"]}
+    assert picked == {("scratch", 60): 0.01, ("pre-full", 60): 0.001, ("scratch", 300): 0.01,
+                      ("pre-full", 300): 0.001}  # fmt: skip
+    carried = [s for s in res["selection"] if s.get("from_n") is not None]
+    assert [(s["arm"], s["n_train"], s["from_n"]) for s in carried] == [
+        ("scratch", 300, 60), ("pre-full", 300, 60)
+    ]  # fmt: skip
+    report = (tmp_path / "gf" / "report.md").read_text()
+    assert "| scratch | 300 | train.lr=0.01 | the choice at N = 60 (`grid_from`" in report
+    assert "| scratch | 60 | train.lr=0.01 | train.lr=0.001: 0.8050; train.lr=0.01: 0.9050 |" in (
+        report
+    )
+    # narrowed to the N where the grid is trained (a screening stage), the entry does nothing
+    calls.clear()
+    res = run_study("data-efficiency", path, tmp_path / "gf60", ["n_train=[60]"])
+    assert len(calls) == 8 and all(s.get("from_n") is None for s in res["selection"])
+
+
 @pytest.mark.parametrize(
     ("extra", "sets", "match"),
     [
@@ -267,6 +311,15 @@ def test_arm_grid_overrides_the_study_grid(setup: Path) -> None:
         ({"grid": {"train.lr": []}}, [], "'grid.train.lr'"),
         ({"grid": {"train.lr": [0.1]}}, ["budget.lr=0.1"], "'grid.train.lr'"),
         ({"budget": {"mode": "forever"}}, [], "'budget.mode'"),
+        ({"grid_from": {60: 300}}, [], "'grid_from.60' = 300: the setting must come from a"),
+        ({"grid_from": {300: 100}}, [], "N = 100 is not run"),
+        ({"grid_from": {300: 60, 60: 30}}, ["n_train=[30,60,300]"], "itself takes its setting"),
+        ({"grid_from": [300, 60]}, [], "'grid_from' must map"),
+        (
+            {"grid_from": {300: 60}, "arms": [{"name": "s", "init": "none", "n_train": [300]}]},
+            [],
+            r"'arms\[0\].n_train': grid_from",
+        ),  # fmt: skip
     ],
 )
 def test_bad_converge_studies_are_refused(

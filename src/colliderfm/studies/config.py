@@ -15,13 +15,16 @@ A study YAML names a base fine-tuning recipe plus overrides, and the sweep aroun
     val: data/default/toptag/val
     test: data/default/toptag/test
     grid: {finetune.backbone_lr_mult: [0.1, 1.0]}
+    grid_from: {3000: 1000}    # optional: at 3000, each arm runs only its setting chosen at 1000
 
 ``budget.mode`` is ``converge`` (the default: every point of every arm trains with early
 stopping on validation AUC, at most ``max_epochs`` epochs of its N, at least ``min_steps``
 steps, optionally capped at ``max_steps``) or ``fixed`` (every point runs exactly ``max_steps``
 steps; reports call it "compute-matched"). ``grid`` (study-wide, scratch included, or per arm)
 lists values of fine-tuning settings; every combination is trained and the one with the best
-mean validation AUC over seeds is chosen per (arm, N).
+mean validation AUC over seeds is chosen per (arm, N). ``grid_from: {N: M}`` trains the grid at M
+only: at N every arm runs the setting its validation chose at M (useful where N is costly and
+run with one seed, whose own choice would rest on a single validation AUC).
 
 An arm may name its own fine-tuning recipe (``base: configs/finetune/events_sgd.yaml``, e.g. an
 SGD variant); every arm must still train on the same ``data.train``. The same code runs jets and
@@ -164,6 +167,7 @@ class StudyConfig:
     n_train: list[int] = field(default_factory=lambda: list(DEFAULT_N_TRAIN))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     seeds_by_n: dict[int, list[int]] = field(default_factory=dict)
+    grid_from: dict[int, int] = field(default_factory=dict)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     val: str | None = None
     test: str | None = None
@@ -240,6 +244,48 @@ def _seeds_by_n(value: Any, n_train: list[int]) -> dict[int, list[int]]:
         if n not in n_train:
             raise ConfigError(f"config key 'seeds_by_n': {n} is not one of n_train {n_train}")
         out[n] = _int_list(v, f"seeds_by_n.{n}", lo=0, hi=SEED_MAX)
+    return out
+
+
+def _grid_from(value: Any, n_train: list[int]) -> dict[int, int]:
+    """Validate ``grid_from``: ``{N: M}``, at N each arm runs only the setting chosen at M < N.
+
+    An entry whose N is not run (``n_train`` narrowed by ``--set``, as in a screening stage) is
+    kept and has no effect; an N that is run needs its M among ``n_train`` too.
+
+    Args:
+        value: the parsed mapping (None: every N runs the whole grid).
+        n_train: the study's label counts.
+
+    Returns:
+        ``{N: M}``.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(
+            "config key 'grid_from' must map a label count to the smaller label count whose "
+            f"grid choice it reuses, got {value!r}"
+        )
+    out: dict[int, int] = {}
+    for k, v in value.items():
+        n = _int_list([k], "grid_from", lo=1)[0]
+        m = _int_list([v], f"grid_from.{n}", lo=1)[0]
+        if m >= n:
+            raise ConfigError(
+                f"config key 'grid_from.{n}' = {m}: the setting must come from a smaller N"
+            )
+        if n in n_train and m not in n_train:
+            raise ConfigError(
+                f"config key 'grid_from.{n}' = {m}: N = {m} is not run (n_train {n_train}), so "
+                f"there is no choice at {m} for N = {n} to reuse"
+            )
+        if m in value or str(m) in value:
+            raise ConfigError(
+                f"config key 'grid_from.{n}' = {m}: N = {m} itself takes its setting from "
+                "another N; name the N where the grid is trained"
+            )
+        out[n] = m
     return out
 
 
@@ -353,6 +399,7 @@ def study_from_dict(data: dict[str, Any]) -> StudyConfig:
     n_train = data.pop("n_train", None)
     seeds = data.pop("seeds", None)
     seeds_by_n = data.pop("seeds_by_n", None)
+    grid_from = data.pop("grid_from", None)
     overrides = data.pop("overrides", None)
     pre_raw = data.pop("pretrain", None) or {}
     grid_raw = data.pop("grid", None)
@@ -364,6 +411,7 @@ def study_from_dict(data: dict[str, Any]) -> StudyConfig:
     if seeds is not None:
         cfg.seeds = _int_list(seeds, "seeds", lo=0, hi=SEED_MAX)
     cfg.seeds_by_n = _seeds_by_n(seeds_by_n, cfg.n_train)
+    cfg.grid_from = _grid_from(grid_from, cfg.n_train)
     if not isinstance(pre_raw, dict):
         raise ConfigError("config key 'pretrain' must be a mapping")
     pre_raw = dict(pre_raw)
@@ -407,6 +455,13 @@ def study_from_dict(data: dict[str, Any]) -> StudyConfig:
     if dup:
         raise ConfigError(f"config key 'arms' has duplicate names: {', '.join(dup)}")
     cfg.arms = arms
+    for i, a in enumerate(arms):
+        for n, m in cfg.grid_from.items():
+            if a.n_train and n in a.n_train and m not in a.n_train:
+                raise ConfigError(
+                    f"config key 'arms[{i}].n_train': grid_from takes N = {n}'s setting from "
+                    f"N = {m}, which arm {a.name!r} does not run"
+                )
     if not cfg.base:
         raise ConfigError("config key 'base' is missing (the fine-tuning YAML to start from)")
     if cfg.pretrain.sizes and cfg.pretrain.config is None:

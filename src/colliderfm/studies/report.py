@@ -337,6 +337,8 @@ def _grid_lines(res: dict[str, Any]) -> list[str]:
             f"{_setting_text(c['setting'])}: {_num(c['val_auc_mean'], 4)}"
             for c in sel["candidates"]
         )
+        if sel.get("from_n") is not None:  # grid_from: not trained over the grid at this N
+            cands = f"the choice at N = {sel['from_n']} (`grid_from`; only it was trained here)"
         md.append(f"| {sel['arm']} | {sel['n_train']} | {_setting_text(sel['chosen'])} | {cands} |")
     return [*md, ""]
 

@@ -32,7 +32,9 @@ existed (a few-step linear head) does not match its fingerprint and is refused, 
 
 With a ``grid``, a point (arm, N, seed) is trained once per grid setting (its directory gets a
 ``-g<hash>`` suffix); :func:`~colliderfm.studies.results.select_grid` then picks per (arm, N) the
-setting with the best mean validation AUC over seeds, on validation only.
+setting with the best mean validation AUC over seeds, on validation only. At an N named by the
+study's ``grid_from`` ({N: M}), the grid is not trained: once every other point is finished,
+each arm runs only the setting chosen at M (:func:`carried_points`).
 """
 
 from __future__ import annotations
@@ -613,6 +615,67 @@ def run_sweep(
     return rows
 
 
+def carried(study: StudyConfig, point: Point) -> bool:
+    """Whether a point's grid setting is taken from a smaller N (``grid_from``), not trained.
+
+    Args:
+        study: the study.
+        point: one of :func:`make_points`' points (every setting of the grid).
+
+    Returns:
+        True at an N of ``grid_from`` for an arm whose grid has more than one setting.
+    """
+    if point.n_train not in study.grid_from:
+        return False
+    return len(grid_settings(arm_grid(study, point.arm))) > 1
+
+
+def carried_points(
+    study: StudyConfig, points: list[Point], picked: list[dict[str, Any]]
+) -> tuple[list[Point], list[dict[str, Any]]]:
+    """The points of the ``grid_from`` label counts, each arm at the setting chosen at its M.
+
+    Args:
+        study: the study.
+        points: every point (:func:`make_points`, all settings).
+        picked: the chosen rows of the points already run (:func:`select_grid`), which hold
+            every (arm, M) that ``grid_from`` names.
+
+    Returns:
+        (the points to run, one selection record per (arm, N): ``arm``, ``n_train``,
+        ``chosen``, ``from_n`` and no ``candidates``).
+    """
+    chosen: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in picked:
+        chosen.setdefault((r["arm"], r["n_train"]), dict(r.get("setting") or {}))
+    todo: list[Point] = []
+    records: dict[tuple[str, int], dict[str, Any]] = {}
+    for p in points:
+        if not carried(study, p):
+            continue
+        m = study.grid_from[p.n_train]
+        setting = chosen.get((p.arm.name, m))
+        if setting is None:  # validated at load time; a sweep that stopped early has no choice
+            raise ConfigError(
+                f"grid_from: arm {p.arm.name!r} has no setting chosen at N = {m} for N = "
+                f"{p.n_train}"
+            )
+        if json.dumps(dict(p.setting), sort_keys=True) != json.dumps(setting, sort_keys=True):
+            continue
+        todo.append(p)
+        records.setdefault(
+            (p.arm.name, p.n_train),
+            {
+                "arm": p.arm.name,
+                "n_train": p.n_train,
+                "chosen": setting,
+                "from_n": m,
+                "candidates": [],
+            },
+        )
+    return todo, list(records.values())
+
+
 def execute(
     kind: str,
     study: StudyConfig,
@@ -649,9 +712,14 @@ def execute(
     test, facts = check_points(study, points)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    trained = run_sweep(study, points, out, test)
+    first = [p for p in points if not carried(study, p)]
+    trained = run_sweep(study, first, out, test)
+    later, carry = carried_points(study, points, select_grid(trained)[0])
+    if later:
+        trained += run_sweep(study, later, out, test)
     sweep_wall = time.perf_counter() - t0
     rows, selection = select_grid(trained)
+    selection += carry
     baselines = simple_baselines(  # one variable each, same test set, no training
         test, facts["unit"], facts["max_particles"], facts["features"], study.test_max
     )
